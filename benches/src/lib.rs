@@ -1,0 +1,1 @@
+//! Benchmarks for Borderflow (see the `[[bench]]` targets).

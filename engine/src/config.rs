@@ -1,0 +1,270 @@
+//! The post configuration: one TOML file per post, read by
+//! [`PostConfig::from_file`] (or [`PostConfig::from_toml`] for text in hand).
+//!
+//! This comment is the reference of the file's options, with their defaults.
+//! Every table refuses keys it does not know, so a typo is an error, not a
+//! silently ignored line. Relative paths are relative to the folder of the
+//! configuration file, and are stored resolved to absolute paths.
+//!
+//! ```toml
+//! [post]                      # required
+//! id = "otaci"                # required; letters, digits, `-`, `_`; unique among posts that exchange data
+//! name = "Otaci"              # required; for people
+//! country = "MD"              # required; ISO 3166 alpha-2, two capital letters
+//! crossing = "otaci-mohyliv-podilskyi"   # required; the crossing this post is one side of
+//!
+//! [peer]                      # optional; the neighbour's post across the bridge
+//! post = "mohyliv-podilskyi"  # required in [peer]; another post's id
+//! endpoint = "https://127.0.0.1:8815"    # optional; http(s):// or grpc(+tls):// URL of the peer
+//! ca = "certs/ua-customs-ca.pem"         # optional; mutual TLS: the peer's CA
+//! cert = "certs/otaci.pem"               # optional; this post's certificate
+//! key = "certs/otaci.key"                # optional; this post's private key
+//! hmac_keys = "secrets/exchange-keys.toml"   # optional; versioned shared keys
+//!
+//! [storage]                   # optional
+//! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
+//!                             # gs://, az://, … (kept as written)
+//! retention = { reads = "30d", flags = "90d", crops = "7d" }   # each optional, these defaults;
+//!                             # a whole number and a unit: s, m, h, d or w ("12h", "90m")
+//!
+//! [[camera]]                  # one table per camera; none is fine
+//! id = "otaci-entry-arrival-1"   # required; unique in this file
+//! uri = "rtsp://127.0.0.1:8554/otaci-entry-arrival-1"   # required; file://, rtsp://, http://,
+//!                             # https:// (MJPEG) or dir:// (a folder of images); kept as written
+//! lane = 1                    # required; 1 or more
+//! direction = "entry"         # required; "entry" or "exit": vehicles entering or leaving `country`
+//! point = "arrival"           # required; "arrival" or "departure": where in the control zone
+//! counting_line = [[0.05, 0.60], [0.95, 0.60]]   # required; two distinct points, fractions 0..=1
+//!                             # of the frame's width and height (origin top left)
+//! from_side = "top"           # required; "top", "bottom", "left" or "right": a track crossing the
+//!                             # line from this side is a passage
+//! max_fps = 25                # optional; default: every frame the camera sends
+//!
+//! [[view]]                    # one table per standing SQL view; none is fine
+//! name = "exits_per_lane"     # required; an SQL identifier (letters, digits, `_`), unique
+//! sql = "SELECT lane, count(*) AS passages FROM reads GROUP BY lane"   # required
+//!
+//! [scenario]                  # optional; simulated traffic as a source of reads
+//! seed = 42                   # required in [scenario]; 0 or more
+//! start = "2026-11-27"        # required in [scenario]; first simulated day (UTC), string or TOML date
+//! days = 1                    # optional, default 1; 1 or more
+//! traffic_scale = 1.0         # optional, default 1.0; more than 0
+//! ```
+//!
+//! Parsing keeps the byte spans of values (private "raw" structs of
+//! `toml::Spanned` fields, read through `serde_path_to_error` for the field
+//! path), so every error, whether TOML syntax, a type mismatch or a semantic
+//! check, is a [`ConfigError`] that names the file, the line and column, and
+//! the field. The first error found is returned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Direction, Point};
+
+mod checks;
+mod raw;
+mod source;
+
+/// A configuration error: what is wrong, and where.
+///
+/// Displays as `file:line:column: field: message`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct ConfigError {
+    /// The configuration file, as the caller named it.
+    pub file: String,
+    /// 1-based line of the offending value (for a missing field: of the table
+    /// that lacks it, e.g. its `[[camera]]` header); 0 when the error is not
+    /// tied to a place in the file (e.g. the file cannot be read).
+    pub line: usize,
+    /// 1-based column, in characters; 0 together with `line`.
+    pub column: usize,
+    /// Dotted path of the field, e.g. `camera[2].uri`. Indices into arrays of
+    /// tables are 1-based, counted in file order: `camera[1]` is the first
+    /// `[[camera]]` table, `counting_line` points likewise. `(syntax)` for a
+    /// TOML syntax error whose key cannot be told, `(file)` when the file
+    /// itself is the problem.
+    pub field: String,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+/// `[post]`: which post this is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostSection {
+    /// Unique among all posts that exchange data; letters, digits, `-` and `_`.
+    pub id: String,
+    /// For people.
+    pub name: String,
+    /// ISO 3166 alpha-2 code of the country the post stands in (`MD`, `UA`).
+    pub country: String,
+    /// The crossing this post is one side of, e.g. `otaci-mohyliv-podilskyi`.
+    pub crossing: String,
+}
+
+/// `[peer]`: the neighbour's post across the bridge, which pre-arrival data is
+/// exchanged with. Paths are absolute (resolved against the config's folder);
+/// their files are not required to exist when the config is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerConfig {
+    /// The peer's post id; must differ from this post's.
+    pub post: String,
+    /// The peer's address, an `http(s)://` or `grpc(+tls)://` URL; none: not reachable yet.
+    pub endpoint: Option<String>,
+    /// Mutual TLS: the certificate authority that signs the peer's certificate.
+    pub ca: Option<PathBuf>,
+    /// Mutual TLS: this post's certificate.
+    pub cert: Option<PathBuf>,
+    /// Mutual TLS: this post's private key.
+    pub key: Option<PathBuf>,
+    /// The versioned HMAC keys the two services share for plate hashes.
+    pub hmac_keys: Option<PathBuf>,
+}
+
+/// `[storage].retention`: how long stored data is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retention {
+    /// Plate reads (and the rows derived from them); default 30 days.
+    pub reads: Duration,
+    /// Risk flags; default 90 days.
+    pub flags: Duration,
+    /// Plate crop images; default 7 days.
+    pub crops: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY_S: u64 = 24 * 3600;
+        Retention {
+            reads: Duration::from_secs(30 * DAY_S),
+            flags: Duration::from_secs(90 * DAY_S),
+            crops: Duration::from_secs(7 * DAY_S),
+        }
+    }
+}
+
+/// `[storage]`: where reads, view changelogs and crops are written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// Absolute object store URL (`file:///…`, `s3://bucket/prefix`).
+    /// Default: the folder `data` beside the configuration file. A relative
+    /// `file://` path (`file://./data`) is resolved against the config's folder.
+    pub url: String,
+    /// Default: [`Retention::default`].
+    pub retention: Retention,
+}
+
+/// `camera.from_side`: the side of the counting line that passages come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Top,
+    Bottom,
+    Left,
+    Right,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Top => "top",
+            Side::Bottom => "bottom",
+            Side::Left => "left",
+            Side::Right => "right",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A line across the lane, in fractions of the frame's width and height
+/// (`[x, y]`, origin at the top left, each in 0..=1); `a` and `b` differ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CountingLine {
+    pub a: [f32; 2],
+    pub b: [f32; 2],
+}
+
+/// `[[camera]]`: one camera of the post.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraConfig {
+    /// Unique within the file; letters, digits, `-` and `_`.
+    pub id: String,
+    /// `file://`, `rtsp://`, `http://`, `https://` or `dir://`, as written.
+    pub uri: String,
+    /// 1 or more.
+    pub lane: u16,
+    /// Whether vehicles seen here are entering or leaving the post's country.
+    pub direction: Direction,
+    /// Where the camera stands in the post's control zone.
+    pub point: Point,
+    pub counting_line: CountingLine,
+    /// A track crossing the line from this side is a passage; the other way is not.
+    pub from_side: Side,
+    /// Frames per second to process at most; none (the default): all frames.
+    pub max_fps: Option<u32>,
+}
+
+/// `[[view]]`: a standing SQL view the engine keeps up to date.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewConfig {
+    /// An SQL identifier, unique in the file (compared without regard to case).
+    pub name: String,
+    /// A `SELECT` in DataFusion's dialect (checked when the view is created).
+    pub sql: String,
+}
+
+/// `[scenario]`: simulated traffic as a source of reads for this post's cameras.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioSourceConfig {
+    /// Seed of the generator (required); the same seed gives the same traffic.
+    pub seed: u64,
+    /// First simulated day (UTC) (required).
+    pub start: chrono::NaiveDate,
+    /// Days simulated; default 1.
+    pub days: u32,
+    /// Multiplies the crossing's typical daily traffic; default 1.0.
+    pub traffic_scale: f64,
+}
+
+/// One post's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostConfig {
+    /// The file this configuration was read from, if any.
+    pub path: Option<PathBuf>,
+    pub post: PostSection,
+    pub peer: Option<PeerConfig>,
+    pub storage: StorageConfig,
+    /// In file order.
+    pub cameras: Vec<CameraConfig>,
+    /// In file order.
+    pub views: Vec<ViewConfig>,
+    pub scenario: Option<ScenarioSourceConfig>,
+}
+
+impl PostConfig {
+    /// Reads and validates a post configuration file.
+    pub fn from_file(path: &Path) -> Result<PostConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            field: "(file)".to_string(),
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        PostConfig::from_toml(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` names it in errors and
+    /// anchors relative paths (the storage folder defaults to `data/` beside it).
+    /// `path` need not exist.
+    pub fn from_toml(text: &str, path: &Path) -> Result<PostConfig, ConfigError> {
+        let source = source::Source::new(text, path);
+        let raw = raw::parse(&source)?;
+        checks::validate(&source, raw)
+    }
+}

@@ -1,0 +1,559 @@
+//! From the raw form to [`PostConfig`]: the checks TOML cannot make (ranges,
+//! names, schemes, durations, duplicates, counting lines) and the resolution
+//! of relative paths against the configuration file's folder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawView};
+use super::source::{Source, normalize};
+use super::{
+    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, ScenarioSourceConfig,
+    Side, StorageConfig, ViewConfig,
+};
+use crate::{Direction, Point};
+
+/// Camera URI schemes the connectors read.
+const CAMERA_SCHEMES: &[&str] = &["file", "rtsp", "http", "https", "dir"];
+
+/// Object store URL schemes (those `object_store::parse_url` knows).
+const STORAGE_SCHEMES: &[&str] =
+    &["file", "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https", "memory"];
+
+/// Peer endpoint schemes.
+const ENDPOINT_SCHEMES: &[&str] = &["https", "http", "grpc", "grpc+tls"];
+
+pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig, ConfigError> {
+    let post = post_section(source, raw.post)?;
+    let peer = raw.peer.map(|peer| peer_config(source, &post, peer)).transpose()?;
+    let storage = storage_config(source, raw.storage)?;
+    let cameras = cameras(source, &post, raw.camera)?;
+    let views = views(source, raw.view)?;
+    let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
+    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, scenario })
+}
+
+fn post_section(source: &Source<'_>, raw: RawPost) -> Result<PostSection, ConfigError> {
+    let id = identifier(source, raw.id, "post.id", "post id")?;
+    let name = non_empty(source, raw.name, "post.name", "the post's name")?;
+    let country = {
+        let span = raw.country.span();
+        let country = raw.country.into_inner();
+        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+            let hint = if country.len() == 2 && country.chars().all(|c| c.is_ascii_alphabetic()) {
+                format!("; write \"{}\"", country.to_ascii_uppercase())
+            } else {
+                String::new()
+            };
+            return Err(source.error_at(
+                span,
+                "post.country",
+                format!(
+                    "country must be an ISO 3166 alpha-2 code, two capital letters such as \"MD\" or \"UA\"; found \"{country}\"{hint}"
+                ),
+            ));
+        }
+        country
+    };
+    let crossing = identifier(source, raw.crossing, "post.crossing", "crossing id")?;
+    Ok(PostSection { id, name, country, crossing })
+}
+
+fn peer_config(source: &Source<'_>, post: &PostSection, raw: RawPeer) -> Result<PeerConfig, ConfigError> {
+    let span = raw.post.span();
+    let peer_post = identifier(source, raw.post, "peer.post", "peer's post id")?;
+    if peer_post == post.id {
+        return Err(source.error_at(
+            span,
+            "peer.post",
+            format!("the peer is the post across the border, not this post (`{peer_post}`)"),
+        ));
+    }
+    let endpoint = raw
+        .endpoint
+        .map(|endpoint| {
+            let span = endpoint.span();
+            let endpoint = endpoint.into_inner();
+            let problem = match url::Url::parse(&endpoint) {
+                Err(e) => Some(format!("`{endpoint}` is not a URL ({e})")),
+                Ok(url) if !ENDPOINT_SCHEMES.contains(&url.scheme()) => Some(format!(
+                    "unsupported endpoint scheme `{}`; use {}",
+                    url.scheme(),
+                    scheme_list(ENDPOINT_SCHEMES)
+                )),
+                Ok(url) if url.host_str().is_none_or(str::is_empty) => Some(format!("`{endpoint}` names no host")),
+                Ok(_) => None,
+            };
+            match problem {
+                Some(message) => Err(source.error_at(span, "peer.endpoint", message)),
+                None => Ok(endpoint),
+            }
+        })
+        .transpose()?;
+    let path = |value: Option<Spanned<String>>, field: &str| -> Result<Option<PathBuf>, ConfigError> {
+        value.map(|value| relative_path(source, value, field)).transpose()
+    };
+    Ok(PeerConfig {
+        post: peer_post,
+        endpoint,
+        ca: path(raw.ca, "peer.ca")?,
+        cert: path(raw.cert, "peer.cert")?,
+        key: path(raw.key, "peer.key")?,
+        hmac_keys: path(raw.hmac_keys, "peer.hmac_keys")?,
+    })
+}
+
+/// A path that may be relative to the configuration file's folder, made absolute.
+fn relative_path(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<PathBuf, ConfigError> {
+    let span = value.span();
+    let value = value.into_inner();
+    if value.trim().is_empty() {
+        return Err(source.error_at(span, field, "the path is empty; leave the field out instead"));
+    }
+    Ok(normalize(&source.base_dir.join(value)))
+}
+
+fn storage_config(source: &Source<'_>, raw: Option<RawStorage>) -> Result<StorageConfig, ConfigError> {
+    let (url, retention) = match raw {
+        Some(storage) => (storage.url, storage.retention),
+        None => (None, None),
+    };
+    let url = match url {
+        Some(url) => storage_url(source, url)?,
+        None => file_url(source, &source.base_dir.join("data"), "storage.url", None)?,
+    };
+    Ok(StorageConfig { url, retention: retention_config(source, retention)? })
+}
+
+fn storage_url(source: &Source<'_>, value: Spanned<String>) -> Result<String, ConfigError> {
+    let span = value.span();
+    let url = value.into_inner();
+    let field = "storage.url";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(source.error_at(
+            span,
+            field,
+            format!("`{url}` is not a storage URL; write e.g. \"file://./data\" or \"s3://bucket/prefix\""),
+        ));
+    };
+    if scheme == "file" {
+        let rest = rest.strip_prefix("localhost").filter(|r| r.starts_with('/')).unwrap_or(rest);
+        if rest.is_empty() {
+            return Err(source.error_at(span, field, "the file:// URL names no folder; write e.g. \"file://./data\""));
+        }
+        let path = if rest.starts_with('/') {
+            url::Url::parse(&url).ok().and_then(|u| u.to_file_path().ok()).unwrap_or_else(|| PathBuf::from(rest))
+        } else {
+            source.base_dir.join(rest)
+        };
+        return file_url(source, &path, field, Some(span));
+    }
+    if !STORAGE_SCHEMES.contains(&scheme) {
+        return Err(source.error_at(
+            span,
+            field,
+            format!("unsupported storage scheme `{scheme}`; use {}", scheme_list(STORAGE_SCHEMES)),
+        ));
+    }
+    match url::Url::parse(&url) {
+        Err(e) => Err(source.error_at(span, field, format!("`{url}` is not a valid URL ({e})"))),
+        Ok(parsed) if scheme != "memory" && parsed.host_str().is_none_or(str::is_empty) => Err(source.error_at(
+            span,
+            field,
+            format!("`{url}` names no bucket or host; write e.g. \"{scheme}://bucket/prefix\""),
+        )),
+        Ok(_) => Ok(url),
+    }
+}
+
+/// The absolute `file:///…` URL of a folder.
+fn file_url(
+    source: &Source<'_>,
+    path: &Path,
+    field: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Result<String, ConfigError> {
+    let path = normalize(path);
+    match url::Url::from_file_path(&path) {
+        Ok(url) => Ok(url.to_string()),
+        Err(()) => {
+            let message = format!(
+                "cannot make an absolute file:// URL of {} (is the current directory readable?)",
+                path.display()
+            );
+            Err(match span {
+                Some(span) => source.error_at(span, field, message),
+                None => source.error_nowhere(field, message),
+            })
+        }
+    }
+}
+
+fn retention_config(source: &Source<'_>, raw: Option<RawRetention>) -> Result<Retention, ConfigError> {
+    let defaults = Retention::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let period = |value: Option<Spanned<String>>, field: &str, default: Duration| match value {
+        Some(value) => duration(source, value, field),
+        None => Ok(default),
+    };
+    Ok(Retention {
+        reads: period(raw.reads, "storage.retention.reads", defaults.reads)?,
+        flags: period(raw.flags, "storage.retention.flags", defaults.flags)?,
+        crops: period(raw.crops, "storage.retention.crops", defaults.crops)?,
+    })
+}
+
+/// A duration written as a whole number and a unit: `45s`, `90m`, `12h`, `30d`, `2w`.
+fn duration(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Duration, ConfigError> {
+    let span = value.span();
+    let text = value.into_inner();
+    let trimmed = text.trim();
+    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    let seconds_per_unit = match unit.trim() {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        "w" => Some(7 * 86_400),
+        _ => None,
+    };
+    let seconds = match (number.parse::<u64>(), seconds_per_unit) {
+        (Ok(n), Some(per)) => n.checked_mul(per),
+        _ => None,
+    };
+    match seconds {
+        Some(0) => Err(source.error_at(span, field, format!("the period \"{text}\" is zero; it must be longer"))),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Err(source.error_at(
+            span,
+            field,
+            format!(
+                "\"{text}\" is not a duration; write a whole number and a unit: s (seconds), m (minutes), h (hours), d (days) or w (weeks), e.g. \"30d\" or \"12h\""
+            ),
+        )),
+    }
+}
+
+fn cameras(source: &Source<'_>, post: &PostSection, raw: Vec<RawCamera>) -> Result<Vec<CameraConfig>, ConfigError> {
+    let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
+    let mut cameras = Vec::with_capacity(raw.len());
+    for (index, camera) in raw.into_iter().enumerate() {
+        let at = format!("camera[{}]", index + 1);
+        let id_span = camera.id.span();
+        let id = identifier(source, camera.id, &format!("{at}.id"), "camera id")?;
+        if let Some(first_line) = first_line_of_id.get(&id) {
+            return Err(source.error_at(
+                id_span,
+                format!("{at}.id"),
+                format!(
+                    "camera id `{id}` is already used by the camera at line {first_line}; camera ids must be unique"
+                ),
+            ));
+        }
+        first_line_of_id.insert(id.clone(), source.line_of(id_span.start));
+        let side_span = camera.from_side.span();
+        let config = CameraConfig {
+            uri: camera_uri(source, camera.uri, &format!("{at}.uri"))?,
+            lane: lane(source, camera.lane, &format!("{at}.lane"))?,
+            direction: direction(source, camera.direction, &format!("{at}.direction"), &post.country)?,
+            point: point(source, camera.point, &format!("{at}.point"))?,
+            counting_line: counting_line(source, camera.counting_line, &format!("{at}.counting_line"))?,
+            from_side: side(source, camera.from_side, &format!("{at}.from_side"))?,
+            max_fps: camera.max_fps.map(|fps| max_fps(source, fps, &format!("{at}.max_fps"))).transpose()?,
+            id,
+        };
+        check_side_against_line(source, &config, side_span, &format!("{at}.from_side"))?;
+        cameras.push(config);
+    }
+    Ok(cameras)
+}
+
+fn camera_uri(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<String, ConfigError> {
+    let span = value.span();
+    let uri = value.into_inner();
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(source.error_at(
+            span,
+            field,
+            format!(
+                "`{uri}` has no scheme; write e.g. \"rtsp://host:8554/path\", \"file://clips/lane1.mp4\" or \"dir://frames/lane1\""
+            ),
+        ));
+    };
+    if !CAMERA_SCHEMES.contains(&scheme) {
+        return Err(source.error_at(
+            span,
+            field,
+            format!("unsupported camera scheme `{scheme}`; use {}", scheme_list(CAMERA_SCHEMES)),
+        ));
+    }
+    if rest.trim().is_empty() {
+        return Err(source.error_at(span, field, format!("the {scheme}:// URI names nothing after the scheme")));
+    }
+    Ok(uri)
+}
+
+fn lane(source: &Source<'_>, value: Spanned<i64>, field: &str) -> Result<u16, ConfigError> {
+    let span = value.span();
+    let lane = value.into_inner();
+    match u16::try_from(lane) {
+        Ok(lane) if lane >= 1 => Ok(lane),
+        _ => Err(source.error_at(span, field, format!("lanes are numbered from 1 (to 65535); found {lane}"))),
+    }
+}
+
+fn direction(
+    source: &Source<'_>,
+    value: Spanned<String>,
+    field: &str,
+    country: &str,
+) -> Result<Direction, ConfigError> {
+    let span = value.span();
+    let text = value.into_inner();
+    text.parse().map_err(|_: String| {
+        source.error_at(
+            span,
+            field,
+            format!(
+                "unknown direction \"{text}\"; use \"entry\" (vehicles entering {country}) or \"exit\" (vehicles leaving {country})"
+            ),
+        )
+    })
+}
+
+fn point(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Point, ConfigError> {
+    let span = value.span();
+    let text = value.into_inner();
+    text.parse().map_err(|_: String| {
+        source.error_at(
+            span,
+            field,
+            format!(
+                "unknown point \"{text}\"; use \"arrival\" (where vehicles arrive at the post) or \"departure\" (where they leave it)"
+            ),
+        )
+    })
+}
+
+fn side(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Side, ConfigError> {
+    let span = value.span();
+    let text = value.into_inner();
+    match text.as_str() {
+        "top" => Ok(Side::Top),
+        "bottom" => Ok(Side::Bottom),
+        "left" => Ok(Side::Left),
+        "right" => Ok(Side::Right),
+        _ => Err(source.error_at(
+            span,
+            field,
+            format!("unknown side \"{text}\"; use \"top\", \"bottom\", \"left\" or \"right\""),
+        )),
+    }
+}
+
+fn max_fps(source: &Source<'_>, value: Spanned<i64>, field: &str) -> Result<u32, ConfigError> {
+    let span = value.span();
+    let fps = value.into_inner();
+    match u32::try_from(fps) {
+        Ok(fps) if fps >= 1 => Ok(fps),
+        _ => Err(source.error_at(
+            span,
+            field,
+            format!("max_fps must be 1 or more (leave it out to process every frame); found {fps}"),
+        )),
+    }
+}
+
+fn counting_line(source: &Source<'_>, value: RawLine, field: &str) -> Result<CountingLine, ConfigError> {
+    const SHAPE: &str =
+        "a counting line is two points [[x1, y1], [x2, y2]], in fractions of the frame's width and height";
+    let line_span = value.span();
+    let points = value.into_inner();
+    if points.len() != 2 {
+        return Err(source.error_at(line_span, field, format!("{SHAPE}; found {} point(s)", points.len())));
+    }
+    let mut xy = [[0.0f32; 2]; 2];
+    for (i, point) in points.into_iter().enumerate() {
+        let point_span = point.span();
+        let coordinates = point.into_inner();
+        if coordinates.len() != 2 {
+            return Err(source.error_at(
+                point_span,
+                field,
+                format!("{SHAPE}; point {} has {} number(s)", i + 1, coordinates.len()),
+            ));
+        }
+        for (j, coordinate) in coordinates.into_iter().enumerate() {
+            let span = coordinate.span();
+            let v = coordinate.into_inner();
+            if !(0.0..=1.0).contains(&v) {
+                let axis = if j == 0 { "x (a fraction of the width)" } else { "y (a fraction of the height)" };
+                return Err(source.error_at(
+                    span,
+                    field,
+                    format!("point {} is outside the frame: its {axis} is {v}, not between 0 and 1", i + 1),
+                ));
+            }
+            xy[i][j] = v as f32;
+        }
+    }
+    if xy[0] == xy[1] {
+        return Err(source.error_at(
+            line_span,
+            field,
+            format!(
+                "the two points of the counting line are the same ([{}, {}]); it needs two distinct points to cross the lane",
+                xy[0][0], xy[0][1]
+            ),
+        ));
+    }
+    Ok(CountingLine { a: xy[0], b: xy[1] })
+}
+
+/// A horizontal line has no left or right side, a vertical one no top or bottom.
+fn check_side_against_line(
+    source: &Source<'_>,
+    camera: &CameraConfig,
+    side_span: std::ops::Range<usize>,
+    field: &str,
+) -> Result<(), ConfigError> {
+    let CountingLine { a, b } = camera.counting_line;
+    let contradiction = match camera.from_side {
+        Side::Left | Side::Right if a[1] == b[1] => Some("horizontal, so vehicles cross it from the top or the bottom"),
+        Side::Top | Side::Bottom if a[0] == b[0] => Some("vertical, so vehicles cross it from the left or the right"),
+        _ => None,
+    };
+    match contradiction {
+        None => Ok(()),
+        Some(why) => Err(source.error_at(
+            side_span,
+            field,
+            format!("from_side \"{}\" does not fit the counting line: the line is {why}", camera.from_side),
+        )),
+    }
+}
+
+fn views(source: &Source<'_>, raw: Vec<RawView>) -> Result<Vec<ViewConfig>, ConfigError> {
+    let mut first_line_of_name: HashMap<String, usize> = HashMap::new();
+    let mut views = Vec::with_capacity(raw.len());
+    for (index, view) in raw.into_iter().enumerate() {
+        let at = format!("view[{}]", index + 1);
+        let name_span = view.name.span();
+        let name = view.name.into_inner();
+        let is_identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_identifier {
+            return Err(source.error_at(
+                name_span,
+                format!("{at}.name"),
+                format!(
+                    "view name \"{name}\" cannot be used in SQL without quotes; use letters, digits and `_`, starting with a letter"
+                ),
+            ));
+        }
+        let key = name.to_ascii_lowercase();
+        if let Some(first_line) = first_line_of_name.get(&key) {
+            return Err(source.error_at(
+                name_span,
+                format!("{at}.name"),
+                format!(
+                    "view name `{name}` is already used by the view at line {first_line}; view names must be unique"
+                ),
+            ));
+        }
+        first_line_of_name.insert(key, source.line_of(name_span.start));
+        let sql = non_empty(source, view.sql, &format!("{at}.sql"), "the view's SQL")?;
+        views.push(ViewConfig { name, sql });
+    }
+    Ok(views)
+}
+
+fn scenario_config(source: &Source<'_>, raw: RawScenario) -> Result<ScenarioSourceConfig, ConfigError> {
+    let seed = {
+        let span = raw.seed.span();
+        let seed = raw.seed.into_inner();
+        u64::try_from(seed)
+            .map_err(|_| source.error_at(span, "scenario.seed", format!("the seed must be 0 or more; found {seed}")))?
+    };
+    let start = {
+        let span = raw.start.span();
+        let value = raw.start.into_inner();
+        let date = match &value {
+            toml::Value::String(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok(),
+            toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt
+                .date
+                .and_then(|d| chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))),
+            _ => None,
+        };
+        date.ok_or_else(|| {
+            source.error_at(span, "scenario.start", format!("expected a date like \"2026-11-27\", found {value}"))
+        })?
+    };
+    let days = match raw.days {
+        None => 1,
+        Some(days) => {
+            let span = days.span();
+            let days = days.into_inner();
+            match u32::try_from(days) {
+                Ok(days) if days >= 1 => days,
+                _ => {
+                    return Err(source.error_at(span, "scenario.days", format!("days must be 1 or more; found {days}")));
+                }
+            }
+        }
+    };
+    let traffic_scale = match raw.traffic_scale {
+        None => 1.0,
+        Some(scale) => {
+            let span = scale.span();
+            let scale = scale.into_inner();
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(source.error_at(
+                    span,
+                    "scenario.traffic_scale",
+                    format!("traffic_scale multiplies the typical traffic and must be more than 0; found {scale}"),
+                ));
+            }
+            scale
+        }
+    };
+    Ok(ScenarioSourceConfig { seed, start, days, traffic_scale })
+}
+
+/// An id that names a post, camera or crossing: letters, digits, `-` and `_`.
+fn identifier(source: &Source<'_>, value: Spanned<String>, field: &str, what: &str) -> Result<String, ConfigError> {
+    let span = value.span();
+    let id = value.into_inner();
+    if id.is_empty() {
+        return Err(source.error_at(span, field, format!("the {what} is empty")));
+    }
+    if let Some(bad) = id.chars().find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_')) {
+        return Err(source.error_at(
+            span,
+            field,
+            format!("the {what} \"{id}\" contains {bad:?}; use letters, digits, `-` and `_`"),
+        ));
+    }
+    Ok(id)
+}
+
+fn non_empty(source: &Source<'_>, value: Spanned<String>, field: &str, what: &str) -> Result<String, ConfigError> {
+    let span = value.span();
+    let text = value.into_inner();
+    if text.trim().is_empty() {
+        return Err(source.error_at(span, field, format!("{what} is empty")));
+    }
+    Ok(text)
+}
+
+fn scheme_list(schemes: &[&str]) -> String {
+    let written: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+    match written.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => written.join(""),
+    }
+}

@@ -1,0 +1,31 @@
+//! The Borderflow runtime: core types, plate keys, post configuration and the
+//! timely/differential execution that keeps results up to date.
+//!
+//! Data enters as [`PlateRead`]s (from the video operators, third-party feeds,
+//! the peer post or the scenario generator) and [`Frame`]s (from cameras); a
+//! post is described by a [`PostConfig`] read from TOML. Reads cross into Arrow
+//! with [`reads_to_batch`] and back with [`reads_from_batch`]. [`Runtime`]
+//! runs N timely workers; the dataflows it builds leave as changes
+//! `(row, time, diff)` that sinks write out.
+
+pub use config::{
+    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention,
+    ScenarioSourceConfig, Side, StorageConfig, ViewConfig,
+};
+pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
+pub use error::SchemaError;
+pub use passage_counts::{PassageCountChange, PassageKey, replay_passage_counts};
+pub use runtime::Runtime;
+pub use frame::Frame;
+pub use plate_key::{plate_fuzzy, plate_norm};
+pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, reads_from_batch, reads_to_batch};
+
+pub mod config;
+pub mod crossings;
+mod error;
+mod frame;
+pub mod passage_counts;
+pub mod plate_grammar;
+mod plate_key;
+mod read;
+mod runtime;

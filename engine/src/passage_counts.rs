@@ -1,0 +1,123 @@
+//! The first standing view, written by hand in differential dataflow:
+//! passages per post, direction and point, kept up to date as reads arrive.
+//!
+//! Reads are replayed in event-time order on the worker that owns their
+//! camera. The timely time of a read is its ingestion time in milliseconds;
+//! when reads are replayed (the scenario, recorded input) the ingestion clock
+//! is the event time rounded up to `tick_ms`, so a replay is deterministic.
+//! Counts are exchanged by key (post, direction, point), so every worker may
+//! hold reads of any post. The output is the view's changelog: for every tick
+//! at which a count changed, the old count retracted (`diff` −1) and the new
+//! one inserted (`diff` +1).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use differential_dataflow::input::Input;
+use timely::dataflow::operators::probe::Handle;
+
+use crate::{Direction, PlateRead, Point, Runtime};
+
+/// The view's name, as sinks and the CLI call it.
+pub const VIEW_NAME: &str = "passages_per_post";
+
+/// The key of [`VIEW_NAME`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PassageKey {
+    pub post_id: String,
+    pub direction: Direction,
+    pub point: Point,
+}
+
+/// One change of the view: `passages` for `key` inserted (`diff` = 1) or
+/// retracted (`diff` = −1) at ingestion time `time_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PassageCountChange {
+    pub time_ms: u64,
+    pub key: PassageKey,
+    pub passages: i64,
+    pub diff: i64,
+}
+
+/// Replays `reads` through the view on `runtime`'s workers and returns its
+/// changelog, ordered by time, key and diff.
+pub fn replay_passage_counts(
+    runtime: &Runtime,
+    reads: Arc<Vec<PlateRead>>,
+    tick_ms: u64,
+) -> Result<Vec<PassageCountChange>, String> {
+    let tick_ms = tick_ms.max(1);
+    let guards = timely::execute(runtime.timely_config(), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let changes = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&changes);
+        let probe = Handle::new();
+
+        let mut input = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, reads) = scope.new_collection::<PassageKey, isize>();
+            reads
+                .count()
+                .inspect(move |((key, passages), time, diff)| {
+                    sink.borrow_mut().push(PassageCountChange {
+                        time_ms: *time,
+                        key: key.clone(),
+                        passages: *passages as i64,
+                        diff: *diff as i64,
+                    })
+                })
+                .probe_with(&probe);
+            input
+        });
+
+        let mine = reads.iter().filter(|r| Runtime::owner_of(&r.camera_id, peers) == index);
+        let mut pending = 0usize;
+        for read in mine {
+            let at = ingestion_tick(read.captured_at_ms, tick_ms);
+            if at > *input.time() {
+                input.advance_to(at);
+                // Keep the dataflow close behind the input so state and
+                // output stay bounded during a long replay.
+                if pending >= 4096 {
+                    input.flush();
+                    worker.step_while(|| probe.less_than(input.time()));
+                    pending = 0;
+                }
+            }
+            input.update(
+                PassageKey { post_id: read.post_id.clone(), direction: read.direction, point: read.point },
+                1,
+            );
+            pending += 1;
+        }
+        input.close();
+        while worker.step() {}
+        changes.take()
+    })?;
+
+    let mut all: Vec<PassageCountChange> = Vec::new();
+    for result in guards.join() {
+        all.extend(result?);
+    }
+    all.sort();
+    Ok(all)
+}
+
+/// The ingestion tick of an event time: the end of its `tick_ms` interval.
+fn ingestion_tick(captured_at_ms: i64, tick_ms: u64) -> u64 {
+    let ms = captured_at_ms.max(0) as u64;
+    ms.div_ceil(tick_ms) * tick_ms
+}
+
+/// The view's contents after all changes: count per key.
+pub fn final_counts(changes: &[PassageCountChange]) -> std::collections::BTreeMap<PassageKey, i64> {
+    let mut rows: std::collections::BTreeMap<(PassageKey, i64), i64> = Default::default();
+    for c in changes {
+        *rows.entry((c.key.clone(), c.passages)).or_default() += c.diff;
+    }
+    rows.into_iter()
+        .filter(|(_, multiplicity)| *multiplicity != 0)
+        .map(|((key, passages), _)| (key, passages))
+        .collect()
+}

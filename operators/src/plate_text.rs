@@ -1,0 +1,172 @@
+//! From a recognizer's reading to plate texts: the readings a crop's
+//! characters allow under the plate grammars, each with a score.
+//!
+//! A reading either fits a format of [`borderflow_engine::plate_grammar`] as
+//! read, or fits one after a few repairs: a character in a letter position
+//! that is read as a digit (or the other way round) is replaced by the
+//! recognizer's runner-up if that fits, else by its usual look-alike (0↔O,
+//! 1↔I, 8↔B, 5↔S, 2↔Z, 6↔G, 4↔A, 7↔T), at the price of a low per-character
+//! probability. Up to two letters at the front (the country strip "MD", "UA")
+//! may be dropped. The score is the geometric mean of per-character
+//! probabilities; a reading no grammar accepts keeps its raw score times
+//! [`UNKNOWN_FORMAT_FACTOR`], so plates of countries without a grammar
+//! (the US test set) are still read.
+
+use borderflow_engine::plate_grammar::{FORMATS, PlateFormat, matches};
+use borderflow_models::TextLine;
+
+/// Score factor for a reading that fits no known format.
+pub const UNKNOWN_FORMAT_FACTOR: f32 = 0.75;
+/// Probability given to a look-alike substitution the recognizer did not offer.
+const LOOK_ALIKE_PROBABILITY: f32 = 0.05;
+/// Repairs allowed in one reading.
+const MAX_REPAIRS: usize = 2;
+/// Score factor per character dropped from an end.
+const DROP_FACTOR: f32 = 0.93;
+
+/// One interpretation of a crop's reading.
+#[derive(Clone, Debug)]
+pub struct PlateText {
+    pub text: String,
+    /// The format it fits, if any.
+    pub format: Option<&'static PlateFormat>,
+    /// 0..1
+    pub score: f32,
+}
+
+/// The interpretations of `line`, best first, at most one per text.
+pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateText> {
+    let n = line.chars.len();
+    let mut out: Vec<PlateText> = Vec::new();
+    if n == 0 {
+        return out;
+    }
+    let raw_score = geometric_mean(line.chars.iter().map(|c| c.confidence));
+    let raw_format = best_format(&line.text, prefer_country);
+    out.push(PlateText {
+        text: line.text.clone(),
+        format: raw_format,
+        score: if raw_format.is_some() { raw_score } else { raw_score * UNKNOWN_FORMAT_FACTOR },
+    });
+    // Only letters are dropped, and only at the front: that is where the
+    // country strip is, and a digit there belongs to the number (US plates).
+    let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
+    for dropped in 0..=droppable {
+        {
+            let chars = &line.chars[dropped..];
+            for format in FORMATS.iter().filter(|f| f.pattern.len() == chars.len()) {
+                let mut text = String::with_capacity(chars.len());
+                let mut probabilities = Vec::with_capacity(chars.len());
+                let mut repairs = 0;
+                for (c, slot) in chars.iter().zip(format.pattern.chars()) {
+                    let fits = |ch: char| match slot {
+                        'L' => format.letters.contains(ch),
+                        'D' => ch.is_ascii_digit(),
+                        literal => ch == literal,
+                    };
+                    if fits(c.ch) {
+                        text.push(c.ch);
+                        probabilities.push(c.confidence);
+                        continue;
+                    }
+                    repairs += 1;
+                    if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
+                        text.push(alt);
+                        probabilities.push(p.max(LOOK_ALIKE_PROBABILITY));
+                    } else if let Some(alt) = look_alike(c.ch).filter(|&alt| fits(alt)) {
+                        text.push(alt);
+                        probabilities.push(LOOK_ALIKE_PROBABILITY);
+                    } else {
+                        repairs = usize::MAX;
+                        break;
+                    }
+                }
+                if repairs > MAX_REPAIRS || (repairs == 0 && dropped == 0) {
+                    continue;
+                }
+                debug_assert!(matches(format, &text));
+                let preference = if Some(format.country) == prefer_country { 1.0 } else { 0.98 };
+                let score = geometric_mean(probabilities.into_iter()) * DROP_FACTOR.powi(dropped as i32) * preference;
+                out.push(PlateText { text, format: Some(format), score });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|t| seen.insert(t.text.clone()));
+    out
+}
+
+/// The format `text` fits, preferring the camera's country.
+fn best_format(text: &str, prefer_country: Option<&str>) -> Option<&'static PlateFormat> {
+    let mut fitting = FORMATS.iter().filter(|f| matches(f, text));
+    let first = fitting.next()?;
+    Some(std::iter::once(first).chain(fitting).find(|f| Some(f.country) == prefer_country).unwrap_or(first))
+}
+
+fn look_alike(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'O',
+        'O' | 'D' | 'Q' | 'U' => '0',
+        '1' => 'I',
+        'I' | 'L' | 'J' => '1',
+        '8' => 'B',
+        'B' => '8',
+        '5' => 'S',
+        'S' => '5',
+        '2' => 'Z',
+        'Z' => '2',
+        '6' => 'G',
+        'G' => '6',
+        '4' => 'A',
+        'A' => '4',
+        '7' => 'T',
+        'T' => '7',
+        _ => return None,
+    })
+}
+
+fn geometric_mean(probabilities: impl Iterator<Item = f32>) -> f32 {
+    let (mut log_sum, mut n) = (0f32, 0usize);
+    for p in probabilities {
+        log_sum += p.max(1e-6).ln();
+        n += 1;
+    }
+    if n == 0 { 0.0 } else { (log_sum / n as f32).exp() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderflow_models::RecognizedChar;
+
+    fn line(text: &str, confidence: f32) -> TextLine {
+        TextLine {
+            text: text.to_string(),
+            chars: text.chars().map(|ch| RecognizedChar { ch, confidence, runner_up: None }).collect(),
+        }
+    }
+
+    #[test]
+    fn a_reading_that_fits_a_grammar_is_kept_as_read() {
+        let texts = plate_texts(&line("ABC123", 0.95), Some("MD"));
+        assert_eq!(texts[0].text, "ABC123");
+        assert_eq!(texts[0].format.map(|f| f.country), Some("MD"));
+    }
+
+    #[test]
+    fn a_letter_read_as_a_digit_is_repaired_to_fit_the_grammar() {
+        // Ukrainian AA 1234 BB with the first B read as 8.
+        let mut reading = line("AA12348B", 0.95);
+        reading.chars[6].runner_up = Some(('B', 0.3));
+        let texts = plate_texts(&reading, Some("UA"));
+        assert_eq!(texts[0].text, "AA1234BB");
+        assert_eq!(texts[0].format.map(|f| f.country), Some("UA"));
+    }
+
+    #[test]
+    fn the_country_strip_is_dropped() {
+        let texts = plate_texts(&line("UAAA1234BB", 0.9), Some("UA"));
+        assert_eq!(texts[0].text, "AA1234BB");
+    }
+}

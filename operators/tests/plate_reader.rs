@@ -1,0 +1,152 @@
+//! The plate reader on plates the test renders itself (DejaVu Sans Bold from
+//! the Debian package fonts-dejavu-core): Moldovan, Ukrainian and Polish
+//! formats at several sizes, clean, blurred and slightly rotated; and files
+//! that are not images.
+
+use std::path::Path;
+
+use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
+use borderflow_models::image::{Rgb, RgbImage, imageops};
+use borderflow_operators::{PlateReader, PlateReaderError, PlateReaderOptions};
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+
+fn font() -> FontVec {
+    let bytes = std::fs::read(FONT).unwrap_or_else(|e| panic!("{FONT}: {e} (install the Debian package fonts-dejavu-core)"));
+    FontVec::try_from_vec(bytes).expect("DejaVu Sans Bold parses")
+}
+
+/// A street-like scene (grey, with a darker "bumper") holding a white plate
+/// with a black rim and `text` in black, the plate `plate_height` pixels tall.
+fn render_plate(font: &FontVec, text: &str, plate_height: u32) -> RgbImage {
+    let scale = PxScale::from(plate_height as f32 * 0.72);
+    let scaled = font.as_scaled(scale);
+    let text_width: f32 = text.chars().map(|c| scaled.h_advance(scaled.glyph_id(c))).sum();
+    let plate_w = (text_width + plate_height as f32 * 0.8) as u32;
+    let (scene_w, scene_h) = (plate_w * 2 + 120, plate_height * 4 + 80);
+    let mut image = RgbImage::from_fn(scene_w, scene_h, |_, y| if y > scene_h / 2 { Rgb([70, 72, 78]) } else { Rgb([150, 150, 145]) });
+    let (px, py) = ((scene_w - plate_w) / 2, (scene_h - plate_height) / 2);
+    let rim = (plate_height / 20).max(1);
+    for y in py..py + plate_height {
+        for x in px..px + plate_w {
+            let edge = x < px + rim || x >= px + plate_w - rim || y < py + rim || y >= py + plate_height - rim;
+            image.put_pixel(x, y, if edge { Rgb([20, 20, 20]) } else { Rgb([245, 245, 245]) });
+        }
+    }
+    let mut caret = px as f32 + plate_height as f32 * 0.4;
+    let baseline = py as f32 + plate_height as f32 * 0.5 + (scaled.ascent() + scaled.descent()) / 2.0;
+    for c in text.chars() {
+        let glyph = scaled.glyph_id(c).with_scale_and_position(scale, ab_glyph::point(caret, baseline));
+        caret += scaled.h_advance(scaled.glyph_id(c));
+        if let Some(outlined) = font.outline_glyph(glyph) {
+            let bounds = outlined.px_bounds();
+            outlined.draw(|gx, gy, coverage| {
+                let (x, y) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
+                if x >= 0 && y >= 0 && (x as u32) < scene_w && (y as u32) < scene_h {
+                    let pixel = image.get_pixel_mut(x as u32, y as u32);
+                    for k in 0..3 {
+                        pixel[k] = (pixel[k] as f32 * (1.0 - coverage) + 15.0 * coverage) as u8;
+                    }
+                }
+            });
+        }
+    }
+    image
+}
+
+/// `image` rotated by `degrees` about its centre (bilinear, grey fill).
+fn rotate(image: &RgbImage, degrees: f32) -> RgbImage {
+    let (s, c) = degrees.to_radians().sin_cos();
+    let (w, h) = image.dimensions();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    RgbImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+        let (sx, sy) = (cx + dx * c + dy * s, cy - dx * s + dy * c);
+        if sx < 0.0 || sy < 0.0 || sx >= (w - 1) as f32 || sy >= (h - 1) as f32 {
+            return Rgb([128, 128, 128]);
+        }
+        let (x0, y0) = (sx as u32, sy as u32);
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        Rgb(std::array::from_fn(|k| {
+            let p = |xx: u32, yy: u32| image.get_pixel(xx, yy)[k] as f32;
+            let top = p(x0, y0) * (1.0 - fx) + p(x0 + 1, y0) * fx;
+            let bottom = p(x0, y0 + 1) * (1.0 - fx) + p(x0 + 1, y0 + 1) * fx;
+            (top * (1.0 - fy) + bottom * fy) as u8
+        }))
+    })
+}
+
+const PLATES: &[(&str, &str, &str)] = &[("ABC 123", "ABC123", "MD"), ("AA 1234 BB", "AA1234BB", "UA"), ("WA 12345", "WA12345", "PL")];
+const HEIGHTS: &[u32] = &[40, 64, 100];
+
+fn reader() -> PlateReader {
+    PlateReader::new(PlateReaderOptions::default()).expect("make setup installs ONNX Runtime and the OCR models")
+}
+
+#[test]
+fn clean_rendered_plates_are_read_exactly_with_their_country() {
+    let font = font();
+    let mut reader = reader();
+    let mut failures = Vec::new();
+    for &(text, want, country) in PLATES {
+        for &height in HEIGHTS {
+            let image = render_plate(&font, text, height);
+            let readings = reader.read(&image).expect("reading works");
+            match readings.first() {
+                Some(best) if best.text == want && best.country == Some(country) => {}
+                other => failures.push(format!("{text} at {height}px: {other:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "misread:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn blurred_and_slightly_rotated_plates_are_mostly_read() {
+    let font = font();
+    let mut reader = reader();
+    let (mut right, mut total, mut misses) = (0, 0, Vec::new());
+    for &(text, want, _) in PLATES {
+        for &height in &HEIGHTS[1..] {
+            let clean = render_plate(&font, text, height);
+            for (what, image) in [
+                ("blur 1.2", imageops::blur(&clean, 1.2)),
+                ("rotated 3°", rotate(&clean, 3.0)),
+                ("rotated -4° and blurred", imageops::blur(&rotate(&clean, -4.0), 0.8)),
+            ] {
+                total += 1;
+                let best = reader.read(&image).expect("reading works").into_iter().next();
+                if best.as_ref().is_some_and(|b| b.text == want) {
+                    right += 1;
+                } else {
+                    misses.push(format!("{text} {height}px {what}: {best:?}"));
+                }
+            }
+        }
+    }
+    assert!(right * 10 >= total * 8, "{right}/{total} read; misses:\n{}", misses.join("\n"));
+}
+
+#[test]
+fn files_that_are_not_images_give_an_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("borderflow-plate-reader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut jpeg = Vec::new();
+    render_plate(&font(), "ABC 123", 40)
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), borderflow_models::image::ImageFormat::Jpeg)
+        .expect("encode");
+    let cases: [(&str, &[u8]); 3] = [("empty.jpg", b""), ("truncated.jpg", &jpeg[..jpeg.len() / 3]), ("notes.png", b"not an image at all")];
+    let mut reader = reader();
+    for (name, bytes) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        match reader.read_file(&path) {
+            Err(e @ PlateReaderError::Image { .. }) => assert!(e.to_string().contains(name), "{e}"),
+            other => panic!("{name}: expected an image error, got {other:?}"),
+        }
+    }
+    let missing = dir.join("missing.jpg");
+    let error = reader.read_file(Path::new(&missing)).expect_err("no such file");
+    assert!(error.to_string().contains("missing.jpg"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

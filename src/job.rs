@@ -1,0 +1,214 @@
+//! The main job: simulated traffic through the engine into Parquet.
+//!
+//! Reads come from the deterministic scenario (every crossing for `demo`, one
+//! post's share for `run --config`), are replayed through the standing view
+//! on timely workers, and are written, with the view's changelog and snapshot
+//! and the scenario's ground truth, as Parquet to the object store. The job
+//! then reads its own output back with DataFusion and checks the view against
+//! a batch `GROUP BY` over the written reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
+use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
+use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
+use borderflow_engine::{PlateRead, Runtime, plate_read_schema};
+use borderflow_queries::{History, QueryError};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    pub scenario: ScenarioConfig,
+    /// Only these posts' reads (all posts when `None`).
+    pub posts: Option<Vec<String>>,
+    /// Absolute object store URL the job writes under.
+    pub storage_url: String,
+    pub runtime: Runtime,
+    /// Granularity of the replay's ingestion clock.
+    pub tick_ms: u64,
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("dataflow failed: {0}")]
+    Dataflow(String),
+    #[error("starting the async runtime: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the standing view disagrees with DataFusion over the written reads: {0}")]
+    Disagreement(String),
+}
+
+/// What a job did.
+#[derive(Debug)]
+pub struct JobReport {
+    pub storage_url: String,
+    pub workers: usize,
+    pub reads: usize,
+    pub passages: usize,
+    pub anomalies: BTreeMap<String, usize>,
+    /// The standing view's final contents.
+    pub counts: BTreeMap<PassageKey, i64>,
+    pub view_changes: usize,
+    pub files: Vec<WrittenFile>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// Stages report progress through this.
+pub trait Progress {
+    fn stage(&self, name: &str);
+}
+
+impl Progress for () {
+    fn stage(&self, _name: &str) {}
+}
+
+/// Runs the job to the end.
+pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, JobError> {
+    let mut timings = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
+        timings.push((name, clock.elapsed()));
+        clock = Instant::now();
+    };
+
+    progress.stage("generating traffic");
+    let scenario = scenario::generate(&spec.scenario);
+    let keep = |post: &str| spec.posts.as_ref().is_none_or(|posts| posts.iter().any(|p| p == post));
+    let reads: Vec<PlateRead> = scenario.reads.iter().filter(|r| keep(&r.post_id)).cloned().collect();
+    let reads = Arc::new(reads);
+    lap("generate", &mut timings);
+
+    progress.stage("running the dataflow");
+    let changes = passage_counts::replay_passage_counts(&spec.runtime, Arc::clone(&reads), spec.tick_ms)
+        .map_err(JobError::Dataflow)?;
+    let counts = passage_counts::final_counts(&changes);
+    lap("dataflow", &mut timings);
+
+    progress.stage("writing Parquet");
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let store = ParquetStore::open(&spec.storage_url)?;
+    let files = tokio.block_on(write_outputs(&store, &reads, &changes, &counts, &scenario))?;
+    lap("write", &mut timings);
+
+    progress.stage("checking the view against DataFusion");
+    tokio.block_on(check_against_datafusion(&store, &counts))?;
+    lap("check", &mut timings);
+
+    let mut anomalies = BTreeMap::new();
+    for anomaly in &scenario.anomalies {
+        if anomaly.post_ids.iter().any(|p| keep(p)) {
+            *anomalies.entry(anomaly.kind.to_string()).or_default() += 1;
+        }
+    }
+    Ok(JobReport {
+        storage_url: store.url().to_string(),
+        workers: spec.runtime.workers(),
+        reads: reads.len(),
+        passages: scenario.passages.len(),
+        anomalies,
+        counts,
+        view_changes: changes.len(),
+        files,
+        timings,
+    })
+}
+
+async fn write_outputs(
+    store: &ParquetStore,
+    reads: &[PlateRead],
+    changes: &[PassageCountChange],
+    counts: &BTreeMap<PassageKey, i64>,
+    scenario: &Scenario,
+) -> Result<Vec<WrittenFile>, StoreError> {
+    let view = passage_counts::VIEW_NAME;
+    let mut files = store.write_reads(reads).await?;
+    files.push(store.write_batch(&format!("views/{view}/changes/part-0.parquet"), &changes_batch(changes)).await?);
+    files.push(store.write_batch(&format!("views/{view}/snapshot.parquet"), &snapshot_batch(counts)).await?);
+    files.push(store.write_batch("ground_truth/passages.parquet", &scenario.passages_batch()).await?);
+    files.push(store.write_batch("ground_truth/anomalies.parquet", &scenario.anomalies_batch()).await?);
+    files.push(store.write_batch("ground_truth/watchlist.parquet", &scenario.watchlist_batch()).await?);
+    Ok(files)
+}
+
+fn key_columns<'a>(keys: impl Iterator<Item = &'a PassageKey> + Clone) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(StringArray::from_iter_values(keys.clone().map(|k| k.post_id.as_str()))),
+        Arc::new(StringArray::from_iter_values(keys.clone().map(|k| k.direction.as_str()))),
+        Arc::new(StringArray::from_iter_values(keys.map(|k| k.point.as_str()))),
+    ]
+}
+
+fn view_fields() -> Vec<Field> {
+    vec![
+        Field::new("post_id", DataType::Utf8, false),
+        Field::new("direction", DataType::Utf8, false),
+        Field::new("point", DataType::Utf8, false),
+        Field::new("passages", DataType::Int64, false),
+    ]
+}
+
+/// The view's changelog: its columns plus `_diff` and `_time`.
+fn changes_batch(changes: &[PassageCountChange]) -> RecordBatch {
+    let mut fields = view_fields();
+    fields.push(Field::new("_diff", DataType::Int64, false));
+    fields.push(Field::new("_time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false));
+    let mut columns = key_columns(changes.iter().map(|c| &c.key));
+    columns.push(Arc::new(Int64Array::from_iter_values(changes.iter().map(|c| c.passages))));
+    columns.push(Arc::new(Int64Array::from_iter_values(changes.iter().map(|c| c.diff))));
+    columns.push(Arc::new(
+        TimestampMillisecondArray::from_iter_values(changes.iter().map(|c| c.time_ms as i64)).with_timezone("UTC"),
+    ));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns match the changelog schema")
+}
+
+fn snapshot_batch(counts: &BTreeMap<PassageKey, i64>) -> RecordBatch {
+    let mut columns = key_columns(counts.keys());
+    columns.push(Arc::new(Int64Array::from_iter_values(counts.values().copied())));
+    RecordBatch::try_new(Arc::new(Schema::new(view_fields())), columns).expect("columns match the snapshot schema")
+}
+
+/// The oracle: DataFusion's batch answer over the Parquet the job wrote must
+/// equal the incrementally maintained view.
+async fn check_against_datafusion(
+    store: &ParquetStore,
+    counts: &BTreeMap<PassageKey, i64>,
+) -> Result<(), JobError> {
+    let (object_store, _) = store.object_store();
+    let history = History::new(store.url(), object_store);
+    history.register_parquet("reads", &store.folder_url("reads"), Some(plate_read_schema())).await?;
+    let batches = history
+        .sql("SELECT post_id, direction, point, count(*) AS passages FROM reads GROUP BY post_id, direction, point")
+        .await?;
+    let mut batch_counts = BTreeMap::new();
+    for batch in &batches {
+        let text = |i: usize| batch.column(i).as_any().downcast_ref::<StringArray>().cloned();
+        let (Some(post), Some(direction), Some(point)) = (text(0), text(1), text(2)) else {
+            return Err(JobError::Disagreement("unexpected column types".into()));
+        };
+        let passages = batch.column(3).as_any().downcast_ref::<Int64Array>().cloned();
+        let Some(passages) = passages else {
+            return Err(JobError::Disagreement("count(*) is not Int64".into()));
+        };
+        for row in 0..batch.num_rows() {
+            let key = PassageKey {
+                post_id: post.value(row).to_string(),
+                direction: direction.value(row).parse().map_err(JobError::Disagreement)?,
+                point: point.value(row).parse().map_err(JobError::Disagreement)?,
+            };
+            batch_counts.insert(key, passages.value(row));
+        }
+    }
+    if &batch_counts != counts {
+        return Err(JobError::Disagreement(format!("view {counts:?}, DataFusion {batch_counts:?}")));
+    }
+    Ok(())
+}
