@@ -16,8 +16,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
 use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
-use borderflow_engine::{PlateRead, Runtime, plate_read_schema};
-use borderflow_queries::{History, QueryError};
+use borderflow_engine::{PlateRead, Runtime, ViewConfig, plate_read_schema, reads_to_batch};
+use borderflow_queries::{History, QueryError, StandingViews, ViewError};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub struct JobSpec {
     pub runtime: Runtime,
     /// Granularity of the replay's ingestion clock.
     pub tick_ms: u64,
+    /// SQL views kept up to date over `reads` and written beside it.
+    pub views: Vec<ViewConfig>,
 }
 
 /// Why a job failed.
@@ -45,6 +47,8 @@ pub enum JobError {
     Io(#[from] std::io::Error),
     #[error("the standing view disagrees with DataFusion over the written reads: {0}")]
     Disagreement(String),
+    #[error(transparent)]
+    View(#[from] ViewError),
 }
 
 /// What a job did.
@@ -58,6 +62,8 @@ pub struct JobReport {
     /// The standing view's final contents.
     pub counts: BTreeMap<PassageKey, i64>,
     pub view_changes: usize,
+    /// Each SQL view's name, rows at the end, and changes.
+    pub sql_views: Vec<(String, usize, usize)>,
     pub files: Vec<WrittenFile>,
     pub timings: Vec<(&'static str, Duration)>,
 }
@@ -93,14 +99,31 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     let counts = passage_counts::final_counts(&changes);
     lap("dataflow", &mut timings);
 
-    progress.stage("writing Parquet");
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    progress.stage("maintaining SQL views");
+    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, spec.tick_ms))?;
+    lap("sql views", &mut timings);
+
+    progress.stage("writing Parquet");
     let store = ParquetStore::open(&spec.storage_url)?;
-    let files = tokio.block_on(write_outputs(&store, &reads, &changes, &counts, &scenario))?;
+    let mut files = tokio.block_on(write_outputs(&store, &reads, &changes, &counts, &scenario))?;
+    for view in &spec.views {
+        let (snapshot, view_changes) = (sql_views.snapshot(&view.name)?, sql_views.changes(&view.name)?);
+        files.push(tokio.block_on(store.write_batch(&format!("views/{}/snapshot.parquet", view.name), &snapshot))?);
+        files.push(tokio.block_on(store.write_batch(&format!("views/{}/changes/part-0.parquet", view.name), &view_changes))?);
+    }
     lap("write", &mut timings);
 
     progress.stage("checking the view against DataFusion");
     tokio.block_on(check_against_datafusion(&store, &counts))?;
+    let mut sql_view_report = Vec::new();
+    for view in &spec.views {
+        let (snapshot, answer) = (sql_views.snapshot(&view.name)?, tokio.block_on(sql_views.batch_answer(&view.name))?);
+        if sorted_rows(&snapshot) != sorted_rows(&answer) {
+            return Err(JobError::Disagreement(format!("view {}: incremental and batch results differ", view.name)));
+        }
+        sql_view_report.push((view.name.clone(), snapshot.num_rows(), sql_views.changes(&view.name)?.num_rows()));
+    }
     lap("check", &mut timings);
 
     let mut anomalies = BTreeMap::new();
@@ -117,9 +140,45 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
         anomalies,
         counts,
         view_changes: changes.len(),
+        sql_views: sql_view_report,
         files,
         timings,
     })
+}
+
+/// Keeps the SQL views up to date over the reads, committing once per tick
+/// of the replay's ingestion clock.
+async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64) -> Result<StandingViews, JobError> {
+    let mut standing = StandingViews::new();
+    standing.register_table("reads", plate_read_schema())?;
+    for view in views {
+        standing.create_view(&view.name, &view.sql).await?;
+    }
+    let tick_ms = tick_ms.max(1) as i64;
+    let mut start = 0;
+    while start < reads.len() {
+        let tick = reads[start].captured_at_ms.div_euclid(tick_ms);
+        let end = start + reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
+        standing.insert("reads", &reads_to_batch(&reads[start..end]))?;
+        standing.commit_to(((tick + 1) * tick_ms).max(0) as u64);
+        start = end;
+    }
+    Ok(standing)
+}
+
+/// Rows as sorted text, to compare two batches as multisets.
+fn sorted_rows(batch: &RecordBatch) -> Vec<String> {
+    let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+    let formatters: Vec<_> = batch
+        .columns()
+        .iter()
+        .filter_map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).ok())
+        .collect();
+    let mut rows: Vec<String> = (0..batch.num_rows())
+        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
+        .collect();
+    rows.sort();
+    rows
 }
 
 async fn write_outputs(

@@ -91,6 +91,7 @@ impl Default for StandingViews {
 }
 
 impl StandingViews {
+    /// No tables, no views; the first commit closes time 1.
     pub fn new() -> Self {
         let allocator = Allocator::Thread(timely::communication::allocator::thread::Thread::default());
         let worker = Worker::new(timely::WorkerConfig::default(), allocator, Some(std::time::Instant::now()));
@@ -219,10 +220,16 @@ impl StandingViews {
     }
 
     /// Closes the current time: every view catches up with all changes so far.
-    /// Returns the time that was closed.
+    /// Returns the time that was closed; the next one is one later.
     pub fn commit(&mut self) -> u64 {
+        self.commit_to(self.time + 1)
+    }
+
+    /// Like [`commit`](Self::commit), with the next time given (ingestion
+    /// time in milliseconds, say); times only move forward.
+    pub fn commit_to(&mut self, next: u64) -> u64 {
         let closed = self.time;
-        self.time += 1;
+        self.time = next.max(closed + 1);
         for view in self.views.values_mut() {
             for session in view.inputs.values_mut() {
                 session.advance_to(self.time);
