@@ -77,4 +77,20 @@ fn a_good_config_passes_and_bad_ones_fail_with_place_and_field() {
         assert!(stderr.contains(&place), "`{to}`: expected {place} in: {stderr}");
         assert!(stderr.contains(field), "`{to}`: expected field {field} in: {stderr}");
     }
+
+    // A TOML syntax error: an unquoted word.
+    let text = GOOD.replace("from_side = \"top\"", "from_side = top");
+    let (ok, stderr, path, _dir) = check(&text);
+    assert!(!ok, "a syntax error must be refused");
+    let place = format!("{}:{}:", path.display(), line_of(&text, "from_side = top"));
+    assert!(stderr.contains(&place) && stderr.contains("from_side"), "expected {place} and from_side in: {stderr}");
+
+    // The same camera twice: the second one is the mistake.
+    let camera = &GOOD[GOOD.find("[[camera]]").expect("camera")..];
+    let text = format!("{GOOD}\n{camera}");
+    let (ok, stderr, path, _dir) = check(&text);
+    assert!(!ok, "a duplicate camera id must be refused");
+    let second = text.lines().enumerate().filter(|(_, l)| l.starts_with("id = \"otaci-entry")).nth(1).expect("second id").0 + 1;
+    let place = format!("{}:{}:", path.display(), second);
+    assert!(stderr.contains(&place) && stderr.contains("camera[2].id"), "expected {place} and camera[2].id in: {stderr}");
 }
