@@ -16,4 +16,5 @@ pub use borderflow_queries as queries;
 
 pub use job::{JobError, JobReport, JobSpec, Progress, run_job};
 
+pub mod eval_images;
 pub mod job;

@@ -54,6 +54,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Measures plate recognition on a labelled folder of photographs.
+    EvalImages {
+        dir: PathBuf,
+        /// Per-image CSV (default: eval-images.csv here).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +82,10 @@ fn main() -> ExitCode {
         }
         Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
         Command::Check { config } => check(&config),
+        Command::EvalImages { dir, csv, limit } => {
+            let options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
+            borderflow::eval_images::run(&dir, &options).map(|summary| println!("{summary}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
