@@ -119,7 +119,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     let mut sql_view_report = Vec::new();
     for view in &spec.views {
         let (snapshot, answer) = (sql_views.snapshot(&view.name)?, tokio.block_on(sql_views.batch_answer(&view.name))?);
-        if sorted_rows(&snapshot) != sorted_rows(&answer) {
+        if sorted_rows(&snapshot)? != sorted_rows(&answer)? {
             return Err(JobError::Disagreement(format!("view {}: incremental and batch results differ", view.name)));
         }
         sql_view_report.push((view.name.clone(), snapshot.num_rows(), sql_views.changes(&view.name)?.num_rows()));
@@ -166,19 +166,29 @@ async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64)
     Ok(standing)
 }
 
-/// Rows as sorted text, to compare two batches as multisets.
-fn sorted_rows(batch: &RecordBatch) -> Vec<String> {
+/// Rows as sorted text, to compare two batches as multisets. Timestamps
+/// compare by their integer value (formatting a named time zone would need
+/// the time-zone database).
+fn sorted_rows(batch: &RecordBatch) -> Result<Vec<String>, JobError> {
     let options = arrow::util::display::FormatOptions::default().with_null("NULL");
-    let formatters: Vec<_> = batch
+    let failed = |e: arrow::error::ArrowError| JobError::Disagreement(e.to_string());
+    let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
-        .filter_map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).ok())
-        .collect();
+        .map(|c| match c.data_type() {
+            DataType::Timestamp(_, _) => arrow::compute::cast(c, &DataType::Int64).map_err(failed),
+            _ => Ok(Arc::clone(c)),
+        })
+        .collect::<Result<_, _>>()?;
+    let formatters = columns
+        .iter()
+        .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).map_err(failed))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rows: Vec<String> = (0..batch.num_rows())
         .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
         .collect();
     rows.sort();
-    rows
+    Ok(rows)
 }
 
 async fn write_outputs(

@@ -1,8 +1,5 @@
-//! Planted anomalies, the watchlist, and anomalies that ordinary traffic and
-//! noise produced by chance (see the module documentation of `scenario` for
-//! what each kind looks like).
-
-use std::collections::BTreeMap;
+//! Planted anomalies and the watchlist (see the module documentation of
+//! `scenario` for what each kind looks like).
 
 use borderflow_engine::CrossingInfo;
 use borderflow_engine::crossings::{PostInfo, distance_km};
@@ -10,7 +7,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::capture::new_ulid;
-use super::ground_truth::{Anomaly, AnomalyKind, ReadOutcome, Stage, WatchlistEntry};
+use super::ground_truth::{Anomaly, AnomalyKind, Stage, WatchlistEntry};
 use super::plates::{self, TruePlate};
 use super::traffic::{self, DAY_MS, DwellOverride, HOUR_MS, MINUTE_MS};
 use super::{Builder, CLEAN, StagePlan};
@@ -28,19 +25,19 @@ const REASONS: &[(&str, u8)] = &[
 /// Decoy watchlist plates per day that never appear in the traffic.
 const DECOYS_PER_DAY: usize = 4;
 
-fn utc(ms: i64) -> String {
+pub(super) fn utc(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn post_label(post: &PostInfo) -> String {
+pub(super) fn post_label(post: &PostInfo) -> String {
     format!("{} ({})", post.name, post.country)
 }
 
 /// Number of positions where two equally long keys differ (the length
 /// difference counts as differences).
-fn chars_differ(a: &str, b: &str) -> usize {
+pub(super) fn chars_differ(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
 }
@@ -57,7 +54,11 @@ impl Builder<'_> {
     }
 
     fn local_vehicle(&mut self, crossing: &CrossingInfo) -> usize {
-        let country = if self.rng.random_bool(0.5) { "MD" } else { "UA" };
+        let country = if self.rng.random_bool(0.5) {
+            "MD"
+        } else {
+            "UA"
+        };
         self.new_vehicle(country, crossing.id)
     }
 
@@ -72,7 +73,7 @@ impl Builder<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(
+    pub(super) fn record(
         &mut self,
         kind: AnomalyKind,
         planted: bool,
@@ -93,8 +94,14 @@ impl Builder<'_> {
             planted,
             plate,
             post_ids,
-            read_ids: evidence.iter().map(|&r| self.reads[r].read_id.clone()).collect(),
-            passage_ids: passages.iter().map(|&p| self.passages[p].passage_id.clone()).collect(),
+            read_ids: evidence
+                .iter()
+                .map(|&r| self.reads[r].read_id.clone())
+                .collect(),
+            passage_ids: passages
+                .iter()
+                .map(|&p| self.passages[p].passage_id.clone())
+                .collect(),
             first_seen_ms,
             last_seen_ms,
             description,
@@ -139,13 +146,29 @@ impl Builder<'_> {
     fn plant_cloned_plate(&mut self, day_start: i64) {
         let kind = AnomalyKind::ClonedPlate;
         let first = self.random_crossing();
-        let others: Vec<&'static CrossingInfo> =
-            self.config.crossings.iter().copied().filter(|c| c.id != first.id).collect();
+        let others: Vec<&'static CrossingInfo> = self
+            .config
+            .crossings
+            .iter()
+            .copied()
+            .filter(|c| c.id != first.id)
+            .collect();
         let original = self.any_vehicle(first);
         let a_md_to_ua = self.rng.random_bool(0.5);
-        let (a_from, a_to) = if a_md_to_ua { (&first.md, &first.ua) } else { (&first.ua, &first.md) };
+        let (a_from, a_to) = if a_md_to_ua {
+            (&first.md, &first.ua)
+        } else {
+            (&first.ua, &first.md)
+        };
         let start = self.random_time(day_start, 6, 20);
-        let s = traffic::schedule(&mut self.rng, first, a_from, a_to, start, DwellOverride::default());
+        let s = traffic::schedule(
+            &mut self.rng,
+            first,
+            a_from,
+            a_to,
+            start,
+            DwellOverride::default(),
+        );
         let a = self.add_passage(original, first, a_md_to_ua, s, CLEAN, Some(kind));
 
         // The clone: at another crossing if there is one, else across the bridge.
@@ -161,10 +184,20 @@ impl Builder<'_> {
         let b_start = s.exit_departure_ms + gap_ms;
         let clone_plate: TruePlate = self.vehicles[original].plate.clone();
         let clone = self.add_vehicle(clone_plate);
-        let sb = traffic::schedule(&mut self.rng, second, b_from, b_to, b_start, DwellOverride::default());
+        let sb = traffic::schedule(
+            &mut self.rng,
+            second,
+            b_from,
+            b_to,
+            b_start,
+            DwellOverride::default(),
+        );
         let b = self.add_passage(clone, second, b_md_to_ua, sb, CLEAN, Some(kind));
 
-        let evidence = [self.read_at(a, Stage::ExitDeparture), self.read_at(b, Stage::ExitArrival)];
+        let evidence = [
+            self.read_at(a, Stage::ExitDeparture),
+            self.read_at(b, Stage::ExitArrival),
+        ];
         let plate = self.vehicles[original].plate.norm.clone();
         let minutes = gap_ms as f64 / MINUTE_MS as f64;
         let description = format!(
@@ -193,9 +226,20 @@ impl Builder<'_> {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
         let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
         let start = self.random_time(day_start, 1, 22);
-        let s = traffic::schedule(&mut self.rng, crossing, from, to, start, DwellOverride::default());
+        let s = traffic::schedule(
+            &mut self.rng,
+            crossing,
+            from,
+            to,
+            start,
+            DwellOverride::default(),
+        );
         let p = self.add_passage(vehicle, crossing, md_to_ua, s, CLEAN, Some(kind));
 
         let (reason, severity) = *REASONS.choose(&mut self.rng).expect("reasons are listed");
@@ -217,7 +261,15 @@ impl Builder<'_> {
             post_label(to),
             utc(s.exit_arrival_ms),
         );
-        self.record(kind, true, plate, vec![from.id.to_string(), to.id.to_string()], &evidence, &[p], description);
+        self.record(
+            kind,
+            true,
+            plate,
+            vec![from.id.to_string(), to.id.to_string()],
+            &evidence,
+            &[p],
+            description,
+        );
     }
 
     fn plant_entry_without_exit(&mut self, day_start: i64) {
@@ -225,12 +277,31 @@ impl Builder<'_> {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
         let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
         let start = self.random_time(day_start, 0, 23);
-        let s = traffic::schedule(&mut self.rng, crossing, from, to, start, DwellOverride::default());
-        let plan = [StagePlan::NotSeen, StagePlan::NotSeen, StagePlan::Clean, StagePlan::Clean];
+        let s = traffic::schedule(
+            &mut self.rng,
+            crossing,
+            from,
+            to,
+            start,
+            DwellOverride::default(),
+        );
+        let plan = [
+            StagePlan::NotSeen,
+            StagePlan::NotSeen,
+            StagePlan::Clean,
+            StagePlan::Clean,
+        ];
         let p = self.add_passage(vehicle, crossing, md_to_ua, s, plan, Some(kind));
-        let evidence = [self.read_at(p, Stage::EntryArrival), self.read_at(p, Stage::EntryDeparture)];
+        let evidence = [
+            self.read_at(p, Stage::EntryArrival),
+            self.read_at(p, Stage::EntryDeparture),
+        ];
         let plate = self.vehicles[vehicle].plate.norm.clone();
         let description = format!(
             "plate {plate} arrived at {} at {} entering {}, but no camera of {} saw it leave {}: \
@@ -241,7 +312,15 @@ impl Builder<'_> {
             post_label(from),
             from.country,
         );
-        self.record(kind, true, plate, vec![to.id.to_string(), from.id.to_string()], &evidence, &[p], description);
+        self.record(
+            kind,
+            true,
+            plate,
+            vec![to.id.to_string(), from.id.to_string()],
+            &evidence,
+            &[p],
+            description,
+        );
     }
 
     fn plant_long_dwell(&mut self, day_start: i64) {
@@ -249,14 +328,24 @@ impl Builder<'_> {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
         let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
         let start = self.random_time(day_start, 5, 19);
         let dwell_ms = self.rng.random_range(4 * HOUR_MS..8 * HOUR_MS);
         let at_exit = self.rng.random_bool(0.5);
         let dwell = if at_exit {
-            DwellOverride { exit_ms: Some(dwell_ms), entry_ms: None }
+            DwellOverride {
+                exit_ms: Some(dwell_ms),
+                entry_ms: None,
+            }
         } else {
-            DwellOverride { exit_ms: None, entry_ms: Some(dwell_ms) }
+            DwellOverride {
+                exit_ms: None,
+                entry_ms: Some(dwell_ms),
+            }
         };
         let s = traffic::schedule(&mut self.rng, crossing, from, to, start, dwell);
         let p = self.add_passage(vehicle, crossing, md_to_ua, s, CLEAN, Some(kind));
@@ -272,11 +361,23 @@ impl Builder<'_> {
             dwell_ms as f64 / HOUR_MS as f64,
             post_label(post),
             arrival.direction(),
-            if at_exit { "towards the bridge" } else { "into the country" },
+            if at_exit {
+                "towards the bridge"
+            } else {
+                "into the country"
+            },
             utc(self.passages[p].scheduled_ms(arrival)),
             utc(self.passages[p].scheduled_ms(departure)),
         );
-        self.record(kind, true, plate, vec![post.id.to_string()], &evidence, &[p], description);
+        self.record(
+            kind,
+            true,
+            plate,
+            vec![post.id.to_string()],
+            &evidence,
+            &[p],
+            description,
+        );
     }
 
     fn plant_misread(&mut self, day_start: i64) {
@@ -284,11 +385,27 @@ impl Builder<'_> {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
         let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
         let start = self.random_time(day_start, 1, 22);
-        let s = traffic::schedule(&mut self.rng, crossing, from, to, start, DwellOverride::default());
+        let s = traffic::schedule(
+            &mut self.rng,
+            crossing,
+            from,
+            to,
+            start,
+            DwellOverride::default(),
+        );
         let wrong = self.rng.random_range(2..=3);
-        let plan = [StagePlan::Clean, StagePlan::Clean, StagePlan::Wrong(wrong), StagePlan::Clean];
+        let plan = [
+            StagePlan::Clean,
+            StagePlan::Clean,
+            StagePlan::Wrong(wrong),
+            StagePlan::Clean,
+        ];
         let p = self.add_passage(vehicle, crossing, md_to_ua, s, plan, Some(kind));
         let departed = self.read_at(p, Stage::ExitDeparture);
         let arrived = self.read_at(p, Stage::EntryArrival);
@@ -300,9 +417,12 @@ impl Builder<'_> {
             self.reads[departed].plate_text,
             post_label(to),
             self.reads[arrived].plate_text,
-            chars_differ(&self.reads[departed].plate_norm, &self.reads[arrived].plate_norm),
+            chars_differ(
+                &self.reads[departed].plate_norm,
+                &self.reads[arrived].plate_norm
+            ),
             to.name,
-            self.vehicles[vehicle].plate.text,
+            self.reads[self.read_at(p, Stage::EntryDeparture)].plate_text,
         );
         self.record(
             kind,
@@ -325,7 +445,11 @@ impl Builder<'_> {
         let mut passages = Vec::new();
         let mut evidence = Vec::new();
         for _ in 0..crossings {
-            let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+            let (from, to) = if md_to_ua {
+                (&crossing.md, &crossing.ua)
+            } else {
+                (&crossing.ua, &crossing.md)
+            };
             // Regulars with local permits go through quickly: 5–25 min a post.
             let dwell = DwellOverride {
                 exit_ms: Some(self.rng.random_range(5 * MINUTE_MS..25 * MINUTE_MS)),
@@ -383,9 +507,20 @@ impl Builder<'_> {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
         let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
         let start = self.random_time(day_start, 6, 20);
-        let s = traffic::schedule(&mut self.rng, crossing, from, to, start, DwellOverride::default());
+        let s = traffic::schedule(
+            &mut self.rng,
+            crossing,
+            from,
+            to,
+            start,
+            DwellOverride::default(),
+        );
         self.add_passage(vehicle, crossing, md_to_ua, s, super::NOISE, None);
         let valid_to_ms = day_start - self.rng.random_range(2..60) * DAY_MS;
         self.watchlist.push(WatchlistEntry {
@@ -395,96 +530,5 @@ impl Builder<'_> {
             valid_from_ms: valid_to_ms - 180 * DAY_MS,
             valid_to_ms,
         });
-    }
-
-    /// Records what ordinary traffic and noise produced by chance.
-    pub(super) fn detect_chance_anomalies(&mut self) {
-        let ordinary: Vec<usize> =
-            (0..self.passages.len()).filter(|&p| self.passages[p].planted.is_none()).collect();
-
-        for &p in &ordinary {
-            let passage = &self.passages[p];
-            let both_exits_missed = passage.outcome(Stage::ExitArrival) == ReadOutcome::Missed
-                && passage.outcome(Stage::ExitDeparture) == ReadOutcome::Missed;
-            let entry_reads: Vec<usize> = [Stage::EntryArrival, Stage::EntryDeparture]
-                .iter()
-                .filter_map(|&st| self.passage_reads[p][st.index()])
-                .collect();
-            if both_exits_missed && !entry_reads.is_empty() {
-                let description = format!(
-                    "plate {} was read entering {} at {} but both exit cameras at {} missed it (noise)",
-                    passage.plate, passage.to_country, passage.to_post, passage.from_post,
-                );
-                let (plate, posts) =
-                    (passage.plate.clone(), vec![passage.to_post.clone(), passage.from_post.clone()]);
-                self.record(AnomalyKind::EntryWithoutExit, false, plate, posts, &entry_reads, &[p], description);
-            }
-
-            let departed = self.passage_reads[p][Stage::ExitDeparture.index()];
-            let arrived = self.passage_reads[p][Stage::EntryArrival.index()];
-            if let (Some(d), Some(a)) = (departed, arrived) {
-                let differ = chars_differ(&self.reads[d].plate_norm, &self.reads[a].plate_norm);
-                if differ >= 2 {
-                    let passage = &self.passages[p];
-                    let description = format!(
-                        "plate {} left {} read as `{}` and arrived at {} read as `{}` ({differ} characters \
-                         differ; both reads have noise)",
-                        passage.plate,
-                        passage.from_post,
-                        self.reads[d].plate_text,
-                        passage.to_post,
-                        self.reads[a].plate_text,
-                    );
-                    let (plate, posts) =
-                        (passage.plate.clone(), vec![passage.from_post.clone(), passage.to_post.clone()]);
-                    self.record(AnomalyKind::Misread, false, plate, posts, &[d, a], &[p], description);
-                }
-            }
-        }
-
-        // More than six crossings of one plate within 24 hours.
-        let mut by_plate: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for &p in &ordinary {
-            by_plate.entry(self.passages[p].plate.as_str()).or_default().push(p);
-        }
-        let mut frequent: Vec<Vec<usize>> = Vec::new();
-        for list in by_plate.into_values() {
-            if list.len() <= 6 {
-                continue;
-            }
-            let mut list = list;
-            list.sort_by_key(|&p| self.passages[p].exit_arrival_ms);
-            let mut best: Option<(usize, usize)> = None;
-            let mut lo = 0;
-            for hi in 0..list.len() {
-                while self.passages[list[hi]].exit_arrival_ms - self.passages[list[lo]].exit_arrival_ms >= DAY_MS {
-                    lo += 1;
-                }
-                if hi - lo + 1 > 6 && best.is_none_or(|(l, h)| hi - lo > h - l) {
-                    best = Some((lo, hi));
-                }
-            }
-            if let Some((lo, hi)) = best {
-                frequent.push(list[lo..=hi].to_vec());
-            }
-        }
-        for window in frequent {
-            let first = &self.passages[window[0]];
-            let plate = first.plate.clone();
-            let mut posts: Vec<String> = window
-                .iter()
-                .flat_map(|&p| [self.passages[p].from_post.clone(), self.passages[p].to_post.clone()])
-                .collect();
-            posts.sort();
-            posts.dedup();
-            let evidence: Vec<usize> =
-                window.iter().flat_map(|&p| self.passage_reads[p].into_iter().flatten()).collect();
-            let description = format!(
-                "plate {plate} crossed {} times within 24 h starting {} (ordinary return trips)",
-                window.len(),
-                utc(first.exit_arrival_ms),
-            );
-            self.record(AnomalyKind::FrequentCrosser, false, plate, posts, &evidence, &window, description);
-        }
     }
 }

@@ -50,14 +50,32 @@ const ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// (fewer only if the text has fewer characters).
 pub fn corrupt(rng: &mut ChaCha8Rng, text: &str, wrong: usize) -> String {
     let mut chars: Vec<char> = text.chars().collect();
-    let mut candidates: Vec<usize> =
-        (0..chars.len()).filter(|&i| chars[i].is_ascii_alphanumeric()).collect();
+    let mut candidates: Vec<usize> = (0..chars.len())
+        .filter(|&i| chars[i].is_ascii_alphanumeric())
+        .collect();
     for _ in 0..wrong {
         if candidates.is_empty() {
             break;
         }
         let confusable_positions: Vec<usize> = (0..candidates.len())
-            .filter(|&k| matches!(chars[candidates[k]], 'O' | '0' | 'D' | 'Q' | 'I' | '1' | 'B' | '8' | 'S' | '5' | 'Z' | '2' | 'G' | '6'))
+            .filter(|&k| {
+                matches!(
+                    chars[candidates[k]],
+                    'O' | '0'
+                        | 'D'
+                        | 'Q'
+                        | 'I'
+                        | '1'
+                        | 'B'
+                        | '8'
+                        | 'S'
+                        | '5'
+                        | 'Z'
+                        | '2'
+                        | 'G'
+                        | '6'
+                )
+            })
             .collect();
         let k = if !confusable_positions.is_empty() && rng.random_bool(0.6) {
             confusable_positions[rng.random_range(0..confusable_positions.len())]
@@ -116,7 +134,11 @@ pub fn plate_read(
         let matched = plate_country(&norm, Some(post.country));
         (text, norm, matched)
     } else {
-        (printed.clone(), plate.norm.clone(), plate.read_country(post.country))
+        (
+            printed.clone(),
+            plate.norm.clone(),
+            plate.read_country(post.country),
+        )
     };
     let u = fraction(word, 8, 16);
     let frames_bits = ((word >> 24) & 0xff) as u16;

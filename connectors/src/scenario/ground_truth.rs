@@ -31,8 +31,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] =
-        [Stage::ExitArrival, Stage::ExitDeparture, Stage::EntryArrival, Stage::EntryDeparture];
+    pub const ALL: [Stage; 4] = [
+        Stage::ExitArrival,
+        Stage::ExitDeparture,
+        Stage::EntryArrival,
+        Stage::EntryDeparture,
+    ];
 
     pub fn direction(self) -> Direction {
         match self {
@@ -190,7 +194,10 @@ impl Passage {
     }
 
     fn stages_with(&self, outcome: ReadOutcome) -> impl Iterator<Item = &'static str> + '_ {
-        Stage::ALL.into_iter().filter(move |s| self.outcome(*s) == outcome).map(Stage::as_str)
+        Stage::ALL
+            .into_iter()
+            .filter(move |s| self.outcome(*s) == outcome)
+            .map(Stage::as_str)
     }
 }
 
@@ -309,7 +316,12 @@ pub fn passage_schema() -> SchemaRef {
 /// and `not_seen` list the stages (`exit_arrival`, …) with that outcome.
 pub fn passages_batch(passages: &[Passage]) -> RecordBatch {
     let stage_read_ids = |stage: Stage| -> ArrayRef {
-        Arc::new(passages.iter().map(|p| p.read_id(stage)).collect::<StringArray>())
+        Arc::new(
+            passages
+                .iter()
+                .map(|p| p.read_id(stage))
+                .collect::<StringArray>(),
+        )
     };
     let columns: Vec<ArrayRef> = vec![
         strings(passages.iter().map(|p| p.passage_id.as_str())),
@@ -321,8 +333,12 @@ pub fn passages_batch(passages: &[Passage]) -> RecordBatch {
         strings(passages.iter().map(|p| p.to_post.as_str())),
         strings(passages.iter().map(|p| p.from_country.as_str())),
         strings(passages.iter().map(|p| p.to_country.as_str())),
-        Arc::new(UInt16Array::from_iter_values(passages.iter().map(|p| p.exit_lane))),
-        Arc::new(UInt16Array::from_iter_values(passages.iter().map(|p| p.entry_lane))),
+        Arc::new(UInt16Array::from_iter_values(
+            passages.iter().map(|p| p.exit_lane),
+        )),
+        Arc::new(UInt16Array::from_iter_values(
+            passages.iter().map(|p| p.entry_lane),
+        )),
         timestamps(passages.iter().map(|p| p.exit_arrival_ms)),
         timestamps(passages.iter().map(|p| p.exit_departure_ms)),
         timestamps(passages.iter().map(|p| p.entry_arrival_ms)),
@@ -335,9 +351,15 @@ pub fn passages_batch(passages: &[Passage]) -> RecordBatch {
         string_lists(passages.iter().map(|p| p.stages_with(ReadOutcome::Missed))),
         string_lists(passages.iter().map(|p| p.stages_with(ReadOutcome::Misread))),
         string_lists(passages.iter().map(|p| p.stages_with(ReadOutcome::NotSeen))),
-        Arc::new(passages.iter().map(|p| p.planted.map(AnomalyKind::as_str)).collect::<StringArray>()),
+        Arc::new(
+            passages
+                .iter()
+                .map(|p| p.planted.map(AnomalyKind::as_str))
+                .collect::<StringArray>(),
+        ),
     ];
-    RecordBatch::try_new(passage_schema(), columns).expect("columns are built to match passage_schema")
+    RecordBatch::try_new(passage_schema(), columns)
+        .expect("columns are built to match passage_schema")
 }
 
 /// Schema of [`anomalies_batch`].
@@ -361,7 +383,12 @@ pub fn anomalies_batch(anomalies: &[Anomaly]) -> RecordBatch {
     let columns: Vec<ArrayRef> = vec![
         strings(anomalies.iter().map(|a| a.anomaly_id.as_str())),
         strings(anomalies.iter().map(|a| a.kind.as_str())),
-        Arc::new(anomalies.iter().map(|a| Some(a.planted)).collect::<BooleanArray>()),
+        Arc::new(
+            anomalies
+                .iter()
+                .map(|a| Some(a.planted))
+                .collect::<BooleanArray>(),
+        ),
         strings(anomalies.iter().map(|a| a.plate.as_str())),
         string_lists(anomalies.iter().map(|a| a.post_ids.iter())),
         string_lists(anomalies.iter().map(|a| a.read_ids.iter())),
@@ -370,7 +397,8 @@ pub fn anomalies_batch(anomalies: &[Anomaly]) -> RecordBatch {
         timestamps(anomalies.iter().map(|a| a.last_seen_ms)),
         strings(anomalies.iter().map(|a| a.description.as_str())),
     ];
-    RecordBatch::try_new(anomaly_schema(), columns).expect("columns are built to match anomaly_schema")
+    RecordBatch::try_new(anomaly_schema(), columns)
+        .expect("columns are built to match anomaly_schema")
 }
 
 /// Schema of [`watchlist_batch`].
@@ -390,10 +418,13 @@ pub fn watchlist_batch(watchlist: &[WatchlistEntry]) -> RecordBatch {
     let columns: Vec<ArrayRef> = vec![
         strings(watchlist.iter().map(|w| w.plate.as_str())),
         strings(watchlist.iter().map(|w| w.reason.as_str())),
-        Arc::new(UInt8Array::from_iter_values(watchlist.iter().map(|w| w.severity))),
+        Arc::new(UInt8Array::from_iter_values(
+            watchlist.iter().map(|w| w.severity),
+        )),
         strings(watchlist.iter().map(|w| w.severity_label())),
         timestamps(watchlist.iter().map(|w| w.valid_from_ms)),
         timestamps(watchlist.iter().map(|w| w.valid_to_ms)),
     ];
-    RecordBatch::try_new(watchlist_schema(), columns).expect("columns are built to match watchlist_schema")
+    RecordBatch::try_new(watchlist_schema(), columns)
+        .expect("columns are built to match watchlist_schema")
 }

@@ -141,16 +141,16 @@
 
 mod anomalies;
 mod capture;
+mod chance_anomalies;
 mod ground_truth;
 mod plates;
 mod time_order;
 mod traffic;
 
 use arrow::array::RecordBatch;
-use borderflow_engine::crossings::PostInfo;
 use borderflow_engine::{CROSSINGS, CrossingInfo, PlateRead, ScenarioSourceConfig, reads_to_batch};
 use chrono::NaiveDate;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use capture::{FRAME_HEIGHT, FRAME_WIDTH};
@@ -164,7 +164,7 @@ pub use traffic::{HOURLY_SHAPE, local_day_start_ms, local_hour, utc_offset_hours
 use capture::new_ulid;
 use plates::{PlateRegistry, TruePlate};
 use time_order::sort_by_time;
-use traffic::{DwellOverride, Schedule};
+use traffic::Schedule;
 
 /// Per-read noise of ordinary passages.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -177,7 +177,10 @@ pub struct ReadNoise {
 
 impl Default for ReadNoise {
     fn default() -> Self {
-        ReadNoise { miss_rate: 0.01, wrong_char_rate: 0.02 }
+        ReadNoise {
+            miss_rate: 0.01,
+            wrong_char_rate: 0.02,
+        }
     }
 }
 
@@ -238,7 +241,10 @@ pub struct Scenario {
 
 impl Scenario {
     /// The reads of one post's cameras, in time order.
-    pub fn reads_for_post<'a>(&'a self, post_id: &'a str) -> impl Iterator<Item = &'a PlateRead> + 'a {
+    pub fn reads_for_post<'a>(
+        &'a self,
+        post_id: &'a str,
+    ) -> impl Iterator<Item = &'a PlateRead> + 'a {
         self.reads.iter().filter(move |r| r.post_id == post_id)
     }
 
@@ -272,25 +278,10 @@ pub fn generate(config: &ScenarioConfig) -> Scenario {
     builder.finish()
 }
 
-/// Share of ordinary passages that try to reuse a vehicle already abroad.
-const RETURN_SHARE: f64 = 0.45;
-/// Share of returning vehicles allowed to come back through another crossing.
-const OTHER_CROSSING_SHARE: f64 = 0.05;
-/// Vehicles abroad at the start, per crossing and side, as a share of `vehicles_per_day`.
-const ABROAD_AT_START: f64 = 0.6;
-
 /// One physical vehicle.
 struct Vehicle {
     id: String,
     plate: TruePlate,
-}
-
-/// A vehicle waiting on one side of the border to cross back.
-struct Abroad {
-    /// `None`: abroad since before the scenario; created when first picked.
-    vehicle: Option<usize>,
-    ready_ms: i64,
-    post: &'static PostInfo,
 }
 
 /// How a stage's read is produced.
@@ -330,7 +321,11 @@ fn chance(bits: u32, p: f64) -> bool {
 }
 
 fn rate(r: f64) -> f64 {
-    if r.is_finite() { r.clamp(0.0, 1.0) } else { 0.0 }
+    if r.is_finite() {
+        r.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 impl<'c> Builder<'c> {
@@ -381,8 +376,17 @@ impl<'c> Builder<'c> {
         plan: [StagePlan; 4],
         planted: Option<AnomalyKind>,
     ) -> usize {
-        let (from, to) = if md_to_ua { (&crossing.md, &crossing.ua) } else { (&crossing.ua, &crossing.md) };
-        let times = [s.exit_arrival_ms, s.exit_departure_ms, s.entry_arrival_ms, s.entry_departure_ms];
+        let (from, to) = if md_to_ua {
+            (&crossing.md, &crossing.ua)
+        } else {
+            (&crossing.ua, &crossing.md)
+        };
+        let times = [
+            s.exit_arrival_ms,
+            s.exit_departure_ms,
+            s.entry_arrival_ms,
+            s.entry_departure_ms,
+        ];
         let passage_id = new_ulid(&mut self.rng, s.exit_arrival_ms);
         let mut read_ids: [Option<String>; 4] = Default::default();
         let mut read_index = [None; 4];
@@ -451,102 +455,27 @@ impl<'c> Builder<'c> {
         self.passages.len() - 1
     }
 
-    /// Ordinary traffic: Poisson arrivals per crossing, direction and hour,
-    /// processed in time order so that vehicles abroad can come back.
-    fn ordinary_traffic(&mut self) {
-        let crossings = self.config.crossings.clone();
-        let scale = self.scale();
-        // (exit arrival, crossing index, MD→UA?)
-        let mut arrivals: Vec<(i64, usize, bool)> = Vec::new();
-        let mut times = Vec::new();
-        for day in 0..self.config.days {
-            let day_start = self.day_start_ms(day);
-            for (ci, crossing) in crossings.iter().enumerate() {
-                for md_to_ua in [true, false] {
-                    times.clear();
-                    let per_day = f64::from(crossing.vehicles_per_day) * scale;
-                    traffic::arrival_times(&mut self.rng, day_start, per_day, &mut times);
-                    arrivals.extend(times.iter().map(|&t| (t, ci, md_to_ua)));
-                }
-            }
-        }
-        if arrivals.is_empty() {
-            return;
-        }
-        arrivals.sort_unstable();
-
-        // Vehicles on each side of the border (0: in MD, 1: in UA) that may cross back.
-        let mut abroad: [Vec<Abroad>; 2] = [Vec::new(), Vec::new()];
-        let first_day = self.day_start_ms(0);
-        for &crossing in &crossings {
-            let n = (f64::from(crossing.vehicles_per_day) * scale * ABROAD_AT_START).round() as usize;
-            for (side, post) in [(0, &crossing.md), (1, &crossing.ua)] {
-                for _ in 0..n {
-                    let ready_ms = first_day + self.rng.random_range(-2 * traffic::DAY_MS..2 * traffic::DAY_MS);
-                    abroad[side].push(Abroad { vehicle: None, ready_ms, post });
-                }
-            }
-        }
-
-        for (at_ms, ci, md_to_ua) in arrivals {
-            let crossing = crossings[ci];
-            let (from, to, side) =
-                if md_to_ua { (&crossing.md, &crossing.ua, 0) } else { (&crossing.ua, &crossing.md, 1) };
-            let returning = self.pick_returning(&mut abroad[side], crossing, from, at_ms);
-            let vehicle = match returning {
-                Some(v) => v,
-                None => {
-                    let country = plates::registration_country(&mut self.rng);
-                    self.new_vehicle(country, crossing.id)
-                }
-            };
-            let s = traffic::schedule(&mut self.rng, crossing, from, to, at_ms, DwellOverride::default());
-            self.add_passage(vehicle, crossing, md_to_ua, s, NOISE, None);
-            let ready_ms = s.entry_departure_ms + traffic::stay_abroad_ms(&mut self.rng);
-            abroad[1 - side].push(Abroad { vehicle: Some(vehicle), ready_ms, post: to });
-        }
-    }
-
-    /// A vehicle on the `from` side that could be back at `from` by `at_ms`,
-    /// taken out of `pool`; `None` if this passage is a new vehicle.
-    fn pick_returning(
-        &mut self,
-        pool: &mut Vec<Abroad>,
-        crossing: &CrossingInfo,
-        from: &'static PostInfo,
-        at_ms: i64,
-    ) -> Option<usize> {
-        if pool.is_empty() || !self.rng.random_bool(RETURN_SHARE) {
-            return None;
-        }
-        for _ in 0..12 {
-            let k = self.rng.random_range(0..pool.len());
-            let candidate = &pool[k];
-            if candidate.ready_ms + traffic::road_time_ms(candidate.post, from) > at_ms {
-                continue;
-            }
-            if candidate.post.crossing != crossing.id && !self.rng.random_bool(OTHER_CROSSING_SHARE) {
-                continue;
-            }
-            let entry = pool.swap_remove(k);
-            return Some(match entry.vehicle {
-                Some(v) => v,
-                None => {
-                    let country = plates::registration_country(&mut self.rng);
-                    self.new_vehicle(country, entry.post.crossing)
-                }
-            });
-        }
-        None
-    }
-
     fn finish(mut self) -> Scenario {
-        sort_by_time(&mut self.reads, |r| r.captured_at_ms, |a, b| a.read_id.cmp(&b.read_id));
-        sort_by_time(&mut self.passages, |p| p.exit_arrival_ms, |a, b| a.passage_id.cmp(&b.passage_id));
+        sort_by_time(
+            &mut self.reads,
+            |r| r.captured_at_ms,
+            |a, b| a.read_id.cmp(&b.read_id),
+        );
+        sort_by_time(
+            &mut self.passages,
+            |p| p.exit_arrival_ms,
+            |a, b| a.passage_id.cmp(&b.passage_id),
+        );
         self.anomalies.sort_by(|a, b| {
-            a.first_seen_ms.cmp(&b.first_seen_ms).then_with(|| a.anomaly_id.cmp(&b.anomaly_id))
+            a.first_seen_ms
+                .cmp(&b.first_seen_ms)
+                .then_with(|| a.anomaly_id.cmp(&b.anomaly_id))
         });
-        self.watchlist.sort_by(|a, b| a.plate.cmp(&b.plate).then_with(|| a.valid_from_ms.cmp(&b.valid_from_ms)));
+        self.watchlist.sort_by(|a, b| {
+            a.plate
+                .cmp(&b.plate)
+                .then_with(|| a.valid_from_ms.cmp(&b.valid_from_ms))
+        });
         Scenario {
             reads: self.reads,
             passages: self.passages,

@@ -29,13 +29,22 @@ pub struct TruePlate {
 impl TruePlate {
     fn new(text: String, norm: String, country: &'static str) -> Self {
         let read_as = ["MD", "UA"].map(|camera| (camera, plate_country(&norm, Some(camera))));
-        TruePlate { text, norm, country, read_as }
+        TruePlate {
+            text,
+            norm,
+            country,
+            read_as,
+        }
     }
 
     /// The country a camera in `camera_country` reports for a correct read
     /// (`plate_grammar::plate_country` preferring the camera's country).
     pub fn read_country(&self, camera_country: &str) -> Option<&'static str> {
-        match self.read_as.iter().find(|(camera, _)| *camera == camera_country) {
+        match self
+            .read_as
+            .iter()
+            .find(|(camera, _)| *camera == camera_country)
+        {
             Some((_, country)) => *country,
             None => plate_country(&self.norm, Some(camera_country)),
         }
@@ -63,11 +72,12 @@ const BG_LETTERS: &[u8] = b"ABEKMHOPCTYX";
 
 /// Moldovan district codes of the 1992–2015 format.
 const MD_DISTRICTS: &[&str] = &[
-    "BL", "BR", "ED", "OC", "SO", "DR", "FL", "GL", "RS", "CH", "CM", "CS", "CT", "GG", "ST",
-    "TR", "UN", "OR", "HN", "CL",
+    "BL", "BR", "ED", "OC", "SO", "DR", "FL", "GL", "RS", "CH", "CM", "CS", "CT", "GG", "ST", "TR",
+    "UN", "OR", "HN", "CL",
 ];
 
 /// Ukrainian region prefixes with a base weight (all letters in UA_LETTERS).
+#[rustfmt::skip]
 const UA_REGIONS: &[(&str, u32)] = &[
     ("AA", 6), ("KA", 4), ("AI", 4), ("KI", 2), // Kyiv city and oblast
     ("BH", 6), ("HH", 4),                       // Odesa
@@ -87,25 +97,35 @@ fn ua_regions_near(crossing: &str) -> &'static [&'static str] {
     match crossing {
         "criva-mamalyha" => &["CE", "IE"],
         "otaci-mohyliv-podilskyi" => &["AB", "KB"],
-        "tudora-starokazachie" | "vulcanesti-vinogradovca" | "palanca-maiaki-udobnoe" => &["BH", "HH"],
+        "tudora-starokazachie" | "vulcanesti-vinogradovca" | "palanca-maiaki-udobnoe" => {
+            &["BH", "HH"]
+        }
         _ => &[],
     }
 }
 
-const RO_COUNTIES: &[&str] =
-    &["IS", "SV", "BT", "GL", "VS", "BC", "NT", "CJ", "TM", "CT", "TL", "BR", "VN", "BV", "PH"];
-const PL_PREFIXES: &[&str] = &["WA", "WW", "WX", "KR", "LU", "LL", "RZ", "PO", "GD", "DW", "EL", "SZ"];
-const BG_PREFIXES: &[&str] =
-    &["CA", "CB", "CO", "PB", "PA", "PK", "PP", "BT", "BH", "CT", "TX", "EH", "OB", "KH", "CH", "EB"];
+const RO_COUNTIES: &[&str] = &[
+    "IS", "SV", "BT", "GL", "VS", "BC", "NT", "CJ", "TM", "CT", "TL", "BR", "VN", "BV", "PH",
+];
+const PL_PREFIXES: &[&str] = &[
+    "WA", "WW", "WX", "KR", "LU", "LL", "RZ", "PO", "GD", "DW", "EL", "SZ",
+];
+const BG_PREFIXES: &[&str] = &[
+    "CA", "CB", "CO", "PB", "PA", "PK", "PP", "BT", "BH", "CT", "TX", "EH", "OB", "KH", "CH", "EB",
+];
 const DE_ONE_LETTER: &[&str] = &["B", "M", "K", "F", "S", "H", "L", "D"];
 const DE_TWO_LETTERS: &[&str] = &["HH", "HB", "DO", "KA", "MZ", "WI", "DD", "BN"];
 
 fn letters(rng: &mut ChaCha8Rng, alphabet: &[u8], n: usize) -> String {
-    (0..n).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..n)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 fn digits(rng: &mut ChaCha8Rng, n: usize) -> String {
-    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
 }
 
 /// A number of `n` digits that is not all zeros.
@@ -123,7 +143,7 @@ pub fn registration_country(rng: &mut ChaCha8Rng) -> &'static str {
     let mut u: f64 = rng.random();
     for (country, share) in REGISTRATION_MIX {
         if u < *share {
-            return *country;
+            return country;
         }
         u -= share;
     }
@@ -140,7 +160,11 @@ fn plate_text(rng: &mut ChaCha8Rng, country: &str, crossing: &str) -> String {
                 format!("{} {}", letters(rng, LATIN_ISSUED, 3), serial(rng, 3))
             } else if u < 0.96 {
                 let district = pick(rng, MD_DISTRICTS);
-                format!("{district} {} {}", letters(rng, LATIN_ISSUED, 2), serial(rng, 3))
+                format!(
+                    "{district} {} {}",
+                    letters(rng, LATIN_ISSUED, 2),
+                    serial(rng, 3)
+                )
             } else if u < 0.98 {
                 format!("C {} {}", digits(rng, 3), serial(rng, 3))
             } else {
@@ -166,9 +190,18 @@ fn plate_text(rng: &mut ChaCha8Rng, country: &str, crossing: &str) -> String {
                     }
                     chosen
                 };
-                format!("{region} {} {}", serial(rng, 4), letters(rng, UA_LETTERS, 2))
+                format!(
+                    "{region} {} {}",
+                    serial(rng, 4),
+                    letters(rng, UA_LETTERS, 2)
+                )
             } else if u < 0.995 {
-                format!("{} {} {}", digits(rng, 2), letters(rng, UA_LETTERS, 2), serial(rng, 4))
+                format!(
+                    "{} {} {}",
+                    digits(rng, 2),
+                    letters(rng, UA_LETTERS, 2),
+                    serial(rng, 4)
+                )
             } else {
                 format!("{} C {}", digits(rng, 3), serial(rng, 4))
             }
@@ -178,17 +211,34 @@ fn plate_text(rng: &mut ChaCha8Rng, country: &str, crossing: &str) -> String {
                 format!("B {} {}", serial(rng, 3), letters(rng, LATIN_ISSUED, 3))
             } else {
                 let county = pick(rng, RO_COUNTIES);
-                format!("{county} {} {}", serial(rng, 2), letters(rng, LATIN_ISSUED, 3))
+                format!(
+                    "{county} {} {}",
+                    serial(rng, 2),
+                    letters(rng, LATIN_ISSUED, 3)
+                )
             }
         }
         "PL" => format!("{} {}", pick(rng, PL_PREFIXES), serial(rng, 5)),
-        "BG" => format!("{} {} {}", pick(rng, BG_PREFIXES), serial(rng, 4), letters(rng, BG_LETTERS, 2)),
+        "BG" => format!(
+            "{} {} {}",
+            pick(rng, BG_PREFIXES),
+            serial(rng, 4),
+            letters(rng, BG_LETTERS, 2)
+        ),
         "DE" => {
             let number = rng.random_range(1000..10000);
             if rng.random_bool(0.7) {
-                format!("{} {} {number}", pick(rng, DE_ONE_LETTER), letters(rng, LATIN_ALL, 2))
+                format!(
+                    "{} {} {number}",
+                    pick(rng, DE_ONE_LETTER),
+                    letters(rng, LATIN_ALL, 2)
+                )
             } else {
-                format!("{} {} {number}", pick(rng, DE_TWO_LETTERS), letters(rng, LATIN_ALL, 1))
+                format!(
+                    "{} {} {number}",
+                    pick(rng, DE_TWO_LETTERS),
+                    letters(rng, LATIN_ALL, 1)
+                )
             }
         }
         "LT" => format!("{} {}", letters(rng, LATIN_ALL, 3), serial(rng, 3)),
@@ -204,7 +254,12 @@ pub struct PlateRegistry {
 
 impl PlateRegistry {
     /// A plate of `country` that no other vehicle (and no watchlist decoy) has.
-    pub fn fresh(&mut self, rng: &mut ChaCha8Rng, country: &'static str, crossing: &str) -> TruePlate {
+    pub fn fresh(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        country: &'static str,
+        crossing: &str,
+    ) -> TruePlate {
         loop {
             let text = plate_text(rng, country, crossing);
             let norm = plate_norm(&text);

@@ -19,7 +19,8 @@ fn time_order(times: &[i64]) -> Vec<usize> {
         return Vec::new();
     };
     let span = (i128::from(max) - i128::from(min) + 1) as u128;
-    let bucket_of = |t: i64| ((((i128::from(t) - i128::from(min)) as u128) * n as u128) / span) as usize;
+    let bucket_of =
+        |t: i64| ((((i128::from(t) - i128::from(min)) as u128) * n as u128) / span) as usize;
 
     let mut starts = vec![0usize; n + 1];
     for &t in times {
@@ -53,7 +54,11 @@ fn time_order(times: &[i64]) -> Vec<usize> {
 }
 
 /// Sorts `items` by `time`, equal times by `tie`, moving each item once.
-pub fn sort_by_time<T>(items: &mut Vec<T>, time: impl Fn(&T) -> i64, tie: impl Fn(&T, &T) -> Ordering) {
+pub fn sort_by_time<T>(
+    items: &mut Vec<T>,
+    time: impl Fn(&T) -> i64,
+    tie: impl Fn(&T, &T) -> Ordering,
+) {
     let times: Vec<i64> = items.iter().map(time).collect();
     let mut order = time_order(&times);
     let mut start = 0;
@@ -77,9 +82,28 @@ mod tests {
 
     #[test]
     fn orders_by_time_then_tie() {
-        let mut items = vec![(5, 'b'), (-3, 'z'), (5, 'a'), (100, 'x'), (0, 'q'), (5, 'c'), (-3, 'y')];
+        let mut items = vec![
+            (5, 'b'),
+            (-3, 'z'),
+            (5, 'a'),
+            (100, 'x'),
+            (0, 'q'),
+            (5, 'c'),
+            (-3, 'y'),
+        ];
         sort_by_time(&mut items, |i| i.0, |a, b| a.1.cmp(&b.1));
-        assert_eq!(items, vec![(-3, 'y'), (-3, 'z'), (0, 'q'), (5, 'a'), (5, 'b'), (5, 'c'), (100, 'x')]);
+        assert_eq!(
+            items,
+            vec![
+                (-3, 'y'),
+                (-3, 'z'),
+                (0, 'q'),
+                (5, 'a'),
+                (5, 'b'),
+                (5, 'c'),
+                (100, 'x')
+            ]
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Traffic: when vehicles arrive, how long they stay in a control zone, how
-//! long the bridge takes, and local time at the border.
+//! Traffic: when vehicles arrive, which vehicle it is (a new one or one
+//! coming back), how long they stay in a control zone, how long the bridge
+//! takes, and local time at the border.
 
 use borderflow_engine::CrossingInfo;
 use borderflow_engine::crossings::PostInfo;
 use chrono::{Datelike, NaiveDate};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+use super::{Builder, NOISE, plates};
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -40,12 +43,18 @@ pub fn utc_offset_hours(utc_ms: i64) -> i64 {
         /// generator asks thousands of times about the same year.
         static SUMMER: std::cell::Cell<(i32, i64, i64)> = const { std::cell::Cell::new((i32::MIN, 0, 0)) };
     }
-    let Some(at) = chrono::DateTime::from_timestamp_millis(utc_ms) else { return 2 };
+    let Some(at) = chrono::DateTime::from_timestamp_millis(utc_ms) else {
+        return 2;
+    };
     let year = at.year();
     let (cached_year, mut start, mut end) = SUMMER.get();
     if cached_year != year {
         let switch = |month| {
-            last_sunday(year, month).and_hms_opt(1, 0, 0).expect("valid time").and_utc().timestamp_millis()
+            last_sunday(year, month)
+                .and_hms_opt(1, 0, 0)
+                .expect("valid time")
+                .and_utc()
+                .timestamp_millis()
         };
         (start, end) = (switch(3), switch(10));
         SUMMER.set((year, start, end));
@@ -55,7 +64,11 @@ pub fn utc_offset_hours(utc_ms: i64) -> i64 {
 
 /// UTC milliseconds of local midnight at the border on `date`.
 pub fn local_day_start_ms(date: NaiveDate) -> i64 {
-    let naive_ms = date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis();
+    let naive_ms = date
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_millis();
     naive_ms - utc_offset_hours(naive_ms - 2 * HOUR_MS) * HOUR_MS
 }
 
@@ -100,7 +113,9 @@ pub fn control_dwell_ms(rng: &mut ChaCha8Rng, arrival_ms: i64) -> i64 {
     let peak = HOURLY_SHAPE.iter().cloned().fold(0.0, f64::max);
     let load = HOURLY_SHAPE[local_hour(arrival_ms) as usize] / peak;
     let median_min = 20.0 * (0.8 + 0.45 * load);
-    let minutes = (median_min.ln() + 0.5 * standard_normal(rng)).exp().clamp(3.0, 90.0);
+    let minutes = (median_min.ln() + 0.5 * standard_normal(rng))
+        .exp()
+        .clamp(3.0, 90.0);
     (minutes * MINUTE_MS as f64) as i64
 }
 
@@ -183,5 +198,131 @@ pub fn schedule(
         entry_departure_ms: entry_arrival_ms + entry_dwell.max(1),
         exit_lane,
         entry_lane,
+    }
+}
+
+/// Share of ordinary passages that try to reuse a vehicle already abroad.
+const RETURN_SHARE: f64 = 0.45;
+/// Share of returning vehicles allowed to come back through another crossing.
+const OTHER_CROSSING_SHARE: f64 = 0.05;
+/// Vehicles abroad at the start, per crossing and side, as a share of `vehicles_per_day`.
+const ABROAD_AT_START: f64 = 0.6;
+
+/// A vehicle waiting on one side of the border to cross back.
+struct Abroad {
+    /// `None`: abroad since before the scenario; created when first picked.
+    vehicle: Option<usize>,
+    ready_ms: i64,
+    post: &'static PostInfo,
+}
+
+impl Builder<'_> {
+    /// Ordinary traffic: Poisson arrivals per crossing, direction and hour,
+    /// processed in time order so that vehicles abroad can come back.
+    pub(super) fn ordinary_traffic(&mut self) {
+        let crossings = self.config.crossings.clone();
+        let scale = self.scale();
+        // (exit arrival, crossing index, MD→UA?)
+        let mut arrivals: Vec<(i64, usize, bool)> = Vec::new();
+        let mut times = Vec::new();
+        for day in 0..self.config.days {
+            let day_start = self.day_start_ms(day);
+            for (ci, crossing) in crossings.iter().enumerate() {
+                for md_to_ua in [true, false] {
+                    times.clear();
+                    let per_day = f64::from(crossing.vehicles_per_day) * scale;
+                    arrival_times(&mut self.rng, day_start, per_day, &mut times);
+                    arrivals.extend(times.iter().map(|&t| (t, ci, md_to_ua)));
+                }
+            }
+        }
+        if arrivals.is_empty() {
+            return;
+        }
+        arrivals.sort_unstable();
+
+        // Vehicles on each side of the border (0: in MD, 1: in UA) that may cross back.
+        let mut abroad: [Vec<Abroad>; 2] = [Vec::new(), Vec::new()];
+        let first_day = self.day_start_ms(0);
+        for &crossing in &crossings {
+            let n =
+                (f64::from(crossing.vehicles_per_day) * scale * ABROAD_AT_START).round() as usize;
+            for (side, post) in [(0, &crossing.md), (1, &crossing.ua)] {
+                for _ in 0..n {
+                    let ready_ms = first_day + self.rng.random_range(-2 * DAY_MS..2 * DAY_MS);
+                    abroad[side].push(Abroad {
+                        vehicle: None,
+                        ready_ms,
+                        post,
+                    });
+                }
+            }
+        }
+
+        for (at_ms, ci, md_to_ua) in arrivals {
+            let crossing = crossings[ci];
+            let (from, to, side) = if md_to_ua {
+                (&crossing.md, &crossing.ua, 0)
+            } else {
+                (&crossing.ua, &crossing.md, 1)
+            };
+            let returning = self.pick_returning(&mut abroad[side], crossing, from, at_ms);
+            let vehicle = match returning {
+                Some(v) => v,
+                None => {
+                    let country = plates::registration_country(&mut self.rng);
+                    self.new_vehicle(country, crossing.id)
+                }
+            };
+            let s = schedule(
+                &mut self.rng,
+                crossing,
+                from,
+                to,
+                at_ms,
+                DwellOverride::default(),
+            );
+            self.add_passage(vehicle, crossing, md_to_ua, s, NOISE, None);
+            let ready_ms = s.entry_departure_ms + stay_abroad_ms(&mut self.rng);
+            abroad[1 - side].push(Abroad {
+                vehicle: Some(vehicle),
+                ready_ms,
+                post: to,
+            });
+        }
+    }
+
+    /// A vehicle on the `from` side that could be back at `from` by `at_ms`,
+    /// taken out of `pool`; `None` if this passage is a new vehicle.
+    fn pick_returning(
+        &mut self,
+        pool: &mut Vec<Abroad>,
+        crossing: &CrossingInfo,
+        from: &'static PostInfo,
+        at_ms: i64,
+    ) -> Option<usize> {
+        if pool.is_empty() || !self.rng.random_bool(RETURN_SHARE) {
+            return None;
+        }
+        for _ in 0..12 {
+            let k = self.rng.random_range(0..pool.len());
+            let candidate = &pool[k];
+            if candidate.ready_ms + road_time_ms(candidate.post, from) > at_ms {
+                continue;
+            }
+            if candidate.post.crossing != crossing.id && !self.rng.random_bool(OTHER_CROSSING_SHARE)
+            {
+                continue;
+            }
+            let entry = pool.swap_remove(k);
+            return Some(match entry.vehicle {
+                Some(v) => v,
+                None => {
+                    let country = plates::registration_country(&mut self.rng);
+                    self.new_vehicle(country, entry.post.crossing)
+                }
+            });
+        }
+        None
     }
 }
