@@ -129,7 +129,8 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     let mut anomalies = BTreeMap::new();
     for anomaly in &scenario.anomalies {
         if anomaly.post_ids.iter().any(|p| keep(p)) {
-            *anomalies.entry(anomaly.kind.to_string()).or_default() += 1;
+            let origin = if anomaly.planted { "" } else { " (by chance)" };
+            *anomalies.entry(format!("{}{origin}", anomaly.kind)).or_default() += 1;
         }
     }
     Ok(JobReport {

@@ -252,7 +252,7 @@ fn print_report(report: &JobReport) {
     println!();
     println!("{} reads of {} simulated passages; {} view changes.", report.reads, report.passages, report.view_changes);
     println!(
-        "Planted anomalies: {}",
+        "Anomalies in the ground truth (planted, and produced by chance): {}",
         report.anomalies.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
     );
     for (name, rows, changes) in &report.sql_views {
