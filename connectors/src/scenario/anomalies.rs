@@ -48,6 +48,20 @@ impl Builder<'_> {
         crossings[self.rng.random_range(0..crossings.len())]
     }
 
+    /// A random direction across `crossing`: whether it is MD → UA, and the
+    /// post left and the post reached.
+    fn random_direction(
+        &mut self,
+        crossing: &'static CrossingInfo,
+    ) -> (bool, &'static PostInfo, &'static PostInfo) {
+        let md_to_ua = self.rng.random_bool(0.5);
+        if md_to_ua {
+            (true, &crossing.md, &crossing.ua)
+        } else {
+            (false, &crossing.ua, &crossing.md)
+        }
+    }
+
     /// A random instant between `from_h` and `to_h` hours into the day.
     fn random_time(&mut self, day_start: i64, from_h: i64, to_h: i64) -> i64 {
         day_start + self.rng.random_range(from_h * HOUR_MS..to_h * HOUR_MS)
@@ -225,12 +239,7 @@ impl Builder<'_> {
         let kind = AnomalyKind::Watchlisted;
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
-        let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua {
-            (&crossing.md, &crossing.ua)
-        } else {
-            (&crossing.ua, &crossing.md)
-        };
+        let (md_to_ua, from, to) = self.random_direction(crossing);
         let start = self.random_time(day_start, 1, 22);
         let s = traffic::schedule(
             &mut self.rng,
@@ -276,12 +285,7 @@ impl Builder<'_> {
         let kind = AnomalyKind::EntryWithoutExit;
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
-        let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua {
-            (&crossing.md, &crossing.ua)
-        } else {
-            (&crossing.ua, &crossing.md)
-        };
+        let (md_to_ua, from, to) = self.random_direction(crossing);
         let start = self.random_time(day_start, 0, 23);
         let s = traffic::schedule(
             &mut self.rng,
@@ -327,12 +331,7 @@ impl Builder<'_> {
         let kind = AnomalyKind::LongDwell;
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
-        let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua {
-            (&crossing.md, &crossing.ua)
-        } else {
-            (&crossing.ua, &crossing.md)
-        };
+        let (md_to_ua, from, to) = self.random_direction(crossing);
         let start = self.random_time(day_start, 5, 19);
         let dwell_ms = self.rng.random_range(4 * HOUR_MS..8 * HOUR_MS);
         let at_exit = self.rng.random_bool(0.5);
@@ -384,12 +383,7 @@ impl Builder<'_> {
         let kind = AnomalyKind::Misread;
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
-        let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua {
-            (&crossing.md, &crossing.ua)
-        } else {
-            (&crossing.ua, &crossing.md)
-        };
+        let (md_to_ua, from, to) = self.random_direction(crossing);
         let start = self.random_time(day_start, 1, 22);
         let s = traffic::schedule(
             &mut self.rng,
@@ -506,12 +500,7 @@ impl Builder<'_> {
     fn add_expired_entry(&mut self, day_start: i64) {
         let crossing = self.random_crossing();
         let vehicle = self.any_vehicle(crossing);
-        let md_to_ua = self.rng.random_bool(0.5);
-        let (from, to) = if md_to_ua {
-            (&crossing.md, &crossing.ua)
-        } else {
-            (&crossing.ua, &crossing.md)
-        };
+        let (md_to_ua, from, to) = self.random_direction(crossing);
         let start = self.random_time(day_start, 6, 20);
         let s = traffic::schedule(
             &mut self.rng,
