@@ -64,6 +64,16 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Runs sqllogictest files against standing views: each query is kept up
+    /// to date and re-checked against DataFusion after every later statement.
+    Slt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Rewrite each query's expected rows with DataFusion's batch answer
+        /// (for review) instead of checking them.
+        #[arg(long)]
+        complete: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +96,7 @@ fn main() -> ExitCode {
             let options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
             borderflow::eval_images::run(&dir, &options).map(|summary| println!("{summary}"))
         }
+        Command::Slt { files, complete } => slt(&files, complete),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -222,6 +233,37 @@ fn check(config_path: &Path) -> Result<(), String> {
     }
     println!("  views    {}", config.views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "));
     Ok(())
+}
+
+fn slt(files: &[PathBuf], complete: bool) -> Result<(), String> {
+    use borderflow::queries::slt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    if complete {
+        for file in files {
+            let changed = runtime.block_on(slt::complete_file(file)).map_err(|e| e.to_string())?;
+            println!("{}: {changed} queries' expected rows rewritten from DataFusion's batch answer", file.display());
+        }
+        return Ok(());
+    }
+    let (mut passed, mut failed, mut refused, mut unsuccessful) = (0, 0, 0, 0);
+    for file in files {
+        let report = runtime.block_on(slt::run_file(file)).map_err(|e| e.to_string())?;
+        println!("{report}");
+        passed += report.passed;
+        failed += report.failed;
+        refused += report.refused;
+        unsuccessful += usize::from(!report.is_success());
+    }
+    if files.len() > 1 {
+        println!("{passed} passed, {failed} failed, {refused} refused");
+    }
+    match unsuccessful {
+        0 => Ok(()),
+        n => Err(format!("{n} of {} file(s) did not pass", files.len())),
+    }
 }
 
 fn print_report(report: &JobReport) {

@@ -20,4 +20,5 @@ mod history;
 pub mod lower;
 pub mod render;
 pub mod row;
+pub mod slt;
 mod views;
