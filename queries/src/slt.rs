@@ -34,24 +34,17 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, SchemaRef};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, FromTable, ObjectName, ObjectNamePart, Statement, TableFactor, TableWithJoins,
-};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use sqllogictest::{
-    Condition, Control, DefaultColumnType, QueryExpect, Record, ResultMode, SortMode, StatementExpect,
-};
+use arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::SessionConfig;
+use sqllogictest::{Condition, Control, DefaultColumnType, QueryExpect, Record, ResultMode, SortMode};
 
+use self::values::{diff, expected_lines, format_rows};
 use crate::{StandingViews, ViewError};
+
+mod statements;
+mod values;
 
 /// The label `onlyif` / `skipif` conditions test for.
 pub const LABEL: &str = "borderflow";
@@ -109,6 +102,9 @@ impl FileReport {
 
 impl fmt::Display for FileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for refusal in &self.refusals {
+            writeln!(f, "REFUSED {}: {}", refusal.location, refusal.message)?;
+        }
         for failure in &self.failures {
             writeln!(f, "FAILED {}:\n  {}", failure.location, failure.sql.replace('\n', "\n  "))?;
             writeln!(f, "  {}", failure.message.replace('\n', "\n  "))?;
@@ -168,6 +164,10 @@ pub async fn complete_file(path: &Path) -> Result<usize, SltError> {
         }
         out.push_str(&format!("{record}\n"));
     }
+    if let Some(failure) = runner.report.failures.first() {
+        let message = format!("{}: {}: {} (nothing written)", failure.location, failure.sql, failure.message);
+        return Err(SltError::Write { path: name, message });
+    }
     std::fs::write(path, out).map_err(|e| SltError::Write { path: name, message: e.to_string() })?;
     Ok(changed)
 }
@@ -187,16 +187,6 @@ fn value_wise(sort_mode: Option<SortMode>, result_mode: Option<ResultMode>) -> b
     sort_mode == Some(SortMode::ValueSort) || result_mode == Some(ResultMode::ValueWise)
 }
 
-/// Rows as the lines a file holds: sorted, one value a line if `value_wise`.
-fn expected_lines(rows: Vec<Vec<String>>, value_wise: bool) -> Vec<String> {
-    let mut lines: Vec<String> = if value_wise {
-        rows.into_iter().flatten().collect()
-    } else {
-        rows.into_iter().map(|row| row.join(" ")).collect()
-    };
-    lines.sort();
-    lines
-}
 
 /// A query kept as a standing view.
 struct StandingQuery {
@@ -315,194 +305,6 @@ impl Runner {
             }
         }
         self.report
-    }
-
-    async fn statement(&mut self, location: &str, sql: &str, expected: &StatementExpect) {
-        let result = self.execute(sql).await;
-        let problem = match (&result, expected) {
-            (Ok(_), StatementExpect::Ok) => None,
-            (Ok(Change::Rows(n)), StatementExpect::Count(want)) if *n as u64 == *want => None,
-            (Ok(Change::Rows(n)), StatementExpect::Count(want)) => Some(format!("expected {want} rows affected, got {n}")),
-            (Ok(_), StatementExpect::Count(want)) => Some(format!("expected {want} rows affected, the statement changes no rows")),
-            (Ok(_), StatementExpect::Error(pattern)) => Some(format!("expected an error matching {pattern}; the statement succeeded")),
-            (Err(message), StatementExpect::Error(pattern)) if pattern.is_match(message, None) => None,
-            (Err(message), StatementExpect::Error(pattern)) => {
-                Some(format!("expected an error matching {pattern}; got: {message}"))
-            }
-            (Err(message), _) => Some(format!("error: {message}")),
-        };
-        if let Some(problem) = problem {
-            self.failed_statements += 1;
-            self.fail(location, sql, problem);
-        }
-        if matches!(result, Ok(Change::Rows(_) | Change::Time)) {
-            self.recheck(location, sql).await;
-        }
-    }
-
-    async fn execute(&mut self, sql: &str) -> Result<Change, String> {
-        if let Some(now_ms) = set_now(sql)? {
-            self.now_ms = Some(now_ms);
-            self.commit();
-            return Ok(Change::Time);
-        }
-        let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| e.to_string())?;
-        let [statement] = statements.as_slice() else {
-            return Err("a statement record holds one statement".into());
-        };
-        match statement {
-            Statement::CreateTable(_) => self.create_table(sql).await,
-            Statement::Insert(_) => self.insert(sql).await,
-            Statement::Delete(delete) => {
-                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
-                if !delete.tables.is_empty() || delete.using.is_some() || delete.limit.is_some() || from.len() != 1 {
-                    return Err("the runner deletes from one table, with an optional WHERE".into());
-                }
-                let (table, relation) = single_table(&from[0])?;
-                let old = self.old_rows(&table, &relation, delete.selection.as_ref()).await?;
-                let count = self.views.retract(&table, &old).map_err(|e| e.to_string())?;
-                self.commit();
-                Ok(Change::Rows(count))
-            }
-            Statement::Update(update) => {
-                if update.from.is_some() || update.limit.is_some() {
-                    return Err("the runner updates one table, with an optional WHERE".into());
-                }
-                let (table, relation) = single_table(&update.table)?;
-                let schema = self.schema(&table)?;
-                let mut assigned = BTreeMap::new();
-                for assignment in &update.assignments {
-                    let AssignmentTarget::ColumnName(name) = &assignment.target else {
-                        return Err("the runner assigns single columns".into());
-                    };
-                    let column = object_name(name)?;
-                    if schema.field_with_name(&column).is_err() {
-                        return Err(format!("table `{table}` has no column `{column}`"));
-                    }
-                    assigned.insert(column, assignment.value.to_string());
-                }
-                let new_values: Vec<String> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| match assigned.get(f.name()) {
-                        Some(expr) => format!("({expr})"),
-                        None => format!("\"{}\"", f.name().replace('"', "\"\"")),
-                    })
-                    .collect();
-                let filter = where_clause(update.selection.as_ref());
-                let old = self.old_rows(&table, &relation, update.selection.as_ref()).await?;
-                let new = self.batch_sql(&format!("SELECT {} FROM {relation}{filter}", new_values.join(", "))).await?;
-                let new = self.conform(&table, new)?;
-                let count = self.views.retract(&table, &old).map_err(|e| e.to_string())?;
-                self.views.insert(&table, &new).map_err(|e| e.to_string())?;
-                self.commit();
-                Ok(Change::Rows(count))
-            }
-            other => Err(format!(
-                "the runner runs CREATE TABLE, INSERT, UPDATE, DELETE and SET borderflow.now, not `{other}`"
-            )),
-        }
-    }
-
-    /// Closes the current time, at `SET borderflow.now`'s time if one was set.
-    fn commit(&mut self) {
-        self.views.commit();
-    }
-
-    fn schema(&self, table: &str) -> Result<SchemaRef, String> {
-        self.tables.get(table).cloned().ok_or_else(|| format!("no table `{table}`"))
-    }
-
-    /// A DataFusion session over the tables' current contents.
-    fn batch_context(&self, config: SessionConfig) -> Result<SessionContext, String> {
-        let ctx = SessionContext::new_with_config(config);
-        for name in self.tables.keys() {
-            let batch = self.views.table(name).map_err(|e| e.to_string())?;
-            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| e.to_string())?;
-            ctx.register_table(name.as_str(), Arc::new(provider)).map_err(|e| e.to_string())?;
-        }
-        Ok(ctx)
-    }
-
-    /// DataFusion's batch result of `sql` over the current tables.
-    async fn batch_sql(&self, sql: &str) -> Result<RecordBatch, String> {
-        let ctx = self.batch_context(SessionConfig::new())?;
-        let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| e.to_string())?;
-        collect(&ctx, plan).await
-    }
-
-    /// The rows of `table` a DELETE or UPDATE with `selection` touches.
-    async fn old_rows(
-        &self,
-        table: &str,
-        relation: &str,
-        selection: Option<&datafusion::sql::sqlparser::ast::Expr>,
-    ) -> Result<RecordBatch, String> {
-        let batch = self.batch_sql(&format!("SELECT * FROM {relation}{}", where_clause(selection))).await?;
-        self.conform(table, batch)
-    }
-
-    /// The batch with the table's schema: its columns cast to the table's
-    /// types, NOT NULL columns checked.
-    fn conform(&self, table: &str, batch: RecordBatch) -> Result<RecordBatch, String> {
-        let schema = self.schema(table)?;
-        if batch.num_columns() != schema.fields().len() {
-            return Err(format!("table `{table}` has {} columns, the rows {}", schema.fields().len(), batch.num_columns()));
-        }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        RecordBatch::try_new(schema, columns).map_err(|e| format!("table `{table}`: {e}"))
-    }
-
-    async fn create_table(&mut self, sql: &str) -> Result<Change, String> {
-        // Tables take the engine's types: Utf8 strings, timestamps in UTC.
-        let mut config = SessionConfig::new();
-        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        config.options_mut().execution.time_zone = Some("UTC".into());
-        let ctx = self.batch_context(config)?;
-        let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| e.to_string())?;
-        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
-            return Err(format!("expected CREATE TABLE, DataFusion planned {}", plan.display()));
-        };
-        let name = create.name.table().to_string();
-        if self.tables.contains_key(&name) {
-            return Err(format!("table `{name}` already exists"));
-        }
-        let schema: SchemaRef = Arc::new(create.input.schema().as_arrow().clone());
-        let rows = match create.input.as_ref() {
-            LogicalPlan::EmptyRelation(_) => None,
-            input => Some(collect(&ctx, input.clone()).await?),
-        };
-        self.views.register_table(&name, Arc::clone(&schema)).map_err(|e| e.to_string())?;
-        self.tables.insert(name.clone(), schema);
-        match rows {
-            None => Ok(Change::Created),
-            Some(batch) => {
-                let batch = self.conform(&name, batch)?;
-                let count = self.views.insert(&name, &batch).map_err(|e| e.to_string())?;
-                self.commit();
-                Ok(Change::Rows(count))
-            }
-        }
-    }
-
-    async fn insert(&mut self, sql: &str) -> Result<Change, String> {
-        let ctx = self.batch_context(SessionConfig::new())?;
-        let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| e.to_string())?;
-        let LogicalPlan::Dml(DmlStatement { table_name, op: WriteOp::Insert(_), input, .. }) = plan else {
-            return Err(format!("expected INSERT, DataFusion planned {}", plan.display()));
-        };
-        let table = table_name.table().to_string();
-        let batch = collect(&ctx, input.as_ref().clone()).await?;
-        let batch = self.conform(&table, batch)?;
-        let count = self.views.insert(&table, &batch).map_err(|e| e.to_string())?;
-        self.commit();
-        Ok(Change::Rows(count))
     }
 
     async fn query(&mut self, location: &str, sql: &str, expected: QueryExpect<DefaultColumnType>) -> Outcome {
@@ -634,156 +436,5 @@ impl Runner {
             rows.extend(format_rows(batch)?);
         }
         Ok(rows)
-    }
-}
-
-/// Executes a logical plan in `ctx`, as one batch.
-async fn collect(ctx: &SessionContext, plan: LogicalPlan) -> Result<RecordBatch, String> {
-    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    let frame = ctx.execute_logical_plan(plan).await.map_err(|e| e.to_string())?;
-    let batches = frame.collect().await.map_err(|e| e.to_string())?;
-    let schema = batches.first().map_or(schema, |b| b.schema());
-    arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
-}
-
-/// `SET borderflow.now = '<timestamp>'` (or `TO`): the time in milliseconds.
-fn set_now(sql: &str) -> Result<Option<u64>, String> {
-    let text = sql.trim().trim_end_matches(';').trim_end();
-    let lower = text.to_ascii_lowercase();
-    let Some(rest) = lower.strip_prefix("set").filter(|r| r.starts_with(char::is_whitespace)) else {
-        return Ok(None);
-    };
-    let Some(rest) = rest.trim_start().strip_prefix("borderflow.now") else {
-        return Ok(None);
-    };
-    let value = text[text.len() - rest.len()..].trim_start();
-    let value = value
-        .strip_prefix('=')
-        .or_else(|| value.get(..2).filter(|to| to.eq_ignore_ascii_case("to")).map(|_| &value[2..]))
-        .map(str::trim)
-        .and_then(|v| v.strip_prefix('\'')?.strip_suffix('\''))
-        .ok_or("write SET borderflow.now = '2026-11-28T10:00:00Z'")?;
-    let nanos = arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(value)
-        .map_err(|e| format!("borderflow.now `{value}`: {e}"))?;
-    u64::try_from(nanos / 1_000_000).map(Some).map_err(|_| format!("borderflow.now `{value}` is before 1970"))
-}
-
-fn where_clause(selection: Option<&datafusion::sql::sqlparser::ast::Expr>) -> String {
-    selection.map(|e| format!(" WHERE {e}")).unwrap_or_default()
-}
-
-/// An identifier as DataFusion resolves it: unquoted ones in lower case.
-fn object_name(name: &ObjectName) -> Result<String, String> {
-    match name.0.last() {
-        Some(ObjectNamePart::Identifier(ident)) if ident.quote_style.is_some() => Ok(ident.value.clone()),
-        Some(ObjectNamePart::Identifier(ident)) => Ok(ident.value.to_lowercase()),
-        _ => Err(format!("`{name}` is not a plain name")),
-    }
-}
-
-/// The table a DELETE or UPDATE changes, and its text (with any alias).
-fn single_table(from: &TableWithJoins) -> Result<(String, String), String> {
-    match &from.relation {
-        TableFactor::Table { name, .. } if from.joins.is_empty() => Ok((object_name(name)?, from.to_string())),
-        _ => Err(format!("the runner changes one table, not `{from}`")),
-    }
-}
-
-/// Lines of `expected` missing from `actual` (`- `) and extra in it (`+ `),
-/// as multisets.
-fn diff(expected: &[String], actual: &[String]) -> String {
-    let mut counts: BTreeMap<&str, isize> = BTreeMap::new();
-    for line in expected {
-        *counts.entry(line).or_default() -= 1;
-    }
-    for line in actual {
-        *counts.entry(line).or_default() += 1;
-    }
-    let mut out = Vec::new();
-    for (line, count) in counts {
-        let sign = if count < 0 { '-' } else { '+' };
-        for _ in 0..count.unsigned_abs() {
-            out.push(format!("{sign} {line}"));
-        }
-    }
-    if out.is_empty() {
-        return "(the same rows)".into();
-    }
-    const SHOWN: usize = 20;
-    if out.len() > SHOWN {
-        let more = out.len() - SHOWN;
-        out.truncate(SHOWN);
-        out.push(format!("… and {more} more"));
-    }
-    out.join("\n")
-}
-
-/// A batch's rows as sqllogictest values.
-fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, String> {
-    let columns: Vec<Vec<String>> = batch.columns().iter().map(format_column).collect::<Result<_, _>>()?;
-    Ok((0..batch.num_rows()).map(|i| columns.iter().map(|c| c[i].clone()).collect()).collect())
-}
-
-fn format_column(array: &ArrayRef) -> Result<Vec<String>, String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| e.to_string())?;
-    let is_string = matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    Ok((0..array.len())
-        .map(|i| {
-            if array.is_null(i) {
-                return "NULL".to_string();
-            }
-            match array.data_type() {
-                DataType::Float64 => format_float(array.as_primitive::<Float64Type>().value(i)),
-                DataType::Float32 => format_float(f64::from(array.as_primitive::<Float32Type>().value(i))),
-                _ => {
-                    let value = formatter.value(i).to_string();
-                    if is_string && value.is_empty() { "(empty)".to_string() } else { value }
-                }
-            }
-        })
-        .collect())
-}
-
-/// Floating point rounded to 12 decimals, without trailing zeros: stable
-/// whatever order a sum or average added its terms in.
-fn format_float(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let fixed = format!("{value:.12}");
-    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
-    if trimmed == "-0" { "0".into() } else { trimmed.into() }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_are_short_and_stable() {
-        assert_eq!(format_float(2.0), "2");
-        assert_eq!(format_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_float(-1.0 / 3.0), "-0.333333333333");
-        assert_eq!(format_float(-0.0), "0");
-        assert_eq!(format_float(f64::NAN), "NaN");
-    }
-
-    #[test]
-    fn set_now_reads_a_timestamp() {
-        assert_eq!(set_now("SET borderflow.now = '2026-11-28T10:00:00Z'"), Ok(Some(1_795_860_000_000)));
-        assert_eq!(set_now("set BORDERFLOW.NOW to '1970-01-01T00:00:01Z';"), Ok(Some(1000)));
-        assert_eq!(set_now("SET datafusion.execution.batch_size = 1"), Ok(None));
-        assert!(set_now("SET borderflow.now = 5").is_err());
-    }
-
-    #[test]
-    fn diff_shows_missing_and_extra_rows() {
-        let expected = vec!["a 1".to_string(), "b 2".to_string(), "b 2".to_string()];
-        let actual = vec!["b 2".to_string(), "c 3".to_string()];
-        assert_eq!(diff(&expected, &actual), "- a 1\n- b 2\n+ c 3");
     }
 }
