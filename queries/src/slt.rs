@@ -59,8 +59,9 @@ pub enum SltError {
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Parse(String),
+    /// `--complete` could not compute or write a file's expected rows.
     #[error("{path}: {message}")]
-    Write { path: String, message: String },
+    Complete { path: String, message: String },
 }
 
 /// One failed check: a query whose rows differ from what was expected or
@@ -153,7 +154,7 @@ pub async fn complete_file(path: &Path) -> Result<usize, SltError> {
     for mut record in records {
         // Every query, whatever its conditions: the answer is DataFusion's.
         if let Record::Query { sql, expected: QueryExpect::Results { sort_mode, result_mode, results, .. }, .. } = &mut record {
-            let rows = runner.batch_query(sql).await.map_err(|message| SltError::Write { path: name.clone(), message })?;
+            let rows = runner.batch_query(sql).await.map_err(|message| SltError::Complete { path: name.clone(), message })?;
             let lines = expected_lines(rows, value_wise(sort_mode.or(runner.sort_mode), result_mode.or(runner.result_mode)));
             if *results != lines {
                 *results = lines;
@@ -166,9 +167,9 @@ pub async fn complete_file(path: &Path) -> Result<usize, SltError> {
     }
     if let Some(failure) = runner.report.failures.first() {
         let message = format!("{}: {}: {} (nothing written)", failure.location, failure.sql, failure.message);
-        return Err(SltError::Write { path: name, message });
+        return Err(SltError::Complete { path: name, message });
     }
-    std::fs::write(path, out).map_err(|e| SltError::Write { path: name, message: e.to_string() })?;
+    std::fs::write(path, out).map_err(|e| SltError::Complete { path: name, message: e.to_string() })?;
     Ok(changed)
 }
 
@@ -221,7 +222,8 @@ struct Runner {
     tables: BTreeMap<String, SchemaRef>,
     standing: Vec<StandingQuery>,
     outcomes: Vec<Outcome>,
-    failed_statements: usize,
+    /// Statements and other records, not queries, that failed.
+    failed_records: usize,
     /// Set by `SET borderflow.now`: the time (ms since the epoch) of later commits.
     now_ms: Option<u64>,
     sort_mode: Option<SortMode>,
@@ -237,7 +239,7 @@ impl Runner {
             tables: BTreeMap::new(),
             standing: Vec::new(),
             outcomes: Vec::new(),
-            failed_statements: 0,
+            failed_records: 0,
             now_ms: None,
             sort_mode: None,
             result_mode: None,
@@ -274,7 +276,7 @@ impl Runner {
                             Ok(n) => self.report.declared_refused = Some(n),
                             Err(_) => {
                                 let file = self.file.clone();
-                                self.failed_statements += 1;
+                                self.failed_records += 1;
                                 self.fail(&file, &line, format!("`# {DECLARE_REFUSED} N` needs a number"));
                             }
                         }
@@ -283,11 +285,11 @@ impl Runner {
             }
             Record::Halt { .. } => return false,
             Record::HashThreshold { loc, threshold } if threshold > 0 => {
-                self.failed_statements += 1;
+                self.failed_records += 1;
                 self.fail(&loc.to_string(), "", "hash-threshold is not supported: write the expected rows".into());
             }
             Record::Include { loc, .. } | Record::System { loc, .. } | Record::Sleep { loc, .. } | Record::Let { loc, .. } => {
-                self.failed_statements += 1;
+                self.failed_records += 1;
                 self.fail(&loc.to_string(), "", "the runner runs only statement, query and control records".into());
             }
             _ => {}
@@ -296,7 +298,7 @@ impl Runner {
     }
 
     fn finish(mut self) -> FileReport {
-        self.report.failed = self.failed_statements;
+        self.report.failed = self.failed_records;
         for outcome in &self.outcomes {
             match outcome {
                 Outcome::Passed => self.report.passed += 1,

@@ -35,7 +35,7 @@ impl Runner {
             (Err(message), _) => Some(format!("error: {message}")),
         };
         if let Some(problem) = problem {
-            self.failed_statements += 1;
+            self.failed_records += 1;
             self.fail(location, sql, problem);
         }
         if matches!(result, Ok(Change::Rows(_) | Change::Time)) {
