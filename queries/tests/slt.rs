@@ -37,3 +37,51 @@ slt_files! {
     border_crossings => "border_crossings.slt",
     refusals => "refusals.slt",
 }
+
+/// The runner itself: a wrong expected row, a statement that fails, and a
+/// refusal whose message does not match are failures; refusals are counted
+/// apart and checked against the file's declaration.
+#[tokio::test]
+async fn the_runner_reports_failures_and_refusals() {
+    let script = "\
+# refused-queries: 1
+
+statement ok
+CREATE TABLE t (k VARCHAR NOT NULL, v INT)
+
+statement count 3
+INSERT INTO t VALUES ('a', 1), ('a', 2), ('b', NULL)
+
+query TI
+SELECT k, sum(v) FROM t GROUP BY k
+----
+a 3
+b 7
+
+statement error non-nullable
+INSERT INTO t VALUES (NULL, 1)
+
+statement ok
+INSERT INTO t VALUES (NULL, 1)
+
+query error LIMIT
+SELECT k FROM t LIMIT 1
+
+query error something else
+SELECT k FROM t LIMIT 2
+
+query T
+SELECT DISTINCT k FROM t
+----
+b
+a
+";
+    let report = slt::run_script("inline.slt", script).await.expect("parses");
+    assert_eq!((report.passed, report.failed, report.refused), (1, 3, 1), "{report}");
+    assert!(!report.is_success());
+    let messages: Vec<&str> = report.failures.iter().map(|f| f.message.as_str()).collect();
+    assert!(messages[0].contains("- b 7") && messages[0].contains("+ b NULL"), "{}", messages[0]);
+    assert!(messages[1].contains("non-nullable"), "{}", messages[1]);
+    assert!(messages[2].contains("does not match"), "{}", messages[2]);
+    assert_eq!(report.failures[0].location, "inline.slt:9");
+}
