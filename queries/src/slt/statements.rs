@@ -107,7 +107,10 @@ impl Runner {
         }
     }
 
-    /// Closes the current time, at `SET borderflow.now`'s time if one was set.
+    /// Closes the current time. `SET borderflow.now` records its time in
+    /// `now_ms` (which `--complete` evaluates `now()` at); committing at it
+    /// waits for `StandingViews::commit_at`, and until then this commits as
+    /// `commit` does, so `temporal.slt` is not yet in the suite.
     pub(super) fn commit(&mut self) {
         self.views.commit();
     }
