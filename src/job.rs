@@ -101,7 +101,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     progress.stage("maintaining SQL views");
-    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, spec.tick_ms))?;
+    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, spec.tick_ms, spec.runtime.workers()))?;
     lap("sql views", &mut timings);
 
     progress.stage("writing Parquet");
@@ -149,8 +149,8 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
 /// Keeps the SQL views up to date over the reads, committing once per tick
 /// of the replay's ingestion clock.
-async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64) -> Result<StandingViews, JobError> {
-    let mut standing = StandingViews::new();
+async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64, workers: usize) -> Result<StandingViews, JobError> {
+    let mut standing = StandingViews::with_workers(workers)?;
     standing.register_table("reads", plate_read_schema())?;
     for view in views {
         standing.create_view(&view.name, &view.sql).await?;
@@ -161,7 +161,7 @@ async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64)
         let tick = reads[start].captured_at_ms.div_euclid(tick_ms);
         let end = start + reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
         standing.insert("reads", &reads_to_batch(&reads[start..end]))?;
-        standing.commit_to(((tick + 1) * tick_ms).max(0) as u64);
+        standing.commit_at(((tick + 1) * tick_ms).max(0) as u64);
         start = end;
     }
     Ok(standing)

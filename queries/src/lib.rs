@@ -5,15 +5,18 @@
 //! parses, plans and optimises it; [`lower`] turns the plan into what
 //! differential dataflow maintains (or refuses it, naming the construct and
 //! its place in the SQL); [`render`] builds the dataflow over rows in a
-//! compact encoding ([`row`]). Table changes enter as Arrow record batches;
-//! each view's changes leave as record batches with `_diff` and `_time`, and
-//! its contents as a snapshot batch.
+//! compact encoding ([`row`]), run by timely workers that exchange rows by
+//! key and share arrangements between views. Table changes enter as Arrow
+//! record batches; each view's changes leave as record batches with `_diff`
+//! and `_time` (its changelog, or pushed to subscribers at every commit), and
+//! its contents as a snapshot batch or a DataFusion table that follows the
+//! view.
 //!
 //! Ad-hoc SQL: [`History`], a DataFusion session over the Parquet the engine
 //! wrote to the object store.
 
 pub use history::{History, QueryError};
-pub use lower::{LowerError, Plan};
+pub use lower::{LowerError, Plan, TemporalOp};
 pub use views::{StandingViews, ViewError};
 
 mod history;
@@ -22,3 +25,4 @@ pub mod render;
 pub mod row;
 pub mod slt;
 mod views;
+mod workers;

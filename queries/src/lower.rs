@@ -6,7 +6,10 @@
 //! projection and filter (one [`Plan::Map`], whose expressions are DataFusion
 //! `PhysicalExpr`s evaluated over Arrow batches), inner/left/semi/anti
 //! equi-joins with residual predicates, GROUP BY with DataFusion's own
-//! aggregate functions, DISTINCT and UNION ALL. Everything else is refused
+//! aggregate functions, DISTINCT, UNION ALL, window functions (DataFusion's
+//! own `WindowExpr`s, evaluated per partition) and temporal filters, where a
+//! row's visibility depends on `now()` (see [`Plan::Temporal`]). Everything
+//! else is refused
 //! here, when the view is created, with an error that names the construct
 //! and where it stands in the SQL.
 //!
@@ -16,12 +19,17 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
-use datafusion::common::DFSchema;
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use datafusion::common::{DFSchema, NullEquality};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::logical_expr::expr::{BinaryExpr, Cast};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, Operator};
+use datafusion::physical_expr::window::WindowExpr;
+use datafusion::physical_planner::create_window_expr;
 use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
@@ -68,6 +76,13 @@ pub enum Plan {
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         key_schema: SchemaRef,
         residual: Option<Arc<dyn PhysicalExpr>>,
+        /// Keys with NULLs match each other (`IS NOT DISTINCT FROM`,
+        /// INTERSECT, EXCEPT); otherwise a NULL key matches nothing.
+        nulls_equal: bool,
+        /// `NOT IN` semantics for an anti join: a NULL on the right removes
+        /// every left row, and a left row with a NULL key is removed
+        /// whenever the right side has rows.
+        null_aware: bool,
         /// Schema of the left row followed by the right row.
         joined_schema: SchemaRef,
         schema: SchemaRef,
@@ -86,6 +101,50 @@ pub enum Plan {
     },
     Distinct { input: Box<Plan> },
     Union { inputs: Vec<Plan>, schema: SchemaRef },
+    /// The input's rows, each extended with `functions` evaluated over its
+    /// partition (the rows with equal `partition_by`), in the functions' own
+    /// order.
+    Window {
+        input: Box<Plan>,
+        partition_by: Vec<Arc<dyn PhysicalExpr>>,
+        partition_schema: SchemaRef,
+        functions: Vec<Arc<dyn WindowExpr>>,
+        schema: SchemaRef,
+    },
+    /// A temporal filter: a row is in the output while every
+    /// `now() <op> bound` holds, `now()` being the view's time in
+    /// milliseconds. Each bound evaluates, per row, to nanoseconds since the
+    /// epoch. Rows enter and leave at the times their bounds give, so a
+    /// sliding window (`WHERE t > now() - INTERVAL '1 hour'`) retracts rows
+    /// as they age and its state stays bounded.
+    Temporal { input: Box<Plan>, bounds: Vec<(TemporalOp, Arc<dyn PhysicalExpr>)> },
+}
+
+/// How `now()` compares with a row's bound in a temporal filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemporalOp {
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Eq,
+}
+
+impl TemporalOp {
+    /// The milliseconds `[from, until)` during which `now() <op> bound`
+    /// holds, `bound` in nanoseconds.
+    pub fn interval(self, bound_ns: i64) -> (u64, u64) {
+        let floor = bound_ns.div_euclid(1_000_000);
+        let ceil = floor + i64::from(bound_ns.rem_euclid(1_000_000) != 0);
+        let ms = |v: i64| v.max(0) as u64;
+        match self {
+            TemporalOp::Lt => (0, ms(ceil)),
+            TemporalOp::LtEq => (0, ms(floor + 1)),
+            TemporalOp::Gt => (ms(floor + 1), u64::MAX),
+            TemporalOp::GtEq => (ms(ceil), u64::MAX),
+            TemporalOp::Eq => (ms(ceil), ms(floor + 1)),
+        }
+    }
 }
 
 impl Plan {
@@ -96,7 +155,8 @@ impl Plan {
             | Plan::Join { schema, .. }
             | Plan::Aggregate { schema, .. }
             | Plan::Union { schema, .. } => Arc::clone(schema),
-            Plan::Distinct { input } => input.schema(),
+            Plan::Window { schema, .. } => Arc::clone(schema),
+            Plan::Distinct { input } | Plan::Temporal { input, .. } => input.schema(),
         }
     }
 
@@ -108,7 +168,11 @@ impl Plan {
                     into.push(table.clone());
                 }
             }
-            Plan::Map { input, .. } | Plan::Aggregate { input, .. } | Plan::Distinct { input } => input.tables(into),
+            Plan::Map { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::Distinct { input }
+            | Plan::Window { input, .. }
+            | Plan::Temporal { input, .. } => input.tables(into),
             Plan::Join { left, right, .. } => {
                 left.tables(into);
                 right.tables(into);
@@ -153,6 +217,21 @@ impl Lowering<'_> {
     }
 
     fn expr(&self, expr: &Expr, input: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, LowerError> {
+        let subquery = expr
+            .exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))
+            .unwrap_or(false);
+        if subquery {
+            return Err(self.refuse(
+                "a subquery DataFusion could not rewrite into a join (a correlated or scalar subquery in this position)",
+                &["(SELECT", "( SELECT", "EXISTS"],
+            ));
+        }
+        if contains_now(expr) {
+            return Err(self.refuse(
+                "now() outside a WHERE condition that compares it with a row's value (a temporal filter)",
+                &["NOW", "CURRENT_TIMESTAMP"],
+            ));
+        }
         create_physical_expr(expr, input, &ExecutionProps::new(), &PhysicalPlanningContext::default())
             .map_err(plan_error)
     }
@@ -202,19 +281,31 @@ impl Lowering<'_> {
                 schema: arrow_schema(&p.schema),
             }),
             LogicalPlan::Filter(f) => {
-                let input = self.plan(&f.input)?;
-                let schema = input.schema();
-                Ok(Plan::Map {
-                    filter: Some(self.expr(&f.predicate, f.input.schema())?),
-                    exprs: identity(&schema),
-                    input: Box::new(input),
-                    schema,
-                })
+                let mut lowered = self.plan(&f.input)?;
+                let (temporal, ordinary): (Vec<&Expr>, Vec<&Expr>) =
+                    split_conjunction(&f.predicate).into_iter().partition(|e| contains_now(e));
+                if let Some(predicate) = ordinary.into_iter().cloned().reduce(Expr::and) {
+                    let schema = lowered.schema();
+                    lowered = Plan::Map {
+                        filter: Some(self.expr(&predicate, f.input.schema())?),
+                        exprs: identity(&schema),
+                        input: Box::new(lowered),
+                        schema,
+                    };
+                }
+                if !temporal.is_empty() {
+                    let bounds = temporal
+                        .into_iter()
+                        .map(|c| self.temporal_bound(c, f.input.schema()))
+                        .collect::<Result<_, _>>()?;
+                    lowered = Plan::Temporal { input: Box::new(lowered), bounds };
+                }
+                Ok(lowered)
             }
             LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
             LogicalPlan::Sort(s) if s.fetch.is_none() => self.plan(&s.input),
             LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => Err(self.refuse(
-                "LIMIT (a top-k; use ROW_NUMBER() over a partition when window functions land)",
+                "LIMIT (for a top-k per group, filter on ROW_NUMBER() OVER (PARTITION BY … ORDER BY …))",
                 &["LIMIT", "FETCH", "OFFSET"],
             )),
             LogicalPlan::Join(j) => self.join(j),
@@ -225,7 +316,7 @@ impl Lowering<'_> {
                 inputs: u.inputs.iter().map(|i| self.plan(i)).collect::<Result<_, _>>()?,
                 schema: arrow_schema(&u.schema),
             }),
-            LogicalPlan::Window(_) => Err(self.refuse("window functions (OVER …)", &["OVER"])),
+            LogicalPlan::Window(w) => self.window(w),
             LogicalPlan::Values(_) => Err(self.refuse("VALUES", &["VALUES"])),
             LogicalPlan::EmptyRelation(_) => Err(self.refuse("a query without a table (SELECT without FROM)", &["SELECT"])),
             LogicalPlan::Unnest(_) => Err(self.refuse("UNNEST", &["UNNEST"])),
@@ -277,8 +368,96 @@ impl Lowering<'_> {
             right_keys,
             key_schema: Arc::new(Schema::new(key_fields)),
             residual,
+            nulls_equal: j.null_equality == NullEquality::NullEqualsNull,
+            null_aware: j.null_aware && kind == JoinKind::Anti,
             joined_schema,
             schema,
+        })
+    }
+
+    /// `now() <op> bound` (either way round; `now() ± interval` is moved to
+    /// the bound's side) as the op and the bound in nanoseconds.
+    fn temporal_bound(&self, conjunct: &Expr, schema: &DFSchema) -> Result<(TemporalOp, Arc<dyn PhysicalExpr>), LowerError> {
+        let refuse = || {
+            self.refuse(
+                "a now() condition other than `now() <op> expression` or `expression <op> now() ± interval` \
+                 (<op> one of <, <=, >, >=, =)",
+                &["NOW", "CURRENT_TIMESTAMP"],
+            )
+        };
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conjunct else {
+            return Err(refuse());
+        };
+        let (mut now_side, mut bound, op) = match (contains_now(left), contains_now(right)) {
+            (true, false) => (left.as_ref().clone(), right.as_ref().clone(), *op),
+            (false, true) => (right.as_ref().clone(), left.as_ref().clone(), op.swap().ok_or_else(refuse)?),
+            _ => return Err(refuse()),
+        };
+        loop {
+            match now_side {
+                Expr::ScalarFunction(ref f) if f.func.name() == "now" => break,
+                Expr::Cast(cast) => now_side = *cast.expr,
+                Expr::TryCast(cast) => now_side = *cast.expr,
+                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Minus, right }) if !contains_now(&right) => {
+                    bound = bound + *right;
+                    now_side = *left;
+                }
+                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Plus, right }) if !contains_now(&right) => {
+                    bound = bound - *right;
+                    now_side = *left;
+                }
+                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Plus, right }) if !contains_now(&left) => {
+                    bound = bound - *left;
+                    now_side = *right;
+                }
+                _ => return Err(refuse()),
+            }
+        }
+        let op = match op {
+            Operator::Lt => TemporalOp::Lt,
+            Operator::LtEq => TemporalOp::LtEq,
+            Operator::Gt => TemporalOp::Gt,
+            Operator::GtEq => TemporalOp::GtEq,
+            Operator::Eq => TemporalOp::Eq,
+            _ => return Err(refuse()),
+        };
+        let nanos = DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()));
+        let bound = Expr::Cast(Cast::new(Box::new(Expr::Cast(Cast::new(Box::new(bound), nanos))), DataType::Int64));
+        Ok((op, self.expr(&bound, schema)?))
+    }
+
+    fn window(&self, w: &datafusion::logical_expr::Window) -> Result<Plan, LowerError> {
+        let input_schema = w.input.schema();
+        let mut functions = Vec::new();
+        for expr in &w.window_expr {
+            if contains_now(expr) {
+                return Err(self.refuse("now() inside a window function", &["NOW", "CURRENT_TIMESTAMP"]));
+            }
+            let function = create_window_expr(expr, input_schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())
+                .map_err(plan_error)?;
+            functions.push(function);
+        }
+        let first = functions.first().ok_or_else(|| LowerError::Plan("a window without functions".into()))?;
+        let partition_by: Vec<Arc<dyn PhysicalExpr>> = first.partition_by().to_vec();
+        let same = |f: &Arc<dyn WindowExpr>| format!("{:?}", f.partition_by()) == format!("{partition_by:?}");
+        if !functions.iter().all(same) {
+            return Err(self.refuse("window functions with different PARTITION BY in one step", &["OVER"]));
+        }
+        let input_arrow = arrow_schema(input_schema);
+        let partition_fields = partition_by
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let data_type = p.data_type(&input_arrow).map_err(plan_error)?;
+                Ok(arrow::datatypes::Field::new(format!("p{i}"), data_type, true))
+            })
+            .collect::<Result<Vec<_>, LowerError>>()?;
+        Ok(Plan::Window {
+            input: Box::new(self.plan(&w.input)?),
+            partition_by,
+            partition_schema: Arc::new(Schema::new(partition_fields)),
+            functions,
+            schema: arrow_schema(&w.schema),
         })
     }
 
@@ -304,6 +483,9 @@ impl Lowering<'_> {
                 return Err(self.refuse("aggregate FILTER (WHERE …)", &["FILTER"]));
             }
             if !params.order_by.is_empty() {
+                if matches!(func.name(), "first_value" | "last_value") && find_word(&self.sql.to_uppercase(), "DISTINCT ON").is_some() {
+                    return Err(self.refuse("DISTINCT ON (use ROW_NUMBER() OVER (PARTITION BY …) = 1)", &["DISTINCT ON"]));
+                }
                 return Err(self.refuse("ordered aggregates (… ORDER BY inside an aggregate)", &["ORDER BY"]));
             }
             let physical_args = self.exprs(&params.args, input_schema)?;
@@ -339,6 +521,11 @@ impl Lowering<'_> {
             schema: arrow_schema(&a.schema),
         })
     }
+}
+
+/// Whether `expr` calls `now()` (or its alias `current_timestamp`).
+pub fn contains_now(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(matches!(e, Expr::ScalarFunction(f) if f.func.name() == "now"))).unwrap_or(false)
 }
 
 /// Column expressions that pass every column of `schema` through.

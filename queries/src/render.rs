@@ -12,15 +12,26 @@
 //! group by the encoded group key and recompute each changed group with
 //! DataFusion's own accumulators over the group's argument rows, so every
 //! aggregate DataFusion has (count, sum, min, max, avg, count distinct, …)
-//! is maintained with its exact batch semantics.
+//! is maintained with its exact batch semantics. Window functions work the
+//! same way per partition: a changed partition is sorted and DataFusion's
+//! `WindowExpr`s are evaluated over it. Temporal filters give each row the
+//! interval of times during which it is visible, and emit its insertion and
+//! its future retraction at those times.
+//!
+//! Join inputs are arranged by key through [`Inputs::arranged`], so views
+//! that key the same collection the same way share one arrangement.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn, lexsort_to_indices, take};
+use arrow::datatypes::Int64Type;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::window::WindowExpr;
 use differential_dataflow::VecCollection;
 use differential_dataflow::collection::AsCollection;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::ValSpine;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 
@@ -30,11 +41,26 @@ use crate::row::{Row, RowCodec};
 /// A collection of rows in a timely scope with millisecond times.
 pub type Rows<'scope> = VecCollection<'scope, u64, Row, isize>;
 
+/// The trace of rows arranged by an encoded key (a join input).
+pub type KeyedTrace = TraceAgent<ValSpine<Row, Row, u64, isize>>;
+
+/// Rows arranged by an encoded key, in a scope.
+pub type Keyed<'scope> = Arranged<'scope, KeyedTrace>;
+
+/// Builds an arrangement when no view has built it yet.
+pub type BuildArrangement<'a, 'scope> = &'a mut dyn FnMut() -> Result<Keyed<'scope>, Error>;
+
 /// Looks up the collection of an input table.
 pub trait Inputs<'scope> {
     fn table(&self, name: &str) -> Rows<'scope>;
     /// A collection holding one empty row, for global aggregates.
     fn unit(&self) -> Rows<'scope>;
+    /// The arrangement known as `signature`: shared with the views that
+    /// built it before, else built by `build` (and shared from then on).
+    fn arranged(&self, signature: &str, build: BuildArrangement<'_, 'scope>) -> Result<Keyed<'scope>, Error> {
+        let _ = signature;
+        build()
+    }
 }
 
 fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> datafusion::error::Result<ArrayRef> {
@@ -171,24 +197,35 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
             }
             all
         }
-        Plan::Join { left, right, kind, left_keys, right_keys, key_schema, residual, joined_schema, schema } => {
-            let keep_null_left = matches!(kind, JoinKind::Left | JoinKind::Anti);
+        Plan::Join { left, right, kind, left_keys, right_keys, key_schema, residual, nulls_equal, null_aware, joined_schema, schema } => {
+            // With NULL = NULL, NULL keys join like any other; else a left row
+            // with a NULL key is kept only where unmatched rows are output.
+            let keep_null_left = *nulls_equal || matches!(kind, JoinKind::Left | JoinKind::Anti);
+            let keep_null_right = *nulls_equal;
             let left_rows = render(left, inputs)?;
-            let lk = key_by(
-                left_rows.clone(),
-                RowCodec::new(left.schema())?,
-                left_keys.clone(),
-                RowCodec::new(Arc::clone(key_schema))?,
-                !keep_null_left,
-            );
-            let rk = key_by(
-                render(right, inputs)?,
-                RowCodec::new(right.schema())?,
-                right_keys.clone(),
-                RowCodec::new(Arc::clone(key_schema))?,
-                true,
-            );
-            let mut joined = lk.join_map(rk, |_key, l, r| (l.clone(), l.concat(r)));
+            let left_signature = format!("{left:?} keyed by {left_keys:?}, nulls kept: {keep_null_left}");
+            let lk = inputs.arranged(&left_signature, &mut || {
+                Ok(key_by(
+                    left_rows.clone(),
+                    RowCodec::new(left.schema())?,
+                    left_keys.clone(),
+                    RowCodec::new(Arc::clone(key_schema))?,
+                    !keep_null_left,
+                )
+                .arrange_by_key())
+            })?;
+            let right_signature = format!("{right:?} keyed by {right_keys:?}, nulls kept: {keep_null_right}");
+            let rk = inputs.arranged(&right_signature, &mut || {
+                Ok(key_by(
+                    render(right, inputs)?,
+                    RowCodec::new(right.schema())?,
+                    right_keys.clone(),
+                    RowCodec::new(Arc::clone(key_schema))?,
+                    !keep_null_right,
+                )
+                .arrange_by_key())
+            })?;
+            let mut joined = lk.join_core(rk, |_key, l: &Row, r: &Row| Some((l.clone(), l.concat(r))));
             if let Some(residual) = residual.clone() {
                 let codec = RowCodec::new(Arc::clone(joined_schema))?;
                 // Filter on the joined row, keeping the (left, joined) pairs.
@@ -208,6 +245,10 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
                     let semi = left_rows.clone().map(|l| (l, ())).semijoin(matched).map(|(l, ())| l);
                     match kind {
                         JoinKind::Semi => semi,
+                        JoinKind::Anti if *null_aware => {
+                            let unmatched = left_rows.clone().concat(semi.negate());
+                            null_aware_anti(unmatched, left, left_keys, render(right, inputs)?, right, right_keys)?
+                        }
                         JoinKind::Anti => left_rows.concat(semi.negate()),
                         _ => {
                             let unmatched = left_rows.concat(semi.negate());
@@ -227,6 +268,75 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
                     }
                 }
             }
+        }
+        Plan::Window { input, partition_by, partition_schema, functions, schema } => {
+            let keyed = key_by(
+                render(input, inputs)?,
+                RowCodec::new(input.schema())?,
+                partition_by.clone(),
+                RowCodec::new(Arc::clone(partition_schema))?,
+                false,
+            );
+            let windower = std::rc::Rc::new(Windower {
+                input: RowCodec::new(input.schema())?,
+                output: RowCodec::new(Arc::clone(schema))?,
+                functions: functions.clone(),
+            });
+            keyed
+                .reduce(move |_key, values: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| match windower.apply(values) {
+                    Ok(rows) => {
+                        out.extend(rows.into_iter().map(|r| (r, 1)));
+                        differential_dataflow::consolidation::consolidate(out);
+                    }
+                    Err(error) => tracing::error!(%error, "window function failed; partition dropped"),
+                })
+                .map(|(_, row)| row)
+        }
+        Plan::Temporal { input, bounds } => {
+            let bounds = bounds.clone();
+            let with_interval = map_batches(render(input, inputs)?, "TemporalBounds", RowCodec::new(input.schema())?, itself, move |batch, chunk| {
+                let n = batch.num_rows();
+                let mut interval = vec![Some((0u64, u64::MAX)); n];
+                for (op, bound) in &bounds {
+                    let values = evaluate(bound, batch)?;
+                    let values = values.as_primitive_opt::<Int64Type>().ok_or_else(|| Error::Internal("a temporal bound is not Int64".into()))?;
+                    for (i, slot) in interval.iter_mut().enumerate() {
+                        *slot = match (*slot, values.is_valid(i)) {
+                            (Some((from, until)), true) => {
+                                let (f, u) = op.interval(values.value(i));
+                                Some((from.max(f), until.min(u)))
+                            }
+                            _ => None,
+                        };
+                    }
+                }
+                Ok(chunk
+                    .iter()
+                    .zip(interval)
+                    .map(|(row, interval)| interval.filter(|(f, u)| f < u).map(|(f, u)| (row.clone(), f, u)))
+                    .collect())
+            });
+            with_interval
+                .inner
+                .unary(Pipeline, "TemporalFilter", |_, _| {
+                    move |input, output| {
+                        input.for_each(|time, data| {
+                            let mut session = output.session(&time);
+                            for ((row, from, until), t, diff) in data.drain(..) {
+                                // The update counts from when it happened or the row became
+                                // visible, whichever is later, until the row stops being visible.
+                                let start = from.max(t);
+                                if start < until {
+                                    if until != u64::MAX {
+                                        session.give((row.clone(), until, -diff));
+                                    }
+                                    session.give((row, start, diff));
+                                }
+                            }
+                        })
+                    }
+                })
+                .as_collection()
         }
         Plan::Aggregate { input, groups, group_schema, arguments, argument_schema, aggregates, schema } => {
             let codec = RowCodec::new(input.schema())?;
@@ -270,6 +380,55 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
     })
 }
 
+/// `NOT IN` over the left rows no right row matched: if the right side has
+/// a NULL key nothing is left; if it has any rows, left rows whose key is
+/// NULL go too (their comparison is unknown, not false).
+fn null_aware_anti<'scope>(
+    unmatched: Rows<'scope>,
+    left: &Plan,
+    left_keys: &[Arc<dyn PhysicalExpr>],
+    right_rows: Rows<'scope>,
+    right: &Plan,
+    right_keys: &[Arc<dyn PhysicalExpr>],
+) -> Result<Rows<'scope>, Error> {
+    let right_null = Row(vec![1]);
+    let right_any = Row(vec![0]);
+    // One marker per right row: "has rows", and "has a NULL key" where it does.
+    let right_markers = map_batches(right_rows, "NotInRight", RowCodec::new(right.schema())?, itself, {
+        let keys = right_keys.to_vec();
+        move |batch, _| {
+            let columns: Vec<ArrayRef> = keys.iter().map(|k| evaluate(k, batch)).collect::<Result<_, _>>()?;
+            Ok((0..batch.num_rows())
+                .map(|i| Some(columns.iter().any(|c| c.is_null(i))))
+                .collect())
+        }
+    })
+    .flat_map(move |has_null| {
+        let mut markers = vec![right_any.clone()];
+        if has_null {
+            markers.push(right_null.clone());
+        }
+        markers
+    })
+    .distinct();
+    // Left rows tagged with whether their key is NULL.
+    let tagged = map_batches(unmatched, "NotInLeft", RowCodec::new(left.schema())?, itself, {
+        let keys = left_keys.to_vec();
+        move |batch, chunk| {
+            let columns: Vec<ArrayRef> = keys.iter().map(|k| evaluate(k, batch)).collect::<Result<_, _>>()?;
+            Ok(chunk.iter().enumerate().map(|(i, row)| Some((columns.iter().any(|c| c.is_null(i)), row.clone()))).collect())
+        }
+    });
+    // A left row is removed by the marker that applies to it: "has a NULL key"
+    // removes every row, "has rows" removes rows with a NULL key.
+    let removers = right_markers.map(|m| (m, ()));
+    let by_any_null = tagged.clone().map(|(_, row)| (Row(vec![1]), row));
+    let by_own_null = tagged.clone().filter(|(null, _)| *null).map(|(_, row)| (Row(vec![0]), row));
+    let removed = by_any_null.concat(by_own_null).semijoin(removers.map(|(m, ())| m)).map(|(_, row)| row).distinct();
+    let all = tagged.map(|(_, row)| row);
+    Ok(all.clone().concat(all.map(|r| (r, ())).semijoin(removed).map(|(r, ())| r).negate()))
+}
+
 /// Computes a group's aggregates from its argument rows and multiplicities.
 struct Reducer {
     arguments: RowCodec,
@@ -307,5 +466,53 @@ impl Reducer {
             .map(|(a, f)| arrow::compute::cast(&a, f.data_type()))
             .collect::<Result<_, _>>()?;
         Ok(self.output.encode(&results, 1)?.pop().unwrap_or_default())
+    }
+}
+
+/// Evaluates window functions over one partition.
+struct Windower {
+    input: RowCodec,
+    output: RowCodec,
+    functions: Vec<Arc<dyn WindowExpr>>,
+}
+
+impl Windower {
+    /// The partition's rows (multiplicities expanded), each extended with
+    /// the functions' values.
+    fn apply(&self, values: &[(&Row, isize)]) -> Result<Vec<Row>, Error> {
+        let mut indices = Vec::new();
+        for (i, (_, count)) in values.iter().enumerate() {
+            indices.extend(std::iter::repeat_n(i as u32, (*count).max(0) as usize));
+        }
+        if indices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let distinct = self.input.decode(values.iter().map(|(r, _)| *r))?;
+        let batch = arrow::compute::take_record_batch(&distinct, &UInt32Array::from(indices))?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for function in &self.functions {
+            // Each function sees the partition sorted by its own ORDER BY;
+            // its values are put back in the batch's order.
+            let order: Vec<SortColumn> =
+                function.order_by().iter().map(|o| o.evaluate_to_sort_column(&batch)).collect::<Result<_, _>>()?;
+            let values = if order.is_empty() {
+                function.evaluate(&batch)?
+            } else {
+                let sorted = lexsort_to_indices(&order, None)?;
+                let evaluated = function.evaluate(&arrow::compute::take_record_batch(&batch, &sorted)?)?;
+                let mut back = vec![0u32; sorted.len()];
+                for (position, &row) in sorted.values().iter().enumerate() {
+                    back[row as usize] = position as u32;
+                }
+                take(evaluated.as_ref(), &UInt32Array::from(back), None)?
+            };
+            columns.push(values);
+        }
+        let columns: Vec<ArrayRef> = columns
+            .into_iter()
+            .zip(self.output.schema().fields())
+            .map(|(a, f)| if a.data_type() == f.data_type() { Ok(a) } else { arrow::compute::cast(&a, f.data_type()) })
+            .collect::<Result<_, _>>()?;
+        Ok(self.output.encode(&columns, batch.num_rows())?)
     }
 }

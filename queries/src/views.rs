@@ -1,31 +1,34 @@
 //! Standing views: SQL planned by DataFusion, lowered, and kept up to date by
 //! differential dataflow as input tables change.
 //!
-//! [`StandingViews`] drives one timely worker inside the caller's thread:
-//! tables are registered with their Arrow schemas; `create_view` plans the SQL
-//! (refusing what cannot be maintained), builds the view's dataflow and feeds
-//! it the tables' current contents; `insert` and `retract` change tables;
-//! `commit` advances time and runs every view to that time. Each view keeps
-//! its changelog (rows with `_diff` and `_time`) and its current contents.
+//! [`StandingViews`] drives timely worker threads (see the `workers`
+//! module): tables are registered with their Arrow schemas; `create_view`
+//! plans the SQL (refusing what cannot be maintained) and builds the view's
+//! dataflow over the tables' shared arrangements, so it starts from their
+//! current contents; `insert` and `retract` change tables; `commit_at`
+//! applies the changes at a time and runs every view to it. Each view keeps
+//! its changelog (rows with `_diff` and `_time`) and its current contents,
+//! pushes each commit's changes to subscribers, and can publish its snapshot
+//! as a DataFusion table. `batch_answer` is the oracle: DataFusion's batch
+//! result for the view's SQL over the current tables, at the same `now()`.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{
+    ColumnarValue, DdlStatement, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::SessionContext;
-use differential_dataflow::input::{Input, InputSession};
-use timely::communication::Allocator;
-use timely::dataflow::operators::probe::Handle;
-use timely::worker::Worker;
 
 use crate::lower::{LowerError, Plan, lower};
-use crate::render::{Inputs, Rows, render};
 use crate::row::{Row, RowCodec};
+use crate::workers::Workers;
 
 /// Why a view could not be created or a change not applied.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum ViewError {
     Exists(String),
     #[error("table `{table}`: {message}")]
     Data { table: String, message: String },
+    #[error("dataflow: {0}")]
+    Dataflow(String),
 }
 
 struct Table {
@@ -52,35 +57,57 @@ struct Table {
 
 struct View {
     codec: RowCodec,
-    inputs: BTreeMap<String, InputSession<u64, Row, isize>>,
-    /// Changes the dataflow produced and the view has not absorbed yet.
-    pending: Rc<RefCell<Vec<(Row, u64, isize)>>>,
-    probe: Handle<u64>,
     contents: BTreeMap<Row, isize>,
     changelog: Vec<(Row, u64, isize)>,
     sql: String,
+    /// Receivers of each commit's changes.
+    subscribers: Vec<Sender<RecordBatch>>,
+    /// The snapshot as a DataFusion table, once asked for; refreshed on commit.
+    published: Option<Arc<MemTable>>,
 }
 
-/// Tables and the standing views over them, on one in-thread timely worker.
+/// Tables and the standing views over them, run by timely workers.
+///
+/// Time is a `u64`, milliseconds since the epoch when views use `now()`:
+/// changes made between commits happen at the time the next commit names,
+/// and after it every view shows its contents at that time.
 pub struct StandingViews {
-    worker: Worker,
+    workers: Workers,
     ctx: SessionContext,
     tables: BTreeMap<String, Table>,
     views: BTreeMap<String, View>,
+    /// The last committed time (0: nothing committed yet).
     time: u64,
+    /// Changes since the last commit, per table.
+    pending: BTreeMap<String, Vec<(Row, isize)>>,
 }
 
-struct ScopeInputs<'scope> {
-    tables: BTreeMap<String, Rows<'scope>>,
-    unit: Rows<'scope>,
+/// `now()` for planning standing views: volatile, so DataFusion's optimizer
+/// leaves it in the plan (instead of folding it to the planning instant) and
+/// lowering can turn `now()` conditions into temporal filters.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ViewNow {
+    signature: Signature,
+    aliases: Vec<String>,
 }
 
-impl<'scope> Inputs<'scope> for ScopeInputs<'scope> {
-    fn table(&self, name: &str) -> Rows<'scope> {
-        self.tables[name].clone()
+impl ScalarUDFImpl for ViewNow {
+    fn name(&self) -> &str {
+        "now"
     }
-    fn unit(&self) -> Rows<'scope> {
-        self.unit.clone()
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, Some("+00:00".into())))
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        // Lowering never evaluates it: a `now()` it cannot turn into a
+        // temporal filter is refused.
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(None, Some("+00:00".into()))))
     }
 }
 
@@ -91,19 +118,42 @@ impl Default for StandingViews {
 }
 
 impl StandingViews {
-    /// No tables, no views; the first commit closes time 1.
+    /// No tables, no views, one worker.
     pub fn new() -> Self {
-        let allocator = Allocator::Thread(timely::communication::allocator::thread::Thread::default());
-        let worker = Worker::new(timely::WorkerConfig::default(), allocator, Some(std::time::Instant::now()));
-        StandingViews { worker, ctx: SessionContext::new(), tables: BTreeMap::new(), views: BTreeMap::new(), time: 1 }
+        Self::with_workers(1).expect("one timely worker starts")
+    }
+
+    /// No tables, no views, `workers` timely worker threads.
+    pub fn with_workers(workers: usize) -> Result<Self, ViewError> {
+        let ctx = SessionContext::new();
+        ctx.register_udf(ScalarUDF::new_from_impl(ViewNow {
+            signature: Signature::nullary(Volatility::Volatile),
+            aliases: vec!["current_timestamp".to_string()],
+        }));
+        Ok(StandingViews {
+            workers: Workers::start(workers).map_err(ViewError::Dataflow)?,
+            ctx,
+            tables: BTreeMap::new(),
+            views: BTreeMap::new(),
+            time: 0,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// How many timely workers run the views.
+    pub fn workers(&self) -> usize {
+        self.workers.count()
     }
 
     /// Registers an input table (planning sees it; its contents live here).
     pub fn register_table(&mut self, name: &str, schema: SchemaRef) -> Result<(), ViewError> {
         let data = |e: &dyn std::fmt::Display| ViewError::Data { table: name.to_string(), message: e.to_string() };
+        if self.tables.contains_key(name) {
+            return Err(data(&"the table is already registered"));
+        }
         let provider = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(|e| data(&e))?;
-        self.ctx.deregister_table(name).map_err(|e| data(&e))?;
         self.ctx.register_table(name, Arc::new(provider)).map_err(|e| data(&e))?;
+        self.workers.table(name).map_err(ViewError::Dataflow)?;
         self.tables.insert(name.to_string(), Table { codec: RowCodec::new(schema).map_err(|e| data(&e))?, rows: BTreeMap::new() });
         Ok(())
     }
@@ -114,7 +164,8 @@ impl StandingViews {
     }
 
     /// Plans `sql` (a query, or `CREATE VIEW name AS query`), refuses it if it
-    /// cannot be maintained, and starts maintaining it over the current tables.
+    /// cannot be maintained, and starts maintaining it over the current
+    /// tables. The view is filled by a commit at the current time.
     pub async fn create_view(&mut self, name: &str, sql: &str) -> Result<SchemaRef, ViewError> {
         if self.views.contains_key(name) {
             return Err(ViewError::Exists(name.to_string()));
@@ -132,42 +183,18 @@ impl StandingViews {
 
     fn build(&mut self, name: &str, sql: &str, plan: Plan) -> Result<SchemaRef, ViewError> {
         let schema = plan.schema();
-        let mut tables = Vec::new();
-        plan.tables(&mut tables);
-        let pending = Rc::new(RefCell::new(Vec::new()));
-        let sink = Rc::clone(&pending);
-        let probe = Handle::new();
-        let probe_in = probe.clone();
-        let built = self.worker.dataflow::<u64, _, _>(move |scope| {
-            let mut sessions = BTreeMap::new();
-            let mut collections = BTreeMap::new();
-            for table in &tables {
-                let (session, collection) = scope.new_collection::<Row, isize>();
-                sessions.insert(table.clone(), session);
-                collections.insert(table.clone(), collection);
-            }
-            let (mut unit_session, unit) = scope.new_collection::<Row, isize>();
-            unit_session.insert(Row::default());
-            let inputs = ScopeInputs { tables: collections, unit };
-            let rendered = render(&plan, &inputs).map(|rows| {
-                rows.consolidate()
-                    .inspect(move |(row, time, diff)| sink.borrow_mut().push((row.clone(), *time, *diff)))
-                    .probe_with(&probe_in);
-            });
-            rendered.map(|()| sessions)
-        });
-        let mut inputs = built.map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })?;
-        for (table, session) in inputs.iter_mut() {
-            let contents = self.tables.get(table).ok_or_else(|| ViewError::UnknownTable(table.clone()))?;
-            session.advance_to(self.time);
-            for (row, count) in &contents.rows {
-                session.update(row.clone(), *count);
-            }
-        }
         let codec = RowCodec::new(Arc::clone(&schema)).map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })?;
+        self.workers.view(name, &plan).map_err(|message| ViewError::Sql { view: name.to_string(), message })?;
         self.views.insert(
             name.to_string(),
-            View { codec, inputs, pending, probe, contents: BTreeMap::new(), changelog: Vec::new(), sql: sql.to_string() },
+            View {
+                codec,
+                contents: BTreeMap::new(),
+                changelog: Vec::new(),
+                sql: sql.to_string(),
+                subscribers: Vec::new(),
+                published: None,
+            },
         );
         self.commit();
         Ok(schema)
@@ -199,14 +226,9 @@ impl StandingViews {
                 entry.rows.remove(row);
             }
         }
-        for view in self.views.values_mut() {
-            if let Some(session) = view.inputs.get_mut(table) {
-                for row in &rows {
-                    session.update(row.clone(), sign);
-                }
-            }
-        }
-        Ok(rows.len())
+        let count = rows.len();
+        self.pending.entry(table.to_string()).or_default().extend(rows.into_iter().map(|r| (r, sign)));
+        Ok(count)
     }
 
     /// Adds the batch's rows to `table` (visible to views at the next commit).
@@ -219,41 +241,135 @@ impl StandingViews {
         self.change(table, batch, -1)
     }
 
-    /// Closes the current time: every view catches up with all changes so far.
-    /// Returns the time that was closed; the next one is one later.
+    /// Commits at the next time (one after the last): see [`commit_at`](Self::commit_at).
     pub fn commit(&mut self) -> u64 {
-        self.commit_to(self.time + 1)
+        self.commit_at(self.time + 1)
     }
 
-    /// Like [`commit`](Self::commit), with the next time given (ingestion
-    /// time in milliseconds, say); times only move forward.
-    pub fn commit_to(&mut self, next: u64) -> u64 {
-        let closed = self.time;
-        self.time = next.max(closed + 1);
-        for view in self.views.values_mut() {
-            for session in view.inputs.values_mut() {
-                session.advance_to(self.time);
-                session.flush();
+    /// The changes since the last commit happen at `now` (at least one
+    /// after the last committed time), and every view catches up to `now`:
+    /// rows that temporal filters admit or expire by then enter or leave.
+    /// Returns the committed time.
+    pub fn commit_at(&mut self, now: u64) -> u64 {
+        let at = now.max(self.time + 1);
+        let updates = std::mem::take(&mut self.pending);
+        let changes = match self.workers.commit(at, updates) {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(%error, "the dataflow workers stopped; views no longer change");
+                Vec::new()
             }
-        }
-        let time = self.time;
-        let views = &self.views;
-        self.worker.step_while(|| views.values().any(|v| v.probe.less_than(&time)));
-        for view in self.views.values_mut() {
-            for (row, t, diff) in view.pending.borrow_mut().drain(..) {
+        };
+        self.time = at;
+        for (name, mut rows) in changes {
+            let Some(view) = self.views.get_mut(&name) else { continue };
+            rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            for (row, _, diff) in &rows {
                 let count = view.contents.entry(row.clone()).or_default();
                 *count += diff;
                 if *count == 0 {
-                    view.contents.remove(&row);
+                    view.contents.remove(row);
                 }
-                view.changelog.push((row, t, diff));
             }
+            if rows.is_empty() {
+                continue;
+            }
+            if !view.subscribers.is_empty() {
+                match changes_batch(&view.codec, &rows) {
+                    Ok(batch) => view.subscribers.retain(|s| s.send(batch.clone()).is_ok()),
+                    Err(error) => tracing::error!(view = %name, %error, "changes not delivered to subscribers"),
+                }
+            }
+            if let Some(table) = &view.published {
+                publish(&name, view, table);
+            }
+            view.changelog.extend(rows);
         }
-        closed
+        at
+    }
+
+    /// The last committed time: what `now()` is in the views' contents.
+    pub fn now(&self) -> u64 {
+        self.time
     }
 
     fn view(&self, name: &str) -> Result<&View, ViewError> {
         self.views.get(name).ok_or_else(|| ViewError::UnknownView(name.to_string()))
+    }
+
+    /// The names of the views.
+    pub fn view_names(&self) -> Vec<String> {
+        self.views.keys().cloned().collect()
+    }
+
+    /// Every later commit's changes to the view, as batches of its columns
+    /// plus `_diff` and `_time` (commits that change nothing send nothing).
+    pub fn subscribe(&mut self, name: &str) -> Result<Receiver<RecordBatch>, ViewError> {
+        let view = self.views.get_mut(name).ok_or_else(|| ViewError::UnknownView(name.to_string()))?;
+        let (sender, receiver) = channel();
+        view.subscribers.push(sender);
+        Ok(receiver)
+    }
+
+    /// The view's snapshot as a DataFusion table that follows the view: each
+    /// commit replaces its contents. Register it in any session (history's,
+    /// say) to join the view with other tables in ad-hoc SQL.
+    pub fn snapshot_table(&mut self, name: &str) -> Result<Arc<MemTable>, ViewError> {
+        let view = self.views.get_mut(name).ok_or_else(|| ViewError::UnknownView(name.to_string()))?;
+        if let Some(table) = &view.published {
+            return Ok(Arc::clone(table));
+        }
+        let table = Arc::new(
+            MemTable::try_new(Arc::clone(view.codec.schema()), vec![vec![]])
+                .map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })?,
+        );
+        publish(name, view, &table);
+        view.published = Some(Arc::clone(&table));
+        Ok(table)
+    }
+
+    /// Registers every view's snapshot table (see
+    /// [`snapshot_table`](Self::snapshot_table)) in `ctx`, under the view's name.
+    pub fn register_snapshots(&mut self, ctx: &SessionContext) -> Result<(), ViewError> {
+        for name in self.view_names() {
+            let table = self.snapshot_table(&name)?;
+            ctx.deregister_table(name.as_str()).map_err(|e| ViewError::Sql { view: name.clone(), message: e.to_string() })?;
+            ctx.register_table(name.as_str(), table).map_err(|e| ViewError::Sql { view: name.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Runs ad-hoc SQL in batch over the tables' current contents and the
+    /// views' snapshots (by their names), with `now()` at the last commit.
+    pub async fn query(&mut self, sql: &str) -> Result<RecordBatch, ViewError> {
+        let error = |e: &dyn std::fmt::Display| ViewError::Sql { view: "(query)".to_string(), message: e.to_string() };
+        let ctx = self.batch_context().map_err(|e| error(&e))?;
+        self.register_snapshots(&ctx)?;
+        self.run_batch(&ctx, sql).await.map_err(|e| error(&e))
+    }
+
+    fn batch_context(&self) -> datafusion::error::Result<SessionContext> {
+        let ctx = SessionContext::new();
+        for name in self.tables.keys() {
+            let batch = self.table(name).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            ctx.register_table(name.as_str(), Arc::new(provider))?;
+        }
+        Ok(ctx)
+    }
+
+    /// Plans and runs `sql` in `ctx` with `now()` at the last commit.
+    async fn run_batch(&self, ctx: &SessionContext, sql: &str) -> datafusion::error::Result<RecordBatch> {
+        let mut state = ctx.state();
+        state.execution_props_mut().query_execution_start_time =
+            chrono::DateTime::from_timestamp_millis(self.time as i64);
+        let mut plan = state.create_logical_plan(sql).await?;
+        if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
+            plan = create.input.as_ref().clone();
+        }
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let batches = DataFrame::new(state, plan).collect().await?;
+        Ok(arrow::compute::concat_batches(&schema, &batches)?)
     }
 
     /// The view's current contents (a row appears as often as its multiplicity).
@@ -266,15 +382,7 @@ impl StandingViews {
     /// The view's changelog so far: its columns plus `_diff` and `_time`.
     pub fn changes(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let view = self.view(name)?;
-        let error = |e: &dyn std::fmt::Display| ViewError::Sql { view: name.to_string(), message: e.to_string() };
-        let data = view.codec.decode(view.changelog.iter().map(|(r, _, _)| r)).map_err(|e| error(&e))?;
-        let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("_diff", DataType::Int64, false));
-        fields.push(Field::new("_time", DataType::UInt64, false));
-        let mut columns: Vec<ArrayRef> = data.columns().to_vec();
-        columns.push(Arc::new(Int64Array::from_iter_values(view.changelog.iter().map(|(_, _, d)| *d as i64))));
-        columns.push(Arc::new(UInt64Array::from_iter_values(view.changelog.iter().map(|(_, t, _)| *t))));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| error(&e))
+        changes_batch(&view.codec, &view.changelog).map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })
     }
 
     /// The SQL a view was created from.
@@ -290,21 +398,40 @@ impl StandingViews {
     }
 
     /// What DataFusion computes in batch for the view's SQL over the current
-    /// tables: the oracle the incremental result must equal.
+    /// tables, with `now()` at the last commit: the oracle the incremental
+    /// result must equal.
     pub async fn batch_answer(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let view = self.view(name)?;
         let sql_error = |e: &dyn std::fmt::Display| ViewError::Sql { view: name.to_string(), message: e.to_string() };
-        let ctx = SessionContext::new();
-        for table in self.tables.keys() {
-            let batch = self.table(table)?;
-            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| sql_error(&e))?;
-            ctx.register_table(table.as_str(), Arc::new(provider)).map_err(|e| sql_error(&e))?;
-        }
-        let mut plan = ctx.state().create_logical_plan(&view.sql).await.map_err(|e| sql_error(&e))?;
-        if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
-            plan = create.input.as_ref().clone();
-        }
-        let batches = ctx.execute_logical_plan(plan).await.map_err(|e| sql_error(&e))?.collect().await.map_err(|e| sql_error(&e))?;
-        arrow::compute::concat_batches(&Arc::new(view.codec.schema().as_ref().clone()), &batches).map_err(|e| sql_error(&e))
+        let ctx = self.batch_context().map_err(|e| sql_error(&e))?;
+        let batch = self.run_batch(&ctx, &view.sql).await.map_err(|e| sql_error(&e))?;
+        // The view's schema names the columns; DataFusion's batch plan may
+        // differ in nullability only.
+        RecordBatch::try_new(Arc::clone(view.codec.schema()), batch.columns().to_vec()).map_err(|e| sql_error(&e))
+    }
+}
+
+/// Rows with their times and diffs as a batch: the view's columns plus
+/// `_diff` and `_time`.
+fn changes_batch(codec: &RowCodec, rows: &[(Row, u64, isize)]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let data = codec.decode(rows.iter().map(|(r, _, _)| r))?;
+    let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("_diff", DataType::Int64, false));
+    fields.push(Field::new("_time", DataType::UInt64, false));
+    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, _, d)| *d as i64))));
+    columns.push(Arc::new(UInt64Array::from_iter_values(rows.iter().map(|(_, t, _)| *t))));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// Replaces the published snapshot table's contents with the view's.
+fn publish(name: &str, view: &View, table: &MemTable) {
+    let rows = view.contents.iter().flat_map(|(row, n)| std::iter::repeat_n(row, (*n).max(0) as usize));
+    match view.codec.decode(rows) {
+        Ok(batch) => match table.batches.first().map(|p| p.try_write()) {
+            Some(Ok(mut partition)) => *partition = vec![batch],
+            _ => tracing::warn!(view = %name, "snapshot table busy; it keeps the previous snapshot"),
+        },
+        Err(error) => tracing::error!(view = %name, %error, "snapshot not published"),
     }
 }

@@ -25,9 +25,9 @@ macro_rules! slt_files {
     )*};
 }
 
-// windows.slt and temporal.slt join the list when window functions and
-// temporal filters (with `StandingViews::commit_at`) are maintained.
 slt_files! {
+    windows => "windows.slt",
+    temporal => "temporal.slt",
     expressions => "expressions.slt",
     time => "time.slt",
     joins => "joins.slt",

@@ -107,12 +107,17 @@ impl Runner {
         }
     }
 
-    /// Closes the current time. `SET borderflow.now` records its time in
-    /// `now_ms` (which `--complete` evaluates `now()` at); committing at it
-    /// waits for `StandingViews::commit_at`, and until then this commits as
-    /// `commit` does, so `temporal.slt` is not yet in the suite.
+    /// Closes the current time. After `SET borderflow.now` commits happen
+    /// at that time (each later one a millisecond after the last, as times
+    /// only move forward), and `now_ms` follows the committed time, which is
+    /// what batch answers evaluate `now()` at.
     pub(super) fn commit(&mut self) {
-        self.views.commit();
+        match self.now_ms {
+            Some(now) => self.now_ms = Some(self.views.commit_at(now)),
+            None => {
+                self.views.commit();
+            }
+        }
     }
 
     pub(super) fn schema(&self, table: &str) -> Result<SchemaRef, String> {
