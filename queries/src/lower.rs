@@ -83,6 +83,9 @@ pub enum Plan {
         /// every left row, and a left row with a NULL key is removed
         /// whenever the right side has rows.
         null_aware: bool,
+        /// A join on a range instead of an equality: both sides are keyed
+        /// by time buckets (see [`Buckets`]) and the range stays in `residual`.
+        buckets: Option<Buckets>,
         /// Schema of the left row followed by the right row.
         joined_schema: SchemaRef,
         schema: SchemaRef,
@@ -118,6 +121,20 @@ pub enum Plan {
     /// sliding window (`WHERE t > now() - INTERVAL '1 hour'`) retracts rows
     /// as they age and its state stays bounded.
     Temporal { input: Box<Plan>, bounds: Vec<(TemporalOp, Arc<dyn PhysicalExpr>)> },
+}
+
+/// An interval join's index: one side's value must fall in the other
+/// side's range (bounds included or not: the residual decides). Values are
+/// integers (timestamps in nanoseconds). Each side is keyed by every bucket
+/// of `width` that its `[from, to]` touches: the side with the value has
+/// `from == to` (one bucket), the side with the range one or two buckets
+/// when `width` is the range's span, so each matching pair meets in exactly
+/// one bucket.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    pub left: (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>),
+    pub right: (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>),
+    pub width: i64,
 }
 
 /// How `now()` compares with a row's bound in a temporal filter.
@@ -338,13 +355,22 @@ impl Lowering<'_> {
             JoinType::Full => return Err(self.refuse("FULL OUTER JOIN", &["FULL"])),
             other => return Err(self.refuse(&format!("{other} joins"), &["JOIN"])),
         };
-        if j.on.is_empty() {
-            return Err(self.refuse("joins without an equality between the two sides (cross joins)", &["JOIN", ","]));
-        }
         let (left_schema, right_schema) = (j.left.schema(), j.right.schema());
+        let buckets = if j.on.is_empty() {
+            let found = j.filter.as_ref().map(|f| self.interval_buckets(f, left_schema, right_schema)).transpose()?.flatten();
+            let Some(found) = found else {
+                return Err(self.refuse(
+                    "joins without an equality or a range (`b.t BETWEEN a.t AND a.t + INTERVAL …`) between the two sides (cross joins)",
+                    &["JOIN", ","],
+                ));
+            };
+            Some(found)
+        } else {
+            None
+        };
         let left_keys: Vec<_> = j.on.iter().map(|(l, _)| self.expr(l, left_schema)).collect::<Result<_, _>>()?;
         let right_keys: Vec<_> = j.on.iter().map(|(_, r)| self.expr(r, right_schema)).collect::<Result<_, _>>()?;
-        let key_fields: Vec<_> = j
+        let mut key_fields: Vec<_> = j
             .on
             .iter()
             .enumerate()
@@ -353,6 +379,9 @@ impl Lowering<'_> {
                 Ok(arrow::datatypes::Field::new(format!("k{i}"), data_type, true))
             })
             .collect::<Result<_, LowerError>>()?;
+        if buckets.is_some() {
+            key_fields.push(arrow::datatypes::Field::new("bucket", DataType::Int64, true));
+        }
         let joined = left_schema.join(right_schema).map_err(plan_error)?;
         let residual = j.filter.as_ref().map(|f| self.expr(f, &joined)).transpose()?;
         let joined_schema = arrow_schema(&joined);
@@ -370,9 +399,105 @@ impl Lowering<'_> {
             residual,
             nulls_equal: j.null_equality == NullEquality::NullEqualsNull,
             null_aware: j.null_aware && kind == JoinKind::Anti,
+            buckets,
             joined_schema,
             schema,
         })
+    }
+
+    /// A range between the two sides in a join's condition
+    /// (`r BETWEEN l1 AND l2`, or `r >= l1 AND r < l2`, either way round),
+    /// over timestamps, dates or integers, as [`Buckets`].
+    fn interval_buckets(&self, filter: &Expr, left: &DFSchema, right: &DFSchema) -> Result<Option<Buckets>, LowerError> {
+        if let Some((value, (from, to), width)) = self.value_in_range(filter, right, left)? {
+            return Ok(Some(Buckets { left: (from, to), right: (Arc::clone(&value), value), width }));
+        }
+        Ok(self
+            .value_in_range(filter, left, right)?
+            .map(|(value, (from, to), width)| Buckets { left: (Arc::clone(&value), value), right: (from, to), width }))
+    }
+
+    /// A value of the `right` schema's side within a range given by the
+    /// `left` schema's side: the value, the range and the bucket width.
+    #[allow(clippy::type_complexity)]
+    fn value_in_range(
+        &self,
+        filter: &Expr,
+        right: &DFSchema,
+        left: &DFSchema,
+    ) -> Result<Option<(Arc<dyn PhysicalExpr>, (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>), i64)>, LowerError> {
+        let only = |e: &Expr, schema: &DFSchema, other: &DFSchema| {
+            let columns = e.column_refs();
+            !columns.is_empty() && columns.iter().all(|c| schema.has_column(c) && !other.has_column(c))
+        };
+        // (right value, lower bound from the left, upper bound from the left)
+        let mut lower: Vec<(Expr, Expr)> = Vec::new();
+        let mut upper: Vec<(Expr, Expr)> = Vec::new();
+        for conjunct in split_conjunction(filter) {
+            match conjunct {
+                Expr::Between(between) if !between.negated && only(&between.expr, right, left) => {
+                    if only(&between.low, left, right) && only(&between.high, left, right) {
+                        lower.push((*between.expr.clone(), *between.low.clone()));
+                        upper.push((*between.expr.clone(), *between.high.clone()));
+                    }
+                }
+                Expr::BinaryExpr(BinaryExpr { left: l, op, right: r }) => {
+                    let (value, op, bound) = if only(r, right, left) && only(l, left, right) {
+                        (r.as_ref(), op.swap(), l.as_ref())
+                    } else if only(l, right, left) && only(r, left, right) {
+                        (l.as_ref(), Some(*op), r.as_ref())
+                    } else {
+                        continue;
+                    };
+                    match op {
+                        Some(Operator::Gt | Operator::GtEq) => lower.push((value.clone(), bound.clone())),
+                        Some(Operator::Lt | Operator::LtEq) => upper.push((value.clone(), bound.clone())),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        let key = |e: &Expr| format!("{e}");
+        let Some(((value, from), to)) = lower
+            .iter()
+            .find_map(|(v, from)| upper.iter().find(|(u, _)| key(u) == key(v)).map(|(_, to)| ((v, from), to)))
+        else {
+            return Ok(None);
+        };
+        let nanos = DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()));
+        let as_integer = |e: &Expr, schema: &DFSchema| -> Result<Option<Expr>, LowerError> {
+            let data_type = e.get_type(schema).map_err(plan_error)?;
+            Ok(match data_type {
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => Some(Expr::Cast(Cast::new(
+                    Box::new(Expr::Cast(Cast::new(Box::new(e.clone()), nanos.clone()))),
+                    DataType::Int64,
+                ))),
+                t if t.is_integer() => Some(Expr::Cast(Cast::new(Box::new(e.clone()), DataType::Int64))),
+                _ => None,
+            })
+        };
+        let (Some(right_at), Some(left_from), Some(left_to)) =
+            (as_integer(value, right)?, as_integer(from, left)?, as_integer(to, left)?)
+        else {
+            return Ok(None);
+        };
+        let is_time = matches!(value.get_type(right).map_err(plan_error)?, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
+        // The bucket width: the range's span when both bounds are one
+        // expression plus constants (the usual `a.t` … `a.t + INTERVAL`),
+        // else an hour (or 1 000 for integers).
+        let (from_base, from_offset) = split_offset(from);
+        let (to_base, to_offset) = split_offset(to);
+        let span = match (from_offset, to_offset) {
+            (Some(f), Some(t)) if key(&from_base) == key(&to_base) && t > f => Some(t - f),
+            _ => None,
+        };
+        let width = match (span, is_time) {
+            (Some(span), _) => span,
+            (None, true) => 3_600_000_000_000,
+            (None, false) => 1_000,
+        };
+        Ok(Some((self.expr(&right_at, right)?, (self.expr(&left_from, left)?, self.expr(&left_to, left)?), width)))
     }
 
     /// `now() <op> bound` (either way round; `now() ± interval` is moved to
@@ -520,6 +645,36 @@ impl Lowering<'_> {
             aggregates,
             schema: arrow_schema(&a.schema),
         })
+    }
+}
+
+/// `base ± constant` as the base and the constant in the units the
+/// bucketing uses (nanoseconds for intervals, the value for integers);
+/// `None` when the constant is not one (a month has no fixed length).
+fn split_offset(e: &Expr) -> (Expr, Option<i64>) {
+    use datafusion::common::ScalarValue;
+    let constant = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(i64::from(v.days) * 86_400_000_000_000 + v.nanoseconds)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(i64::from(v.days) * 86_400_000_000_000 + i64::from(v.milliseconds) * 1_000_000)
+        }
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => Some(*v),
+        Expr::Literal(ScalarValue::Int32(Some(v)), _) => Some(i64::from(*v)),
+        _ => None,
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Plus, right }) => match constant(right) {
+            Some(c) => (left.as_ref().clone(), Some(c)),
+            None => (e.clone(), None),
+        },
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Minus, right }) => match constant(right) {
+            Some(c) => (left.as_ref().clone(), Some(-c)),
+            None => (e.clone(), None),
+        },
+        Expr::Cast(cast) => split_offset(&cast.expr),
+        other => (other.clone(), Some(0)),
     }
 }
 

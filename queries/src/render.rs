@@ -171,6 +171,50 @@ fn key_by<'scope>(
     })
 }
 
+/// Keys rows by `keys` (NULLs never match) plus every bucket of `width` that
+/// the range `[from, to]` touches: one (key, row) pair per bucket. The
+/// index of an interval join (see `lower::Buckets`).
+fn bucket_by<'scope>(
+    rows: Rows<'scope>,
+    codec: RowCodec,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_codec: RowCodec,
+    (from, to): (&Arc<dyn PhysicalExpr>, &Arc<dyn PhysicalExpr>),
+    width: i64,
+) -> VecCollection<'scope, u64, (Row, Row), isize> {
+    // A range spanning more buckets than this is joined through its first ones only; logged.
+    const MAX_BUCKETS: i64 = 100_000;
+    let (from, to) = (Arc::clone(from), Arc::clone(to));
+    let width = width.max(1);
+    map_batches(rows, "BucketBy", codec, itself, move |batch, chunk| {
+        let columns: Vec<ArrayRef> = keys.iter().map(|k| evaluate(k, batch)).collect::<Result<_, _>>()?;
+        let (lo, hi) = (evaluate(&from, batch)?, evaluate(&to, batch)?);
+        let as_i64 = |a: &ArrayRef| a.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| Error::Internal("a range bound is not Int64".into()));
+        let (lo, hi) = (as_i64(&lo)?, as_i64(&hi)?);
+        let mut out = Vec::with_capacity(chunk.len());
+        for (i, row) in chunk.iter().enumerate() {
+            if lo.is_null(i) || hi.is_null(i) || columns.iter().any(|c| c.is_null(i)) {
+                out.push(None);
+                continue;
+            }
+            let (first, last) = (lo.value(i).div_euclid(width), hi.value(i).div_euclid(width));
+            if last - first >= MAX_BUCKETS {
+                tracing::error!(first, last, "interval join range spans too many buckets; joined through the first {MAX_BUCKETS}");
+            }
+            let mut pairs = Vec::new();
+            for bucket in first..=last.min(first + MAX_BUCKETS - 1) {
+                let mut key_columns: Vec<ArrayRef> = columns.iter().map(|c| c.slice(i, 1)).collect();
+                key_columns.push(Arc::new(arrow::array::Int64Array::from(vec![bucket])));
+                let key = key_codec.encode(&key_columns, 1)?.pop().unwrap_or_default();
+                pairs.push((key, row.clone()));
+            }
+            out.push(Some(pairs));
+        }
+        Ok(out)
+    })
+    .flat_map(|pairs| pairs)
+}
+
 type Error = datafusion::error::DataFusionError;
 
 /// Renders `plan` in the scope of `inputs`.
@@ -197,32 +241,44 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
             }
             all
         }
-        Plan::Join { left, right, kind, left_keys, right_keys, key_schema, residual, nulls_equal, null_aware, joined_schema, schema } => {
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            key_schema,
+            residual,
+            nulls_equal,
+            null_aware,
+            buckets,
+            joined_schema,
+            schema,
+        } => {
             // With NULL = NULL, NULL keys join like any other; else a left row
             // with a NULL key is kept only where unmatched rows are output.
             let keep_null_left = *nulls_equal || matches!(kind, JoinKind::Left | JoinKind::Anti);
             let keep_null_right = *nulls_equal;
             let left_rows = render(left, inputs)?;
-            let left_signature = format!("{left:?} keyed by {left_keys:?}, nulls kept: {keep_null_left}");
+            let left_signature = format!("{left:?} keyed by {left_keys:?} {buckets:?} (left), nulls kept: {keep_null_left}");
             let lk = inputs.arranged(&left_signature, &mut || {
-                Ok(key_by(
-                    left_rows.clone(),
-                    RowCodec::new(left.schema())?,
-                    left_keys.clone(),
-                    RowCodec::new(Arc::clone(key_schema))?,
-                    !keep_null_left,
-                )
+                let codec = RowCodec::new(left.schema())?;
+                let key_codec = RowCodec::new(Arc::clone(key_schema))?;
+                Ok(match buckets {
+                    Some(b) => bucket_by(left_rows.clone(), codec, left_keys.clone(), key_codec, (&b.left.0, &b.left.1), b.width),
+                    None => key_by(left_rows.clone(), codec, left_keys.clone(), key_codec, !keep_null_left),
+                }
                 .arrange_by_key())
             })?;
-            let right_signature = format!("{right:?} keyed by {right_keys:?}, nulls kept: {keep_null_right}");
+            let right_signature = format!("{right:?} keyed by {right_keys:?} {buckets:?} (right), nulls kept: {keep_null_right}");
             let rk = inputs.arranged(&right_signature, &mut || {
-                Ok(key_by(
-                    render(right, inputs)?,
-                    RowCodec::new(right.schema())?,
-                    right_keys.clone(),
-                    RowCodec::new(Arc::clone(key_schema))?,
-                    !keep_null_right,
-                )
+                let codec = RowCodec::new(right.schema())?;
+                let key_codec = RowCodec::new(Arc::clone(key_schema))?;
+                let rows = render(right, inputs)?;
+                Ok(match buckets {
+                    Some(b) => bucket_by(rows, codec, right_keys.clone(), key_codec, (&b.right.0, &b.right.1), b.width),
+                    None => key_by(rows, codec, right_keys.clone(), key_codec, !keep_null_right),
+                }
                 .arrange_by_key())
             })?;
             let mut joined = lk.join_core(rk, |_key, l: &Row, r: &Row| Some((l.clone(), l.concat(r))));

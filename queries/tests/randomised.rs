@@ -53,6 +53,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("recent_per_group", "SELECT g, count(*) AS n FROM a WHERE t + INTERVAL '5 minutes' >= now() AND t <= now() GROUP BY g"),
     ("semi", "SELECT k, g FROM a WHERE k IN (SELECT k FROM b WHERE w > 0)"),
     ("anti", "SELECT k, v FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.k = a.k)"),
+    ("interval_join", "SELECT x.k, y.k AS later FROM a x JOIN a y ON y.t BETWEEN x.t AND x.t + INTERVAL '5 minutes' AND x.g <> y.g"),
+    ("interval_anti", "SELECT k, g FROM a x WHERE NOT EXISTS (SELECT 1 FROM a y WHERE y.t > x.t AND y.t <= x.t + INTERVAL '3 minutes')"),
     ("distinct_union", "SELECT DISTINCT k FROM a UNION ALL SELECT k FROM b WHERE w IS NULL"),
 ];
 

@@ -27,6 +27,7 @@ macro_rules! slt_files {
 
 slt_files! {
     windows => "windows.slt",
+    interval_joins => "interval_joins.slt",
     temporal => "temporal.slt",
     expressions => "expressions.slt",
     time => "time.slt",
