@@ -101,7 +101,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     progress.stage("maintaining SQL views");
-    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, spec.tick_ms, spec.runtime.workers()))?;
+    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, &scenario.watchlist_batch(), spec.tick_ms, spec.runtime.workers()))?;
     lap("sql views", &mut timings);
 
     progress.stage("writing Parquet");
@@ -149,9 +149,22 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
 /// Keeps the SQL views up to date over the reads, committing once per tick
 /// of the replay's ingestion clock.
-async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64, workers: usize) -> Result<StandingViews, JobError> {
+/// Views see three tables: `reads`, `posts` (the crossings reference table)
+/// and `watchlist`.
+async fn maintain_views(
+    views: &[ViewConfig],
+    reads: &[PlateRead],
+    watchlist: &RecordBatch,
+    tick_ms: u64,
+    workers: usize,
+) -> Result<StandingViews, JobError> {
     let mut standing = StandingViews::with_workers(workers)?;
     standing.register_table("reads", plate_read_schema())?;
+    let posts = posts_batch();
+    standing.register_table("posts", posts.schema())?;
+    standing.insert("posts", &posts)?;
+    standing.register_table("watchlist", watchlist.schema())?;
+    standing.insert("watchlist", watchlist)?;
     for view in views {
         standing.create_view(&view.name, &view.sql).await?;
     }
@@ -165,6 +178,35 @@ async fn maintain_views(views: &[ViewConfig], reads: &[PlateRead], tick_ms: u64,
         start = end;
     }
     Ok(standing)
+}
+
+/// The posts of the crossings table: id, name, country, crossing, the post
+/// across the border, lanes and the usual transit time between the two.
+pub fn posts_batch() -> RecordBatch {
+    let posts: Vec<(&borderflow_engine::PostInfo, &borderflow_engine::CrossingInfo)> =
+        borderflow_engine::CROSSINGS.iter().flat_map(|c| c.posts().map(|p| (p, c))).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("post_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("crossing", DataType::Utf8, false),
+        Field::new("neighbour", DataType::Utf8, false),
+        Field::new("lanes", DataType::Int64, false),
+        Field::new("transit_minutes", DataType::Int64, false),
+    ]));
+    let text = |f: &dyn Fn(&(&borderflow_engine::PostInfo, &borderflow_engine::CrossingInfo)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(posts.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|(p, _)| p.id.to_string()),
+        text(&|(p, _)| p.name.to_string()),
+        text(&|(p, _)| p.country.to_string()),
+        text(&|(_, c)| c.id.to_string()),
+        text(&|(p, c)| c.peer_of(p.id).map_or(String::new(), |n| n.id.to_string())),
+        Arc::new(Int64Array::from_iter_values(posts.iter().map(|(p, _)| i64::from(p.lanes)))),
+        Arc::new(Int64Array::from_iter_values(posts.iter().map(|(_, c)| i64::from(c.transit_minutes)))),
+    ];
+    RecordBatch::try_new(schema, columns).expect("columns match the schema")
 }
 
 /// Rows as sorted text, to compare two batches as multisets. Timestamps

@@ -156,6 +156,12 @@ const DEMO_VIEWS: &[(&str, &str)] = &[
            AND e.direction = 'entry' AND e.point = 'arrival' AND e.country <> x.country \
            AND e.captured_at > x.captured_at AND e.captured_at < x.captured_at + INTERVAL '2 hours'",
     ),
+    (
+        "watchlist_hits",
+        "SELECT r.read_id, r.post_id, p.crossing, r.plate_norm, w.reason, w.severity_label, r.captured_at \
+         FROM reads r JOIN watchlist w ON r.plate_norm = w.plate JOIN posts p ON r.post_id = p.post_id \
+         WHERE r.captured_at >= w.valid_from AND r.captured_at < w.valid_to",
+    ),
 ];
 
 fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scale: f64) -> Result<(), String> {
