@@ -3,11 +3,13 @@
 //! contents equal what DataFusion computes in batch over the current tables.
 //! Queries outside the subset are refused, naming the construct and place.
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use common::rows;
 use borderflow_queries::{LowerError, StandingViews, ViewError};
 
 fn reads_schema() -> SchemaRef {
@@ -27,17 +29,6 @@ fn watchlist_schema() -> SchemaRef {
     ]))
 }
 
-/// Rows as sorted strings, so two batches compare as multisets.
-fn rows(batch: &RecordBatch) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let formatters: Vec<ArrayFormatter> =
-        batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-    let mut out: Vec<String> = (0..batch.num_rows())
-        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
-        .collect();
-    out.sort();
-    out
-}
 
 struct Lcg(u64);
 impl Lcg {

@@ -9,11 +9,13 @@
 //! crates that arrow and DataFusion share, which would build both twice on
 //! a fresh machine, for `make run` and for `make test`.)
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use common::rows;
 use borderflow_queries::StandingViews;
 
 /// 2026-11-28T08:00:00Z in milliseconds.
@@ -127,24 +129,6 @@ fn b_batch(rows: &[(i64, Option<i64>)]) -> RecordBatch {
     .expect("batch")
 }
 
-/// Rows as sorted strings (timestamps as integers), to compare as multisets.
-fn rows(batch: &RecordBatch) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let columns: Vec<_> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Timestamp(_, _) => arrow::compute::cast(c, &DataType::Int64).expect("cast"),
-            _ => Arc::clone(c),
-        })
-        .collect();
-    let formatters: Vec<ArrayFormatter> = columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-    let mut out: Vec<String> = (0..batch.num_rows())
-        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
-        .collect();
-    out.sort();
-    out
-}
 
 /// Runs the steps; the first disagreement, if any, as a message.
 fn run(workers: usize, steps: &[Step]) -> Result<(), String> {

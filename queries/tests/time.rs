@@ -2,11 +2,13 @@
 //! as they age, late reads that correct every affected view, and the ways a
 //! view's results leave the engine (subscriptions, snapshot tables).
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use common::rows;
 use borderflow_queries::StandingViews;
 
 const HOUR: i64 = 3_600_000;
@@ -38,24 +40,6 @@ fn reads(rows: &[(i64, &str, &str, &str, i64)]) -> RecordBatch {
     .expect("batch")
 }
 
-/// Rows as sorted strings (timestamps as integers), to compare as multisets.
-fn rows(batch: &RecordBatch) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let columns: Vec<_> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Timestamp(_, _) => arrow::compute::cast(c, &DataType::Int64).expect("cast"),
-            _ => Arc::clone(c),
-        })
-        .collect();
-    let formatters: Vec<ArrayFormatter> = columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter")).collect();
-    let mut out: Vec<String> = (0..batch.num_rows())
-        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
-        .collect();
-    out.sort();
-    out
-}
 
 async fn assert_matches_batch(views: &StandingViews, names: &[&str], step: &str) {
     for name in names {
