@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
 use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
-use borderflow_engine::{PlateRead, Runtime, ViewConfig, plate_read_schema, reads_to_batch};
+use borderflow_engine::{PlateRead, Runtime, TableConfig, ViewConfig, plate_read_schema, reads_to_batch};
 use borderflow_queries::{History, QueryError, StandingViews, ViewError};
 
 /// What to run.
@@ -32,6 +32,8 @@ pub struct JobSpec {
     pub tick_ms: u64,
     /// SQL views kept up to date over `reads` and written beside it.
     pub views: Vec<ViewConfig>,
+    /// Reference tables from files that the views may use.
+    pub tables: Vec<TableConfig>,
 }
 
 /// Why a job failed.
@@ -49,6 +51,8 @@ pub enum JobError {
     Disagreement(String),
     #[error(transparent)]
     View(#[from] ViewError),
+    #[error("{0}")]
+    Table(String),
 }
 
 /// What a job did.
@@ -101,7 +105,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     progress.stage("maintaining SQL views");
-    let sql_views = tokio.block_on(maintain_views(&spec.views, &reads, &scenario.watchlist_batch(), spec.tick_ms, spec.runtime.workers()))?;
+    let sql_views = tokio.block_on(maintain_views(&spec.views, &spec.tables, &reads, &scenario.watchlist_batch(), spec.tick_ms, spec.runtime.workers()))?;
     lap("sql views", &mut timings);
 
     progress.stage("writing Parquet");
@@ -149,10 +153,11 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
 /// Keeps the SQL views up to date over the reads, committing once per tick
 /// of the replay's ingestion clock.
-/// Views see three tables: `reads`, `posts` (the crossings reference table)
-/// and `watchlist`.
+/// Views see `reads`, `posts` (the crossings reference table),
+/// `watchlist` and the configuration's own tables.
 async fn maintain_views(
     views: &[ViewConfig],
+    tables: &[TableConfig],
     reads: &[PlateRead],
     watchlist: &RecordBatch,
     tick_ms: u64,
@@ -165,6 +170,11 @@ async fn maintain_views(
     standing.insert("posts", &posts)?;
     standing.register_table("watchlist", watchlist.schema())?;
     standing.insert("watchlist", watchlist)?;
+    for table in tables {
+        let contents = load_table(table).await?;
+        standing.register_table(&table.name, contents.schema())?;
+        standing.insert(&table.name, &contents)?;
+    }
     for view in views {
         standing.create_view(&view.name, &view.sql).await?;
     }
@@ -178,6 +188,22 @@ async fn maintain_views(
         start = end;
     }
     Ok(standing)
+}
+
+/// A configured reference table's rows, read with DataFusion.
+async fn load_table(table: &TableConfig) -> Result<RecordBatch, JobError> {
+    let failed = |e: &dyn std::fmt::Display| JobError::Table(format!("table `{}` ({}): {e}", table.name, table.path.display()));
+    let ctx = datafusion::prelude::SessionContext::new();
+    let path = table.path.to_string_lossy();
+    let frame = if path.ends_with(".csv") {
+        ctx.read_csv(path.as_ref(), datafusion::prelude::CsvReadOptions::new()).await
+    } else {
+        ctx.read_parquet(path.as_ref(), datafusion::prelude::ParquetReadOptions::default()).await
+    }
+    .map_err(|e| failed(&e))?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| failed(&e))?;
+    arrow::compute::concat_batches(&schema, &batches).map_err(|e| failed(&e))
 }
 
 /// The posts of the crossings table: id, name, country, crossing, the post

@@ -172,6 +172,7 @@ fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scal
         runtime,
         tick_ms: 300_000,
         views: DEMO_VIEWS.iter().map(|(name, sql)| ViewConfig { name: name.to_string(), sql: sql.to_string() }).collect(),
+        tables: Vec::new(),
     };
     println!(
         "Borderflow demo: {} crossings, both sides, {days} simulated day(s) from {date}, seed {seed}",
@@ -216,6 +217,7 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
         runtime,
         tick_ms: 300_000,
         views: config.views.clone(),
+        tables: config.tables.clone(),
     };
     println!("Borderflow post {} ({}), {} camera(s), scenario seed {}", config.post.id, config.post.name, config.cameras.len(), source.seed);
     let spinner = Spinner::new();

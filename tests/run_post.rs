@@ -56,3 +56,44 @@ fn a_post_runs_its_scenario_and_its_config_views() {
     }
     assert_eq!(from_view, exits_per_lane);
 }
+
+/// A `[[table]]` from a CSV beside the config joins the post's reads in a
+/// view, and the view is checked against DataFusion's batch answer by the job.
+#[test]
+fn a_config_table_joins_the_reads_in_a_view() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/otaci-md.toml")).expect("example");
+    let config = format!(
+        "{example}\n[[table]]\nname = \"lane_kinds\"\npath = \"lane_kinds.csv\"\n\n[[view]]\nname = \"exits_by_kind\"\n\
+         sql = \"SELECT k.kind, count(*) AS passages FROM reads r JOIN lane_kinds k ON r.lane = k.lane \
+         WHERE r.direction = 'exit' AND r.point = 'departure' GROUP BY k.kind\"\n"
+    );
+    std::fs::write(dir.path().join("post.toml"), config).expect("config");
+    std::fs::write(dir.path().join("lane_kinds.csv"), "lane,kind\n1,cars\n2,cars\n3,trucks\n").expect("csv");
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("post.toml"))
+        .arg("--storage")
+        .arg(&out)
+        .output()
+        .expect("borderflow runs");
+    assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let mut kinds = std::collections::BTreeMap::new();
+    for batch in batches(&out.join("views/exits_by_kind/snapshot.parquet")) {
+        let kind = arrow::compute::cast(batch.column_by_name("kind").expect("kind"), &arrow::datatypes::DataType::Utf8).expect("cast");
+        let kind = kind.as_any().downcast_ref::<arrow::array::StringArray>().expect("text");
+        let n: &Int64Array = batch.column_by_name("passages").and_then(|c| c.as_any().downcast_ref()).expect("count");
+        for i in 0..batch.num_rows() {
+            kinds.insert(kind.value(i).to_string(), n.value(i));
+        }
+    }
+    // Lanes 1 and 2 are cars, lane 3 trucks: both kinds have exits, and the
+    // two counts add up to every exit of the post.
+    let per_lane: i64 = batches(&out.join("views/exits_per_lane/snapshot.parquet"))
+        .iter()
+        .map(|b| b.column_by_name("passages").and_then(|c| c.as_any().downcast_ref::<Int64Array>()).expect("count").iter().flatten().sum::<i64>())
+        .sum();
+    assert_eq!(kinds.keys().cloned().collect::<Vec<_>>(), ["cars", "trucks"]);
+    assert_eq!(kinds.values().sum::<i64>(), per_lane);
+}

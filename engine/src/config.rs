@@ -243,8 +243,22 @@ pub struct PostConfig {
     pub cameras: Vec<CameraConfig>,
     /// In file order.
     pub views: Vec<ViewConfig>,
+    /// Reference tables views may use besides the engine's own, in file order.
+    pub tables: Vec<TableConfig>,
     pub scenario: Option<ScenarioSourceConfig>,
 }
+
+/// A reference table from a file (`[[table]]`): views see it by `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    pub name: String,
+    /// A Parquet (`.parquet`) or CSV with a header row (`.csv`) file,
+    /// resolved against the configuration file's folder.
+    pub path: PathBuf,
+}
+
+/// Table names the engine registers itself; `[[table]]` cannot take them.
+pub const ENGINE_TABLES: &[&str] = &["reads", "posts", "watchlist", "pre_arrival"];
 
 impl PostConfig {
     /// Reads and validates a post configuration file.

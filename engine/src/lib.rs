@@ -10,7 +10,7 @@
 
 pub use config::{
     CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention,
-    ScenarioSourceConfig, Side, StorageConfig, ViewConfig,
+    ENGINE_TABLES, ScenarioSourceConfig, Side, StorageConfig, TableConfig, ViewConfig,
 };
 pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
 pub use error::SchemaError;

@@ -373,3 +373,31 @@ fn every_example_config_parses() {
         }
     }
 }
+
+#[test]
+fn reference_tables_resolve_against_the_config_folder() {
+    let text = format!("{VALID}\n[[table]]\nname = \"lane_names\"\npath = \"lanes.csv\"\n");
+    let (dir, path) = write_config(&text);
+    std::fs::write(dir.path().join("lanes.csv"), "lane,name\n1,cars\n").expect("csv");
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!(config.tables[0].name, "lane_names");
+    assert_eq!(config.tables[0].path, dir.path().join("lanes.csv"));
+}
+
+#[test]
+fn reference_table_missing_file_wrong_kind_or_taken_name() {
+    let missing = format!("{VALID}\n[[table]]\nname = \"lane_names\"\npath = \"nowhere.parquet\"\n");
+    let (error, path, _dir) = error_for(&missing);
+    assert_at(&error, &path, line_of(&missing, "path = \"nowhere.parquet\""), "table[1].path");
+    assert!(error.message.contains("nowhere.parquet") && error.message.contains("does not exist"), "{error}");
+
+    let wrong_kind = format!("{VALID}\n[[table]]\nname = \"lane_names\"\npath = \"lanes.xlsx\"\n");
+    let (error, path, _dir) = error_for(&wrong_kind);
+    assert_at(&error, &path, line_of(&wrong_kind, "path = \"lanes.xlsx\""), "table[1].path");
+    assert!(error.message.contains(".parquet nor a .csv"), "{error}");
+
+    let taken = format!("{VALID}\n[[table]]\nname = \"watchlist\"\npath = \"w.csv\"\n");
+    let (error, path, _dir) = error_for(&taken);
+    assert_at(&error, &path, line_of(&taken, "name = \"watchlist\""), "table[1].name");
+    assert!(error.message.contains("already taken"), "{error}");
+}

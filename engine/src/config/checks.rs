@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawView};
+use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawTable, RawView};
 use super::source::{Source, normalize};
 use super::{
     CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, ScenarioSourceConfig,
-    Side, StorageConfig, ViewConfig,
+    ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig,
 };
 use crate::{Direction, Point};
 
@@ -32,8 +32,9 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
     let storage = storage_config(source, raw.storage)?;
     let cameras = cameras(source, &post, raw.camera)?;
     let views = views(source, raw.view)?;
+    let tables = tables(source, raw.table)?;
     let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
-    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, scenario })
+    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, tables, scenario })
 }
 
 fn post_section(source: &Source<'_>, raw: RawPost) -> Result<PostSection, ConfigError> {
@@ -470,6 +471,49 @@ fn views(source: &Source<'_>, raw: Vec<RawView>) -> Result<Vec<ViewConfig>, Conf
         views.push(ViewConfig { name, sql });
     }
     Ok(views)
+}
+
+fn tables(source: &Source<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, ConfigError> {
+    let folder = Path::new(&source.file).parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut tables: Vec<TableConfig> = Vec::with_capacity(raw.len());
+    for (index, table) in raw.into_iter().enumerate() {
+        let at = format!("table[{}]", index + 1);
+        let name_span = table.name.span();
+        let name = table.name.into_inner();
+        let is_identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_identifier {
+            return Err(source.error_at(
+                name_span,
+                format!("{at}.name"),
+                format!("table name \"{name}\" cannot be used in SQL without quotes; use letters, digits and `_`, starting with a letter"),
+            ));
+        }
+        let taken = ENGINE_TABLES.iter().any(|t| t.eq_ignore_ascii_case(&name))
+            || tables.iter().any(|t| t.name.eq_ignore_ascii_case(&name));
+        if taken {
+            return Err(source.error_at(
+                name_span,
+                format!("{at}.name"),
+                format!("table name `{name}` is already taken (the engine's own tables are {})", ENGINE_TABLES.join(", ")),
+            ));
+        }
+        let path_span = table.path.span();
+        let path = folder.join(non_empty(source, table.path, &format!("{at}.path"), "the table's path")?);
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if extension != "parquet" && extension != "csv" {
+            return Err(source.error_at(
+                path_span,
+                format!("{at}.path"),
+                format!("{} is neither a .parquet nor a .csv file", path.display()),
+            ));
+        }
+        if !path.is_file() {
+            return Err(source.error_at(path_span, format!("{at}.path"), format!("{} does not exist", path.display())));
+        }
+        tables.push(TableConfig { name, path });
+    }
+    Ok(tables)
 }
 
 fn scenario_config(source: &Source<'_>, raw: RawScenario) -> Result<ScenarioSourceConfig, ConfigError> {

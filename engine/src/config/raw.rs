@@ -23,7 +23,16 @@ pub(super) struct RawConfig {
     pub camera: Vec<RawCamera>,
     #[serde(default)]
     pub view: Vec<RawView>,
+    #[serde(default)]
+    pub table: Vec<RawTable>,
     pub scenario: Option<RawScenario>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTable {
+    pub name: Spanned<String>,
+    pub path: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,7 +221,7 @@ fn shape_error(source: &Source<'_>, path: &FieldPath, error: &toml::de::Error) -
     } else if let Some(rest) = raw.strip_prefix("invalid type: ") {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
         let mut message = format!("expected {}, found {}", plain_expected(expected), plain_found(found));
-        if (path.dotted() == "camera" || path.dotted() == "view") && found == "map" {
+        if (path.dotted() == "camera" || path.dotted() == "view" || path.dotted() == "table") && found == "map" {
             message = format!(
                 "each {0} is its own [[{0}]] table, with double brackets; found a single [{0}] table",
                 path.dotted()
