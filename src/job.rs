@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
 use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
-use borderflow_engine::{PlateRead, Runtime, TableConfig, ViewConfig, plate_read_schema, reads_to_batch};
+use borderflow_engine::{PlateRead, Runtime, TableConfig, ViewConfig, plate_read_schema, pre_arrival_schema, reads_to_batch};
 use borderflow_queries::{History, QueryError, StandingViews, ViewError};
 
 /// What to run.
@@ -154,7 +154,8 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 /// Keeps the SQL views up to date over the reads, committing once per tick
 /// of the replay's ingestion clock.
 /// Views see `reads`, `posts` (the crossings reference table),
-/// `watchlist` and the configuration's own tables.
+/// `watchlist`, `pre_arrival` (records from the neighbour's posts; none
+/// arrive in a scenario run) and the configuration's own tables.
 async fn maintain_views(
     views: &[ViewConfig],
     tables: &[TableConfig],
@@ -170,6 +171,7 @@ async fn maintain_views(
     standing.insert("posts", &posts)?;
     standing.register_table("watchlist", watchlist.schema())?;
     standing.insert("watchlist", watchlist)?;
+    standing.register_table("pre_arrival", pre_arrival_schema())?;
     for table in tables {
         let contents = load_table(table).await?;
         standing.register_table(&table.name, contents.schema())?;

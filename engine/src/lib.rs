@@ -18,7 +18,7 @@ pub use passage_counts::{PassageCountChange, PassageKey, replay_passage_counts};
 pub use runtime::Runtime;
 pub use frame::Frame;
 pub use plate_key::{plate_fuzzy, plate_norm};
-pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, reads_from_batch, reads_to_batch};
+pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, pre_arrival_schema, reads_from_batch, reads_to_batch};
 
 pub mod config;
 pub mod crossings;
