@@ -147,7 +147,9 @@ impl PlateReader {
         let region = imageops::crop_imm(image, x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32).to_image();
         let (rw, rh) = (((x1 - x0) * scale).round().max(1.0) as u32, ((y1 - y0) * scale).round().max(1.0) as u32);
         let zoomed = imageops::resize(&region, rw, rh, FilterType::CatmullRom);
-        let boxes = self.detector.detect(&zoomed)?;
+        // The region is already at the scale wanted: only keep it within the
+        // detector's usual range.
+        let boxes = self.detector.detect_sized(&zoomed, self.options.detector.max_side, REFINE_MIN_SIDE)?;
         let mapped: Vec<TextBox> = boxes
             .into_iter()
             .map(|b| TextBox {
@@ -170,6 +172,12 @@ impl PlateReader {
         candidates.truncate(self.options.max_candidates);
         let crops: Vec<RgbImage> = candidates.iter().map(|c| crop_upright(image, &c.area, self.options.crop_margin)).collect();
         let lines = self.recognizer.recognize(&crops)?;
+        tracing::debug!(
+            words = boxes.len(),
+            candidates = candidates.len(),
+            read = ?lines.iter().zip(&candidates).map(|(l, c)| format!("{}@{:.0},{:.0} h{:.0} {:.0}°", l.text, c.area.center_x, c.area.center_y, c.area.height, c.area.angle.to_degrees())).collect::<Vec<_>>(),
+            "plate candidates read"
+        );
         let tallest = candidates.iter().map(|c| c.area.height).fold(1.0f32, f32::max);
         let prefer = self.options.prefer_country.as_deref();
         let mut readings = Vec::new();
@@ -217,6 +225,9 @@ fn vote(mut readings: Vec<PlateReading>) -> Vec<PlateReading> {
     out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     out
 }
+
+/// Smallest detector input (longer side) for a second-pass region.
+const REFINE_MIN_SIDE: u32 = 320;
 
 /// Score factor for a candidate that a neighbouring word could extend: a
 /// plate is usually the whole line of text it stands in.
