@@ -64,7 +64,7 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
         /// The text detector's input size (longer side, pixels; smaller images are scaled up to it).
-        #[arg(long, default_value_t = 960)]
+        #[arg(long, default_value_t = 1280)]
         detector_side: u32,
         /// Plate regions read again at a larger scale (0: one pass).
         #[arg(long, default_value_t = 3)]

@@ -42,7 +42,7 @@ pub struct TextDetectorOptions {
 impl Default for TextDetectorOptions {
     fn default() -> Self {
         TextDetectorOptions {
-            max_side: 960,
+            max_side: 1280,
             min_side: 960,
             threshold: 0.3,
             box_threshold: 0.5,
