@@ -92,7 +92,7 @@ pub fn run(dir: &Path, options: &EvalOptions) -> Result<EvalSummary, String> {
         .map(std::io::BufWriter::new)
         .map_err(|e| format!("{}: {e}", csv_path.display()))?;
     let csv_error = |e: std::io::Error| format!("{}: {e}", csv_path.display());
-    writeln!(csv, "file,truth,read,confidence,ms,exact,exact_folded,top3,iou,raw,country,error").map_err(csv_error)?;
+    writeln!(csv, "file,truth,read,confidence,ms,exact,exact_folded,top3,iou,raw,country,candidates,error").map_err(csv_error)?;
     let bar = if options.progress {
         let bar = indicatif::ProgressBar::new(set.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left") {
@@ -140,7 +140,7 @@ pub fn run(dir: &Path, options: &EvalOptions) -> Result<EvalSummary, String> {
         }
         writeln!(
             csv,
-            "{},{},{},{:.3},{:.1},{},{},{},{},{},{},{}",
+            "{},{},{},{:.3},{:.1},{},{},{},{},{},{},{},{}",
             csv_field(&file_name(&image.path)),
             csv_field(&image.truths.join("|")),
             csv_field(best.map(|r| r.text.as_str()).unwrap_or("")),
@@ -152,6 +152,7 @@ pub fn run(dir: &Path, options: &EvalOptions) -> Result<EvalSummary, String> {
             iou.map(|v| format!("{v:.2}")).unwrap_or_default(),
             csv_field(best.map(|r| r.raw.as_str()).unwrap_or("")),
             best.and_then(|r| r.country).unwrap_or(""),
+            csv_field(&candidates(&readings)),
             csv_field(&error),
         )
         .map_err(csv_error)?;
@@ -163,6 +164,11 @@ pub fn run(dir: &Path, options: &EvalOptions) -> Result<EvalSummary, String> {
     summary.ms_median = percentile(&times, 0.5);
     summary.ms_p95 = percentile(&times, 0.95);
     Ok(summary)
+}
+
+/// The first readings after the best, as `TEXT:confidence` separated by spaces.
+fn candidates(readings: &[PlateReading]) -> String {
+    readings.iter().skip(1).take(4).map(|r| format!("{}:{:.2}", r.text, r.confidence)).collect::<Vec<_>>().join(" ")
 }
 
 /// The labelled images of `dir`, in file-name order.
@@ -252,6 +258,36 @@ mod tests {
     fn iou_of_identical_and_disjoint_boxes() {
         assert!((iou([0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]) - 1.0).abs() < 1e-6);
         assert_eq!(iou([0.0, 0.0, 10.0, 10.0], [20.0, 0.0, 10.0, 10.0]), 0.0);
+    }
+
+    #[test]
+    fn unreadable_files_are_error_rows_naming_the_file_and_the_run_carries_on() {
+        use borderflow_models::image::{ImageFormat, Rgb, RgbImage};
+        let dir = std::env::temp_dir().join(format!("borderflow-eval-images-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut jpeg = Vec::new();
+        RgbImage::from_fn(320, 200, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128]))
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .expect("encode");
+        std::fs::write(dir.join("a-empty.jpg"), b"").expect("write");
+        std::fs::write(dir.join("b-truncated.jpg"), &jpeg[..jpeg.len() / 2]).expect("write");
+        std::fs::write(dir.join("c-notes.jpg"), b"not an image at all").expect("write");
+        std::fs::write(dir.join("d-good.jpg"), &jpeg).expect("write");
+        let labels = r#"{"a-empty.jpg": ["ABC123"], "b-truncated.jpg": ["ABC123"], "c-notes.jpg": ["ABC123"], "d-good.jpg": ["ABC123"]}"#;
+        std::fs::write(dir.join("groundtruth.json"), labels).expect("write");
+        let csv = dir.join("out.csv");
+        let options = EvalOptions { csv: Some(csv.clone()), ..Default::default() };
+        let summary = run(&dir, &options).expect("the run carries on past unreadable files");
+        assert_eq!((summary.images, summary.errors), (4, 3));
+        let rows = std::fs::read_to_string(&csv).expect("csv written");
+        let rows: Vec<&str> = rows.lines().skip(1).collect();
+        assert_eq!(rows.len(), 4);
+        for (row, name) in rows.iter().zip(["a-empty.jpg", "b-truncated.jpg", "c-notes.jpg"]) {
+            // The file column, then the error column naming the file again.
+            assert!(row.starts_with(name) && row[name.len()..].contains(name), "{row}");
+        }
+        assert!(rows[3].starts_with("d-good.jpg") && rows[3].ends_with(','), "{}", rows[3]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

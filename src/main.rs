@@ -63,6 +63,15 @@ enum Command {
         /// Only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        /// The text detector's input size (longer side, pixels; smaller images are scaled up to it).
+        #[arg(long, default_value_t = 1280)]
+        detector_side: u32,
+        /// Plate regions read again at a larger scale (0: one pass).
+        #[arg(long, default_value_t = 3)]
+        refine: usize,
+        /// The country the cameras stand in (ISO 3166 alpha-2): its plate formats win ties.
+        #[arg(long)]
+        country: Option<String>,
     },
     /// Runs sqllogictest files against standing views: each query is kept up
     /// to date and re-checked against DataFusion after every later statement.
@@ -92,8 +101,12 @@ fn main() -> ExitCode {
         }
         Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
         Command::Check { config } => check(&config),
-        Command::EvalImages { dir, csv, limit } => {
-            let options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
+        Command::EvalImages { dir, csv, limit, detector_side, refine, country } => {
+            let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
+            options.reader.detector.max_side = detector_side;
+            options.reader.detector.min_side = options.reader.detector.min_side.min(detector_side);
+            options.reader.refine_regions = refine;
+            options.reader.prefer_country = country;
             borderflow::eval_images::run(&dir, &options).map(|summary| println!("{summary}"))
         }
         Command::Slt { files, complete } => slt(&files, complete),

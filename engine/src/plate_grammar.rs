@@ -2,7 +2,11 @@
 //! fits. The scenario generator and the recogniser's decoder both use them.
 //!
 //! A format is a pattern over the normalised key: `L` is a letter of the
-//! format's alphabet, `D` a digit, any other character stands for itself.
+//! format's alphabet, `D` a digit, a lower-case letter stands for its
+//! upper-case self (so `d` is a literal D), and any other character stands
+//! for itself. Within a country the more specific formats (fixed letters)
+//! come first; across countries the order is the order in which ties are
+//! broken when the camera's country does not decide.
 
 /// One registration format of one country.
 #[derive(Clone, Copy, Debug)]
@@ -16,38 +20,100 @@ pub struct PlateFormat {
     pub letters: &'static str,
 }
 
+impl PlateFormat {
+    /// Whether `c` may stand at a position whose pattern character is `slot`.
+    pub fn allows(&self, slot: char, c: char) -> bool {
+        match slot {
+            'L' => self.letters.contains(c),
+            'D' => c.is_ascii_digit(),
+            literal if literal.is_ascii_lowercase() => c == literal.to_ascii_uppercase(),
+            literal => c == literal,
+        }
+    }
+}
+
 const LATIN: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// The twelve Cyrillic letters of Ukrainian plates, written as their Latin look-alikes.
 pub const UA_LETTERS: &str = "ABCEHIKMOPTX";
+/// Russian plates: the twelve Cyrillic letters that look Latin (У as Y).
+const RU_LETTERS: &str = "ABEKMHOPCTYX";
+/// Belarusian plates use Latin letters that exist in Cyrillic too.
+const BY_LETTERS: &str = "ABEIKMHOPCTX";
+
+const fn format(country: &'static str, name: &'static str, pattern: &'static str, letters: &'static str) -> PlateFormat {
+    PlateFormat { country, name, pattern, letters }
+}
 
 /// The formats known to the engine, most specific first within a country.
+#[rustfmt::skip]
 pub const FORMATS: &[PlateFormat] = &[
-    PlateFormat { country: "MD", name: "standard (2015)", pattern: "LLLDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "district (1992-2015)", pattern: "LLLLDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "diplomatic", pattern: "CDDDDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "temporary", pattern: "HDDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "police", pattern: "MAIDDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "army", pattern: "ADDDD", letters: LATIN },
-    PlateFormat { country: "MD", name: "border police", pattern: "FPDDDD", letters: LATIN },
-    PlateFormat { country: "UA", name: "standard (2004)", pattern: "LLDDDDLL", letters: UA_LETTERS },
-    PlateFormat { country: "UA", name: "diplomatic", pattern: "DDDCDDDD", letters: UA_LETTERS },
-    PlateFormat { country: "UA", name: "transit", pattern: "DDLLDDDD", letters: UA_LETTERS },
-    PlateFormat { country: "RO", name: "standard", pattern: "LLDDLLL", letters: LATIN },
-    PlateFormat { country: "RO", name: "Bucharest", pattern: "LDDDLLL", letters: LATIN },
-    PlateFormat { country: "PL", name: "standard", pattern: "LLDDDDD", letters: LATIN },
-    PlateFormat { country: "BG", name: "standard", pattern: "LLDDDDLL", letters: "ABEKMHOPCTYX" },
-    PlateFormat { country: "LT", name: "standard", pattern: "LLLDDD", letters: LATIN },
-    PlateFormat { country: "DE", name: "standard", pattern: "LLLDDDD", letters: LATIN },
+    // Moldova. Special series first: they also fit the general patterns.
+    format("MD", "president", "RMDDDD", LATIN),
+    format("MD", "government (RM + authority)", "RMLDDD", LATIN),
+    format("MD", "police (MAI)", "MAIDDDD", LATIN),
+    format("MD", "police (MAI)", "MAIDDD", LATIN),
+    format("MD", "carabinieri (MIC)", "MICDDDD", LATIN),
+    format("MD", "carabinieri (MIC)", "MICDDD", LATIN),
+    format("MD", "security service", "SPDDD", LATIN),
+    format("MD", "army", "FADDDD", LATIN),
+    format("MD", "border police", "FPDDDD", LATIN),
+    format("MD", "border police (DG)", "dGDDDD", LATIN),
+    format("MD", "diplomatic (CD)", "CdDDDLL", LATIN),
+    format("MD", "diplomatic (CD)", "CdDDDL", LATIN),
+    format("MD", "diplomatic staff (TC)", "TCDDDLL", LATIN),
+    format("MD", "diplomatic staff (TC)", "TCDDDL", LATIN),
+    format("MD", "diplomatic service (TS)", "TSDDDLL", LATIN),
+    format("MD", "diplomatic service (TS)", "TSDDDL", LATIN),
+    format("MD", "diplomatic administration (CA)", "CADDDLL", LATIN),
+    format("MD", "diplomatic administration (CA)", "CADDDL", LATIN),
+    format("MD", "diplomatic", "CDDDDDD", LATIN),
+    format("MD", "foreigner (H series)", "HLLDDD", LATIN),
+    format("MD", "temporary (H series)", "HDDDD", LATIN),
+    format("MD", "army (old)", "ADDDD", LATIN),
+    format("MD", "standard (2015)", "LLLDDD", LATIN),
+    format("MD", "district (1992-2015)", "LLLLDDD", LATIN),
+    // Ukraine: Cyrillic look-alikes only.
+    format("UA", "standard (2004, 2015)", "LLDDDDLL", UA_LETTERS),
+    format("UA", "diplomatic", "DDDCDDDD", UA_LETTERS),
+    format("UA", "transit (T)", "TDLLDDDD", UA_LETTERS),
+    format("UA", "transit", "DDLLDDDD", UA_LETTERS),
+    format("UA", "military", "DDDDLD", UA_LETTERS),
+    format("UA", "military", "DDDDLL", UA_LETTERS),
+    format("UA", "standard (1995) with region", "DDDDDDDLL", UA_LETTERS),
+    format("UA", "standard (1995)", "DDDDDLL", UA_LETTERS),
+    // Neighbours and common European formats.
+    format("RO", "standard", "LLDDLLL", LATIN),
+    format("RO", "standard, three digits", "LLDDDLLL", LATIN),
+    format("RO", "Bucharest", "LDDDLLL", LATIN),
+    format("RO", "Bucharest, two digits", "LDDLLL", LATIN),
+    format("PL", "standard", "LLDDDDD", LATIN),
+    format("PL", "standard", "LLDDDDL", LATIN),
+    format("PL", "three-letter district", "LLLDDDDD", LATIN),
+    format("PL", "three-letter district", "LLLDDDDL", LATIN),
+    format("BG", "standard", "LLDDDDLL", "ABEKMHOPCTYX"),
+    format("BG", "one-letter province", "LDDDDLL", "ABEKMHOPCTYX"),
+    format("LT", "standard", "LLLDDD", LATIN),
+    format("DE", "standard", "LLLDDDD", LATIN),
+    format("DE", "standard", "LLLLDDDD", LATIN),
+    format("HU", "standard (2022)", "LLLLDDD", LATIN),
+    format("CZ", "standard", "DLLDDDD", LATIN),
+    format("FR", "standard (2009)", "LLDDDLL", LATIN),
+    format("IT", "standard", "LLDDDLL", LATIN),
+    format("SK", "standard", "LLDDDLL", LATIN),
+    format("ES", "standard (2000)", "DDDDLLL", "BCDFGHJKLMNPRSTVWXYZ"),
+    format("GR", "standard", "LLLDDDD", "ABEHIKMNOPTXYZ"),
+    format("TR", "standard", "DDLDDDD", LATIN),
+    format("TR", "standard", "DDLLDDD", LATIN),
+    format("TR", "standard", "DDLLLDD", LATIN),
+    format("BY", "standard", "DDDDLLD", BY_LETTERS),
+    format("RU", "standard", "LDDDLLDD", RU_LETTERS),
+    format("RU", "standard, three-digit region", "LDDDLLDDD", RU_LETTERS),
+    format("GE", "standard", "LLDDDLL", LATIN),
 ];
 
 /// Whether `norm` (a [`crate::plate_norm`] key) fits `format`.
 pub fn matches(format: &PlateFormat, norm: &str) -> bool {
-    norm.len() == format.pattern.len()
-        && norm.chars().zip(format.pattern.chars()).all(|(c, p)| match p {
-            'L' => format.letters.contains(c),
-            'D' => c.is_ascii_digit(),
-            literal => c == literal,
-        })
+    norm.len() == format.pattern.len() && norm.chars().zip(format.pattern.chars()).all(|(c, slot)| format.allows(slot, c))
 }
 
 /// The formats `norm` fits, in [`FORMATS`] order.
@@ -84,6 +150,54 @@ mod tests {
     fn ukrainian_plates_only_use_latin_look_alikes() {
         // F and Z have no Cyrillic look-alike on Ukrainian plates.
         assert!(!matching_formats("AF1234ZZ").any(|f| f.country == "UA"));
+    }
+
+    fn names(norm: &str) -> Vec<(&'static str, &'static str)> {
+        matching_formats(norm).map(|f| (f.country, f.name)).collect()
+    }
+
+    #[test]
+    fn moldovan_special_series() {
+        assert_eq!(names("RMG012")[0], ("MD", "government (RM + authority)"));
+        assert_eq!(names("RM0001")[0], ("MD", "president"));
+        assert_eq!(names("MAI1234")[0], ("MD", "police (MAI)"));
+        assert_eq!(names("FA1234")[0], ("MD", "army"));
+        assert_eq!(names("DG1234")[0], ("MD", "border police (DG)"));
+        assert_eq!(names("CD123A")[0], ("MD", "diplomatic (CD)"));
+        assert_eq!(names("CD123AA")[0], ("MD", "diplomatic (CD)"));
+        assert_eq!(names("TS045B")[0], ("MD", "diplomatic service (TS)"));
+        assert_eq!(names("H1234")[0], ("MD", "temporary (H series)"));
+        assert_eq!(names("HAB123")[0], ("MD", "foreigner (H series)"));
+        assert_eq!(names("CAB123")[0], ("MD", "standard (2015)"));
+        assert_eq!(names("BLAC002")[0], ("MD", "district (1992-2015)"));
+        // "CD" is literal: a digit in its place is no diplomatic plate.
+        assert!(!names("C0123A").iter().any(|(c, _)| *c == "MD"));
+    }
+
+    #[test]
+    fn ukrainian_formats() {
+        assert_eq!(names("AC8029EM")[0], ("UA", "standard (2004, 2015)"));
+        assert_eq!(names("T1CP5140")[0], ("UA", "transit (T)"));
+        assert_eq!(names("0004E6")[0], ("UA", "military"));
+        assert_eq!(names("84022PE")[0], ("UA", "standard (1995)"));
+        assert_eq!(names("0784022PE")[0], ("UA", "standard (1995) with region"));
+        assert_eq!(names("123C4567")[0], ("UA", "diplomatic"));
+        // The military letter is one of the twelve look-alikes.
+        assert!(!names("0004F6").iter().any(|(c, _)| *c == "UA"));
+    }
+
+    #[test]
+    fn other_european_formats() {
+        assert_eq!(plate_country("AB123CD", None), Some("FR"));
+        assert_eq!(plate_country("AB123CD", Some("SK")), Some("SK"));
+        assert_eq!(plate_country("1234BCD", None), Some("ES"));
+        assert_eq!(plate_country("1AB2345", None), Some("CZ"));
+        assert_eq!(plate_country("1234AB7", None), Some("BY"));
+        assert_eq!(plate_country("A123BC77", None), Some("RU"));
+        assert_eq!(plate_country("IS123ABC", None), Some("RO"));
+        assert_eq!(plate_country("WPI12345", None), Some("PL"));
+        // Vowels are not issued on Spanish plates.
+        assert_eq!(plate_country("1234ABC", None), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Borderflow's models: the ONNX Runtime library the engine loads, the
 //! manifest of ONNX models (`models/manifest.toml`), and the code that runs
-//! them: a text detector and a text recognizer (PaddleOCR PP-OCRv4, DB and
-//! CTC), with their pre- and post-processing.
+//! them: a text detector and a text recognizer (PaddleOCR's PP-OCRv4 DB
+//! detector and PP-OCRv6 small CTC recognizer), with their pre- and
+//! post-processing.
 //!
 //! Entry points: [`TextDetector::detect`] (an RGB image in, oriented word
 //! boxes out) and [`TextRecognizer::recognize`] (word crops in, text in the

@@ -24,7 +24,8 @@ pub struct TextDetectorOptions {
     /// Longer side of the network input, in pixels (rounded to a multiple of 32).
     /// Larger finds smaller text and costs quadratically more.
     pub max_side: u32,
-    /// Inputs smaller than this (longer side) are scaled up to it.
+    /// Inputs smaller than this (longer side) are scaled up to it: the
+    /// detector misses small, slanted plates in small images otherwise.
     pub min_side: u32,
     /// Probability above which a map pixel is text.
     pub threshold: f32,
@@ -41,8 +42,8 @@ pub struct TextDetectorOptions {
 impl Default for TextDetectorOptions {
     fn default() -> Self {
         TextDetectorOptions {
-            max_side: 960,
-            min_side: 320,
+            max_side: 1280,
+            min_side: 960,
             threshold: 0.3,
             box_threshold: 0.5,
             unclip_ratio: 1.6,
@@ -105,11 +106,18 @@ impl TextDetector {
 
     /// The words in `image`, best score first.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<TextBox>, ModelError> {
+        self.detect_sized(image, self.options.max_side, self.options.min_side)
+    }
+
+    /// The words in `image`, with the network input's longer side clamped to
+    /// `[min_side, max_side]` instead of the options' (for a region the
+    /// caller has already scaled).
+    pub fn detect_sized(&mut self, image: &RgbImage, max_side: u32, min_side: u32) -> Result<Vec<TextBox>, ModelError> {
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let (in_w, in_h) = input_size(w, h, self.options.max_side, self.options.min_side);
+        let (in_w, in_h) = input_size(w, h, max_side, min_side);
         let resized = resize(image, in_w, in_h, FilterType::Triangle);
         let (in_w, in_h) = (in_w as usize, in_h as usize);
         let mut data = vec![0f32; 3 * in_w * in_h];

@@ -23,16 +23,23 @@ pub struct PlateCandidate {
     pub area: TextBox,
     /// Indices of the words (into the detector's boxes), left to right.
     pub words: Vec<usize>,
+    /// Whether a word that could belong to the same plate sits just left or
+    /// right of the chain: the chain is then likely part of a longer text.
+    pub extendable: bool,
 }
 
 /// The candidates for `boxes`: each word alone, and each chain of neighbouring words.
 pub fn plate_candidates(boxes: &[TextBox]) -> Vec<PlateCandidate> {
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&a, &b| boxes[a].center_x.total_cmp(&boxes[b].center_x));
+    let extendable = |words: &[usize]| {
+        let (first, last) = (words[0], words[words.len() - 1]);
+        (0..boxes.len()).any(|j| !words.contains(&j) && (same_plate(&boxes[j], &boxes[first]) || same_plate(&boxes[last], &boxes[j])))
+    };
     let mut candidates = Vec::new();
     for (position, &first) in order.iter().enumerate() {
         let mut words = vec![first];
-        candidates.push(PlateCandidate { area: boxes[first].clone(), words: words.clone() });
+        candidates.push(PlateCandidate { area: boxes[first].clone(), words: words.clone(), extendable: extendable(&words) });
         let mut last = first;
         while words.len() < MAX_WORDS {
             let next = order[position + 1..]
@@ -42,7 +49,11 @@ pub fn plate_candidates(boxes: &[TextBox]) -> Vec<PlateCandidate> {
                 .min_by(|&a, &b| boxes[a].center_x.total_cmp(&boxes[b].center_x));
             let Some(next) = next else { break };
             words.push(next);
-            candidates.push(PlateCandidate { area: union(words.iter().map(|&i| &boxes[i])), words: words.clone() });
+            candidates.push(PlateCandidate {
+                area: union(words.iter().map(|&i| &boxes[i])),
+                words: words.clone(),
+                extendable: extendable(&words),
+            });
             last = next;
         }
     }
@@ -132,6 +143,9 @@ mod tests {
         let all_three = candidates.iter().find(|c| c.words == vec![0, 1, 2]).expect("the plate is a candidate");
         assert!((all_three.area.width - 180.0).abs() < 1.0, "{:?}", all_three.area);
         assert!(!candidates.iter().any(|c| c.words.contains(&3) && c.words.len() > 1));
+        assert!(!all_three.extendable);
+        assert!(candidates.iter().find(|c| c.words == vec![1]).expect("a word alone").extendable);
+        assert!(!candidates.iter().find(|c| c.words == vec![3]).expect("the sticker").extendable);
     }
 
     #[test]

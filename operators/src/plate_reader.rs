@@ -2,15 +2,26 @@
 //! candidates, crop each upright, recognise them in one batch, and keep the
 //! readings the plate grammars like best.
 //!
-//! A candidate's final score is its best reading's score (see
+//! Two passes. The first runs the detector over the whole image (scaled to
+//! `detector.max_side`), where a plate is often only 15–25 pixels tall. The
+//! second takes the few best regions of the first, cuts each out with some
+//! context, scales it so its text is about `refine_text_height` pixels tall,
+//! and detects and reads it again: the detector then draws tighter word
+//! boxes, and words that the first pass merged with a frame or a sticker come
+//! apart. Readings of both passes are pooled by text; a text read from
+//! several crops gains confidence ([`VOTE_FACTOR`]).
+//!
+//! A candidate's score is its best reading's score (see
 //! [`crate::plate_text`]) times a plate prior: a plate has 4–9 characters,
-//! at least one digit, and its text is among the tallest in the picture.
+//! at least one digit, is no date or time stamp, is the whole line of text it
+//! stands in, and its text is among the tallest in the picture.
 //! Readings come back best first, one per distinct text, so callers can take
 //! the best or look at the top few.
 
 use std::path::Path;
 
 use borderflow_engine::plate_norm;
+use borderflow_models::image::imageops::{self, FilterType};
 use borderflow_models::image::{ImageFormat, ImageReader, RgbImage};
 use borderflow_models::{ModelError, TextBox, TextDetector, TextDetectorOptions, TextRecognizer, TextRecognizerOptions};
 
@@ -28,6 +39,10 @@ pub struct PlateReaderOptions {
     pub max_candidates: usize,
     /// Crop margin around a candidate, in candidate heights.
     pub crop_margin: f32,
+    /// Plate regions of the first pass read again at a larger scale (0: one pass only).
+    pub refine_regions: usize,
+    /// Height, in pixels, the second pass scales a region's text box to.
+    pub refine_text_height: f32,
 }
 
 impl Default for PlateReaderOptions {
@@ -38,6 +53,8 @@ impl Default for PlateReaderOptions {
             prefer_country: None,
             max_candidates: 24,
             crop_margin: 0.08,
+            refine_regions: 3,
+            refine_text_height: 40.0,
         }
     }
 }
@@ -92,7 +109,58 @@ impl PlateReader {
     /// The readings of `image`, best first, one per distinct text.
     pub fn read(&mut self, image: &RgbImage) -> Result<Vec<PlateReading>, PlateReaderError> {
         let boxes = self.detector.detect(image)?;
-        self.read_words(image, &boxes)
+        let first = self.read_words(image, &boxes)?;
+        if self.options.refine_regions == 0 {
+            return Ok(first);
+        }
+        // Second pass: the best regions, cut out with some context and
+        // scaled so their text is large, detected and read again.
+        let mut regions: Vec<[f32; 4]> = Vec::new();
+        for reading in &first {
+            if regions.len() >= self.options.refine_regions {
+                break;
+            }
+            if regions.iter().any(|r| overlap(r, &reading.bbox) > 0.3) {
+                continue;
+            }
+            regions.push(reading.bbox);
+        }
+        let mut all = first;
+        for region in regions {
+            let refined = self.refine(image, region)?;
+            all.extend(refined);
+        }
+        Ok(vote(all))
+    }
+
+    /// Detects and reads the text around `bbox` (x, y, w, h) at a larger scale.
+    fn refine(&mut self, image: &RgbImage, bbox: [f32; 4]) -> Result<Vec<PlateReading>, PlateReaderError> {
+        let [x, y, w, h] = bbox;
+        let (iw, ih) = (image.width() as f32, image.height() as f32);
+        let pad_x = 0.3 * w + h;
+        let pad_y = 1.0 * h;
+        let x0 = (x - pad_x).floor().clamp(0.0, iw - 1.0);
+        let y0 = (y - pad_y).floor().clamp(0.0, ih - 1.0);
+        let x1 = (x + w + pad_x).ceil().clamp(x0 + 1.0, iw);
+        let y1 = (y + h + pad_y).ceil().clamp(y0 + 1.0, ih);
+        let scale = (self.options.refine_text_height / h.max(1.0)).clamp(1.0, 4.0);
+        let region = imageops::crop_imm(image, x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32).to_image();
+        let (rw, rh) = (((x1 - x0) * scale).round().max(1.0) as u32, ((y1 - y0) * scale).round().max(1.0) as u32);
+        let zoomed = imageops::resize(&region, rw, rh, FilterType::CatmullRom);
+        // The detector scales the region up further, to its `min_side`:
+        // measured, that reads more plates than detecting at the zoom alone.
+        let boxes = self.detector.detect(&zoomed)?;
+        let mapped: Vec<TextBox> = boxes
+            .into_iter()
+            .map(|b| TextBox {
+                center_x: x0 + b.center_x / scale,
+                center_y: y0 + b.center_y / scale,
+                width: b.width / scale,
+                height: b.height / scale,
+                ..b
+            })
+            .collect();
+        self.read_words(image, &mapped)
     }
 
     /// The readings of `image` given its detected words.
@@ -104,14 +172,21 @@ impl PlateReader {
         candidates.truncate(self.options.max_candidates);
         let crops: Vec<RgbImage> = candidates.iter().map(|c| crop_upright(image, &c.area, self.options.crop_margin)).collect();
         let lines = self.recognizer.recognize(&crops)?;
+        tracing::debug!(
+            words = boxes.len(),
+            candidates = candidates.len(),
+            read = ?lines.iter().zip(&candidates).map(|(l, c)| format!("{}@{:.0},{:.0} h{:.0} {:.0}°", l.text, c.area.center_x, c.area.center_y, c.area.height, c.area.angle.to_degrees())).collect::<Vec<_>>(),
+            "plate candidates read"
+        );
         let tallest = candidates.iter().map(|c| c.area.height).fold(1.0f32, f32::max);
         let prefer = self.options.prefer_country.as_deref();
         let mut readings = Vec::new();
         for (candidate, line) in candidates.iter().zip(&lines) {
             let (x0, y0, x1, y1) = candidate.area.bounds();
             let size_prior = (candidate.area.height / tallest).powf(0.3);
+            let whole_line = if candidate.extendable { PART_OF_LINE_FACTOR } else { 1.0 };
             for text in plate_texts(line, prefer).into_iter().take(3) {
-                let confidence = (text.score * plate_prior(&text.text) * size_prior).clamp(0.0, 1.0);
+                let confidence = (text.score * plate_prior(&text.text) * size_prior * whole_line).clamp(0.0, 1.0);
                 readings.push(PlateReading {
                     text: plate_norm(&text.text),
                     country: text.format.map(|f| f.country),
@@ -129,15 +204,78 @@ impl PlateReader {
     }
 }
 
-/// How plate-like a text is, regardless of country.
+/// Readings of the same text merged: the best confidence, raised a little
+/// for each further crop that read the same; best first.
+fn vote(mut readings: Vec<PlateReading>) -> Vec<PlateReading> {
+    readings.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut merged: Vec<(PlateReading, usize)> = Vec::new();
+    for reading in readings {
+        match merged.iter_mut().find(|(m, _)| m.text == reading.text) {
+            Some((_, votes)) => *votes += 1,
+            None => merged.push((reading, 1)),
+        }
+    }
+    let mut out: Vec<PlateReading> = merged
+        .into_iter()
+        .map(|(mut r, votes)| {
+            r.confidence = 1.0 - (1.0 - r.confidence) * VOTE_FACTOR.powi(votes as i32 - 1);
+            r
+        })
+        .collect();
+    out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    out
+}
+
+/// Score factor for a candidate that a neighbouring word could extend: a
+/// plate is usually the whole line of text it stands in.
+const PART_OF_LINE_FACTOR: f32 = 0.85;
+
+/// How much of the remaining doubt each agreeing crop keeps.
+const VOTE_FACTOR: f32 = 0.8;
+
+/// Intersection over the smaller box's area, for x, y, w, h boxes.
+fn overlap(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    let smaller = (a[2] * a[3]).min(b[2] * b[3]);
+    if smaller <= 0.0 { 0.0 } else { ix.max(0.0) * iy.max(0.0) / smaller }
+}
+
+/// How plate-like a text is, regardless of country: 4–9 characters, at
+/// least one digit, and not a date or time stamp burnt into the picture.
 fn plate_prior(text: &str) -> f32 {
     let length = match text.len() {
         5..=8 => 1.0,
         4 | 9 => 0.6,
         _ => 0.25,
     };
-    let digits = if text.chars().any(|c| c.is_ascii_digit()) { 1.0 } else { 0.4 };
-    length * digits
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let kind = if digits == 0 {
+        0.4
+    } else if digits == text.len() && looks_like_timestamp(text) {
+        0.05
+    } else {
+        1.0
+    };
+    length * kind
+}
+
+/// An all-digit text that reads as a date (`20140502`, `140502`, …) or is too long for a plate.
+fn looks_like_timestamp(digits: &str) -> bool {
+    if digits.len() >= 9 {
+        return true;
+    }
+    let year = |s: &str| s.parse::<u32>().is_ok_and(|y| (1990..=2099).contains(&y));
+    let month_day = |s: &str| {
+        s.len() == 4 && s[..2].parse::<u32>().is_ok_and(|m| (1..=12).contains(&m)) && s[2..].parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+    };
+    let month = |s: &str| s.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m));
+    match digits.len() {
+        8 => year(&digits[..4]) && month_day(&digits[4..]),
+        // A stamp cut short: year and month.
+        6 | 7 => year(&digits[..4]) && month(&digits[4..6]),
+        _ => false,
+    }
 }
 
 /// Decodes the image file at `path` to RGB; the error names the file.
@@ -165,4 +303,34 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, PlateReaderError> {
 fn has_jpeg_end(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_stamps_are_not_plates() {
+        assert!(plate_prior("20140502064017") < 0.05);
+        assert!(plate_prior("20140502") < 0.1);
+        assert!(plate_prior("2014050") < 0.1);
+        assert_eq!(plate_prior("5DJ0529"), 1.0);
+        assert_eq!(plate_prior("8516841"), 1.0);
+    }
+
+    #[test]
+    fn votes_raise_agreeing_readings() {
+        let reading = |text: &str, confidence: f32| PlateReading {
+            text: text.to_string(),
+            country: None,
+            format: None,
+            confidence,
+            raw: text.to_string(),
+            bbox: [0.0; 4],
+        };
+        let voted = vote(vec![reading("ABC123", 0.6), reading("ABC128", 0.65), reading("ABC123", 0.55)]);
+        assert_eq!(voted[0].text, "ABC123");
+        assert!(voted[0].confidence > 0.65);
+        assert_eq!(voted.len(), 2);
+    }
 }

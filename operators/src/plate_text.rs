@@ -59,11 +59,7 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
                 let mut probabilities = Vec::with_capacity(chars.len());
                 let mut repairs = 0;
                 for (c, slot) in chars.iter().zip(format.pattern.chars()) {
-                    let fits = |ch: char| match slot {
-                        'L' => format.letters.contains(ch),
-                        'D' => ch.is_ascii_digit(),
-                        literal => ch == literal,
-                    };
+                    let fits = |ch: char| format.allows(slot, ch);
                     if fits(c.ch) {
                         text.push(c.ch);
                         probabilities.push(c.confidence);
