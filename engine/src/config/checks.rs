@@ -444,18 +444,7 @@ fn views(source: &Source<'_>, raw: Vec<RawView>) -> Result<Vec<ViewConfig>, Conf
     for (index, view) in raw.into_iter().enumerate() {
         let at = format!("view[{}]", index + 1);
         let name_span = view.name.span();
-        let name = view.name.into_inner();
-        let is_identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !is_identifier {
-            return Err(source.error_at(
-                name_span,
-                format!("{at}.name"),
-                format!(
-                    "view name \"{name}\" cannot be used in SQL without quotes; use letters, digits and `_`, starting with a letter"
-                ),
-            ));
-        }
+        let name = sql_name(source, view.name, &at, "view")?;
         let key = name.to_ascii_lowercase();
         if let Some(first_line) = first_line_of_name.get(&key) {
             return Err(source.error_at(
@@ -473,22 +462,29 @@ fn views(source: &Source<'_>, raw: Vec<RawView>) -> Result<Vec<ViewConfig>, Conf
     Ok(views)
 }
 
+/// A view's or table's name, which SQL must be able to use unquoted.
+fn sql_name(source: &Source<'_>, value: Spanned<String>, at: &str, what: &str) -> Result<String, ConfigError> {
+    let span = value.span();
+    let name = value.into_inner();
+    let is_identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_identifier {
+        return Err(source.error_at(
+            span,
+            format!("{at}.name"),
+            format!("{what} name \"{name}\" cannot be used in SQL without quotes; use letters, digits and `_`, starting with a letter"),
+        ));
+    }
+    Ok(name)
+}
+
 fn tables(source: &Source<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, ConfigError> {
     let folder = Path::new(&source.file).parent().map(Path::to_path_buf).unwrap_or_default();
     let mut tables: Vec<TableConfig> = Vec::with_capacity(raw.len());
     for (index, table) in raw.into_iter().enumerate() {
         let at = format!("table[{}]", index + 1);
         let name_span = table.name.span();
-        let name = table.name.into_inner();
-        let is_identifier = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !is_identifier {
-            return Err(source.error_at(
-                name_span,
-                format!("{at}.name"),
-                format!("table name \"{name}\" cannot be used in SQL without quotes; use letters, digits and `_`, starting with a letter"),
-            ));
-        }
+        let name = sql_name(source, table.name, &at, "table")?;
         let taken = ENGINE_TABLES.iter().any(|t| t.eq_ignore_ascii_case(&name))
             || tables.iter().any(|t| t.name.eq_ignore_ascii_case(&name));
         if taken {
