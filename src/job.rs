@@ -17,6 +17,7 @@ use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
 use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
 use borderflow_engine::{PlateRead, Runtime, TableConfig, ViewConfig, plate_read_schema, pre_arrival_schema, reads_to_batch};
+use borderflow_queries::row::sorted_rows;
 use borderflow_queries::{History, QueryError, StandingViews, ViewError};
 
 /// What to run.
@@ -123,7 +124,8 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     let mut sql_view_report = Vec::new();
     for view in &spec.views {
         let (snapshot, answer) = (sql_views.snapshot(&view.name)?, tokio.block_on(sql_views.batch_answer(&view.name))?);
-        if sorted_rows(&snapshot)? != sorted_rows(&answer)? {
+        let sorted = |b: &RecordBatch| sorted_rows(b).map_err(|e| JobError::Disagreement(e.to_string()));
+        if sorted(&snapshot)? != sorted(&answer)? {
             return Err(JobError::Disagreement(format!("view {}: incremental and batch results differ", view.name)));
         }
         sql_view_report.push((view.name.clone(), snapshot.num_rows(), sql_views.changes(&view.name)?.num_rows()));
@@ -235,31 +237,6 @@ pub fn posts_batch() -> RecordBatch {
         Arc::new(Int64Array::from_iter_values(posts.iter().map(|(_, c)| i64::from(c.transit_minutes)))),
     ];
     RecordBatch::try_new(schema, columns).expect("columns match the schema")
-}
-
-/// Rows as sorted text, to compare two batches as multisets. Timestamps
-/// compare by their integer value (formatting a named time zone would need
-/// the time-zone database).
-fn sorted_rows(batch: &RecordBatch) -> Result<Vec<String>, JobError> {
-    let options = arrow::util::display::FormatOptions::default().with_null("NULL");
-    let failed = |e: arrow::error::ArrowError| JobError::Disagreement(e.to_string());
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Timestamp(_, _) => arrow::compute::cast(c, &DataType::Int64).map_err(failed),
-            _ => Ok(Arc::clone(c)),
-        })
-        .collect::<Result<_, _>>()?;
-    let formatters = columns
-        .iter()
-        .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).map_err(failed))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut rows: Vec<String> = (0..batch.num_rows())
-        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
-        .collect();
-    rows.sort();
-    Ok(rows)
 }
 
 async fn write_outputs(

@@ -191,25 +191,34 @@ fn bucket_by<'scope>(
         let (lo, hi) = (evaluate(&from, batch)?, evaluate(&to, batch)?);
         let as_i64 = |a: &ArrayRef| a.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| Error::Internal("a range bound is not Int64".into()));
         let (lo, hi) = (as_i64(&lo)?, as_i64(&hi)?);
-        let mut out = Vec::with_capacity(chunk.len());
-        for (i, row) in chunk.iter().enumerate() {
+        // Every (row, bucket) pair, then all keys encoded in one go.
+        let (mut rows_of, mut buckets) = (Vec::new(), Vec::new());
+        let mut spans = Vec::with_capacity(chunk.len());
+        for i in 0..chunk.len() {
             if lo.is_null(i) || hi.is_null(i) || columns.iter().any(|c| c.is_null(i)) {
-                out.push(None);
+                spans.push(None);
                 continue;
             }
             let (first, last) = (lo.value(i).div_euclid(width), hi.value(i).div_euclid(width));
             if last - first >= MAX_BUCKETS {
                 tracing::error!(first, last, "interval join range spans too many buckets; joined through the first {MAX_BUCKETS}");
             }
-            let mut pairs = Vec::new();
+            let start = buckets.len();
             for bucket in first..=last.min(first + MAX_BUCKETS - 1) {
-                let mut key_columns: Vec<ArrayRef> = columns.iter().map(|c| c.slice(i, 1)).collect();
-                key_columns.push(Arc::new(arrow::array::Int64Array::from(vec![bucket])));
-                let key = key_codec.encode(&key_columns, 1)?.pop().unwrap_or_default();
-                pairs.push((key, row.clone()));
+                rows_of.push(i as u32);
+                buckets.push(bucket);
             }
-            out.push(Some(pairs));
+            spans.push(Some(start..buckets.len()));
         }
+        let indices = UInt32Array::from(rows_of);
+        let mut key_columns: Vec<ArrayRef> = columns.iter().map(|c| take(c.as_ref(), &indices, None)).collect::<Result<_, _>>()?;
+        key_columns.push(Arc::new(arrow::array::Int64Array::from(buckets)));
+        let mut keys = key_codec.encode(&key_columns, indices.len())?.into_iter();
+        let out = chunk
+            .iter()
+            .zip(spans)
+            .map(|(row, span)| span.map(|span| keys.by_ref().take(span.len()).map(|key| (key, row.clone())).collect::<Vec<_>>()))
+            .collect();
         Ok(out)
     })
     .flat_map(|pairs| pairs)
@@ -253,7 +262,7 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
             null_aware,
             buckets,
             joined_schema,
-            schema,
+            schema: _,
         } => {
             // With NULL = NULL, NULL keys join like any other; else a left row
             // with a NULL key is kept only where unmatched rows are output.
@@ -318,7 +327,6 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
                                 .encode(&nulls, 1)?
                                 .pop()
                                 .unwrap_or_default();
-                            let _ = schema;
                             joined.map(|(_, j)| j).concat(unmatched.map(move |l| l.concat(&null_row)))
                         }
                     }
@@ -449,6 +457,7 @@ fn null_aware_anti<'scope>(
 ) -> Result<Rows<'scope>, Error> {
     let right_null = Row(vec![1]);
     let right_any = Row(vec![0]);
+    let (right_null_key, right_any_key) = (right_null.clone(), right_any.clone());
     // One marker per right row: "has rows", and "has a NULL key" where it does.
     let right_markers = map_batches(right_rows, "NotInRight", RowCodec::new(right.schema())?, itself, {
         let keys = right_keys.to_vec();
@@ -478,8 +487,8 @@ fn null_aware_anti<'scope>(
     // A left row is removed by the marker that applies to it: "has a NULL key"
     // removes every row, "has rows" removes rows with a NULL key.
     let removers = right_markers.map(|m| (m, ()));
-    let by_any_null = tagged.clone().map(|(_, row)| (Row(vec![1]), row));
-    let by_own_null = tagged.clone().filter(|(null, _)| *null).map(|(_, row)| (Row(vec![0]), row));
+    let by_any_null = tagged.clone().map(move |(_, row)| (right_null_key.clone(), row));
+    let by_own_null = tagged.clone().filter(|(null, _)| *null).map(move |(_, row)| (right_any_key.clone(), row));
     let removed = by_any_null.concat(by_own_null).semijoin(removers.map(|(m, ())| m)).map(|(_, row)| row).distinct();
     let all = tagged.map(|(_, row)| row);
     Ok(all.clone().concat(all.map(|r| (r, ())).semijoin(removed).map(|(r, ())| r).negate()))

@@ -75,3 +75,26 @@ impl RowCodec {
         RecordBatch::try_new(Arc::clone(&self.schema), self.decode_columns(rows)?)
     }
 }
+
+/// A batch's rows as sorted text (`|` between values, NULL as `NULL`), so
+/// two batches compare as multisets. Timestamps print as their integer
+/// value (formatting a named time zone would need the time-zone database).
+pub fn sorted_rows(batch: &RecordBatch) -> Result<Vec<String>, ArrowError> {
+    use arrow::datatypes::DataType;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Timestamp(_, _) => arrow::compute::cast(c, &DataType::Int64),
+            _ => Ok(Arc::clone(c)),
+        })
+        .collect::<Result<_, _>>()?;
+    let formatters = columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<String> = (0..batch.num_rows())
+        .map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("|"))
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
