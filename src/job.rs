@@ -155,15 +155,35 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
 /// Keeps the SQL views up to date over the reads, committing once per tick
 /// of the replay's ingestion clock.
-/// Views see `reads`, `posts` (the crossings reference table),
-/// `watchlist`, `pre_arrival` (records from the neighbour's posts; none
-/// arrive in a scenario run) and the configuration's own tables.
 async fn maintain_views(
     views: &[ViewConfig],
     tables: &[TableConfig],
     reads: &[PlateRead],
     watchlist: &RecordBatch,
     tick_ms: u64,
+    workers: usize,
+) -> Result<StandingViews, JobError> {
+    let mut standing = post_views(views, tables, watchlist, workers).await?;
+    let tick_ms = tick_ms.max(1) as i64;
+    let mut start = 0;
+    while start < reads.len() {
+        let tick = reads[start].captured_at_ms.div_euclid(tick_ms);
+        let end = start + reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
+        standing.insert("reads", &reads_to_batch(&reads[start..end]))?;
+        standing.commit_at(((tick + 1) * tick_ms).max(0) as u64);
+        start = end;
+    }
+    Ok(standing)
+}
+
+/// A post's tables and standing views, before any read arrives.
+/// Views see `reads`, `posts` (the crossings reference table),
+/// `watchlist`, `pre_arrival` (records from the neighbour's posts) and the
+/// configuration's own tables.
+pub async fn post_views(
+    views: &[ViewConfig],
+    tables: &[TableConfig],
+    watchlist: &RecordBatch,
     workers: usize,
 ) -> Result<StandingViews, JobError> {
     let mut standing = StandingViews::with_workers(workers)?;
@@ -181,15 +201,6 @@ async fn maintain_views(
     }
     for view in views {
         standing.create_view(&view.name, &view.sql).await?;
-    }
-    let tick_ms = tick_ms.max(1) as i64;
-    let mut start = 0;
-    while start < reads.len() {
-        let tick = reads[start].captured_at_ms.div_euclid(tick_ms);
-        let end = start + reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
-        standing.insert("reads", &reads_to_batch(&reads[start..end]))?;
-        standing.commit_at(((tick + 1) * tick_ms).max(0) as u64);
-        start = end;
     }
     Ok(standing)
 }
