@@ -1,11 +1,14 @@
 //! The main job: simulated traffic through the engine into Parquet.
 //!
 //! Reads come from the deterministic scenario (every crossing for `demo`, one
-//! post's share for `run --config`), are replayed through the standing view
-//! on timely workers, and are written, with the view's changelog and snapshot
-//! and the scenario's ground truth, as Parquet to the object store. The job
-//! then reads its own output back with DataFusion and checks the view against
-//! a batch `GROUP BY` over the written reads.
+//! post's share for `run --config`), are replayed through the standing views
+//! on timely workers (the standard views of `queries/sql/` and the
+//! configuration's own), with the neighbour's exit reads arriving as hashed
+//! pre-arrival records, and are written, with every view's changelog and
+//! snapshot and the scenario's ground truth, as Parquet to the object store.
+//! The job then checks each view against DataFusion's batch answer, reads
+//! its own output back to check the passage counts, and scores `risk_flags`
+//! and `cross_border_matches` against the ground truth.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,9 +19,16 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use borderflow_connectors::scenario::{self, Scenario, ScenarioConfig};
 use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
-use borderflow_engine::{PlateRead, Runtime, TableConfig, ViewConfig, plate_read_schema, pre_arrival_schema, reads_to_batch};
+use borderflow_engine::crossings::{self, post_routes_batch, posts_batch};
+use borderflow_engine::{
+    Direction, ExchangeKeys, PlateRead, Runtime, TableConfig, ViewConfig, conform_watchlist, plate_read_schema,
+    pre_arrival_records, pre_arrival_schema, read_keys_batch, read_keys_schema, reads_to_batch,
+};
 use borderflow_queries::row::sorted_rows;
+use borderflow_queries::standard::{MAIN_VIEWS, create_standard_views};
 use borderflow_queries::{History, QueryError, StandingViews, ViewError};
+
+use crate::scoring::{MatchScore, RuleScore, score_flags, score_matches};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -35,6 +45,18 @@ pub struct JobSpec {
     pub views: Vec<ViewConfig>,
     /// Reference tables from files that the views may use.
     pub tables: Vec<TableConfig>,
+    /// The watchlist file (else the scenario's watchlist).
+    pub watchlist: Option<std::path::PathBuf>,
+    /// The keys plates are hashed with for the exchange between posts.
+    pub exchange_keys: ExchangeKeys,
+    /// Maintain the standard views of `queries/sql/` too.
+    pub standard_views: bool,
+}
+
+/// The key the demo hashes plates with. Posts in service read theirs from
+/// the file `[peer] hmac_keys` names.
+pub fn demo_exchange_keys() -> ExchangeKeys {
+    ExchangeKeys::single(b"borderflow demo exchange key: for simulated traffic only")
 }
 
 /// Why a job failed.
@@ -69,6 +91,12 @@ pub struct JobReport {
     pub view_changes: usize,
     /// Each SQL view's name, rows at the end, and changes.
     pub sql_views: Vec<(String, usize, usize)>,
+    /// The standard views' contents at the end (for the summary).
+    pub standard: BTreeMap<String, RecordBatch>,
+    /// `risk_flags` per rule against the ground truth (every post only).
+    pub flag_scores: Vec<RuleScore>,
+    /// `cross_border_matches` against the ground truth (every post only).
+    pub match_score: Option<MatchScore>,
     pub files: Vec<WrittenFile>,
     pub timings: Vec<(&'static str, Duration)>,
 }
@@ -106,31 +134,62 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     progress.stage("maintaining SQL views");
-    let sql_views = tokio.block_on(maintain_views(&spec.views, &spec.tables, &reads, &scenario.watchlist_batch(), spec.tick_ms, spec.runtime.workers()))?;
+    let watchlist = match &spec.watchlist {
+        Some(path) => {
+            let table = TableConfig { name: "watchlist".into(), path: path.clone() };
+            tokio.block_on(load_table(&table))?
+        }
+        None => scenario.watchlist_batch(),
+    };
+    let origin = spec.watchlist.as_ref().map_or("the scenario's watchlist".to_string(), |p| p.display().to_string());
+    let watchlist = conform_watchlist(&watchlist, &origin).map_err(JobError::Table)?;
+    // The neighbours of the posts run here send their exit reads.
+    let neighbours: Vec<&str> = crossings::all_posts()
+        .filter(|p| keep(p.id))
+        .filter_map(|p| crossings::find_crossing(p.crossing).and_then(|c| c.peer_of(p.id)).map(|n| n.id))
+        .collect();
+    let sent: Vec<PlateRead> = scenario
+        .reads
+        .iter()
+        .filter(|r| r.direction == Direction::Exit && neighbours.contains(&r.post_id.as_str()))
+        .cloned()
+        .collect();
+    let post = PostTables { views: &spec.views, tables: &spec.tables, watchlist: &watchlist, keys: &spec.exchange_keys, standard: spec.standard_views };
+    let sql_views = tokio.block_on(maintain_views(&post, &reads, &sent, spec.tick_ms, spec.runtime.workers()))?;
     lap("sql views", &mut timings);
 
     progress.stage("writing Parquet");
     let store = ParquetStore::open(&spec.storage_url)?;
     let mut files = tokio.block_on(write_outputs(&store, &reads, &changes, &counts, &scenario))?;
-    for view in &spec.views {
-        let (snapshot, view_changes) = (sql_views.snapshot(&view.name)?, sql_views.changes(&view.name)?);
-        files.push(tokio.block_on(store.write_batch(&format!("views/{}/snapshot.parquet", view.name), &snapshot))?);
-        files.push(tokio.block_on(store.write_batch(&format!("views/{}/changes/part-0.parquet", view.name), &view_changes))?);
+    let standard_views: &[&str] = if spec.standard_views { MAIN_VIEWS } else { &[] };
+    let written: Vec<&str> = standard_views.iter().copied().chain(spec.views.iter().map(|v| v.name.as_str())).collect();
+    for name in &written {
+        let (snapshot, view_changes) = (sql_views.snapshot(name)?, sql_views.changes(name)?);
+        files.push(tokio.block_on(store.write_batch(&format!("views/{name}/snapshot.parquet"), &snapshot))?);
+        files.push(tokio.block_on(store.write_batch(&format!("views/{name}/changes/part-0.parquet"), &view_changes))?);
     }
     lap("write", &mut timings);
 
     progress.stage("checking the view against DataFusion");
     tokio.block_on(check_against_datafusion(&store, &counts))?;
     let mut sql_view_report = Vec::new();
-    for view in &spec.views {
-        let (snapshot, answer) = (sql_views.snapshot(&view.name)?, tokio.block_on(sql_views.batch_answer(&view.name))?);
+    for name in sql_views.view_names() {
+        let (snapshot, answer) = (sql_views.snapshot(&name)?, tokio.block_on(sql_views.batch_answer(&name))?);
         let sorted = |b: &RecordBatch| sorted_rows(b).map_err(|e| JobError::Disagreement(e.to_string()));
         if sorted(&snapshot)? != sorted(&answer)? {
-            return Err(JobError::Disagreement(format!("view {}: incremental and batch results differ", view.name)));
+            return Err(JobError::Disagreement(format!("view {name}: incremental and batch results differ")));
         }
-        sql_view_report.push((view.name.clone(), snapshot.num_rows(), sql_views.changes(&view.name)?.num_rows()));
+        sql_view_report.push((name.clone(), snapshot.num_rows(), sql_views.changes(&name)?.num_rows()));
     }
     lap("check", &mut timings);
+
+    let standard: BTreeMap<String, RecordBatch> =
+        standard_views.iter().map(|name| Ok((name.to_string(), sql_views.snapshot(name)?))).collect::<Result<_, ViewError>>()?;
+    let (flag_scores, match_score) = if spec.posts.is_none() && spec.standard_views {
+        (score_flags(&standard["risk_flags"], &scenario), Some(score_matches(&standard["cross_border_matches"], &scenario)))
+    } else {
+        (Vec::new(), None)
+    };
 
     let mut anomalies = BTreeMap::new();
     for anomaly in &scenario.anomalies {
@@ -148,58 +207,80 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
         counts,
         view_changes: changes.len(),
         sql_views: sql_view_report,
+        standard,
+        flag_scores,
+        match_score,
         files,
         timings,
     })
 }
 
-/// Keeps the SQL views up to date over the reads, committing once per tick
-/// of the replay's ingestion clock.
+/// What a post's views are built over, besides its reads.
+pub struct PostTables<'a> {
+    /// The configuration's own views, created after the standard ones.
+    pub views: &'a [ViewConfig],
+    /// The configuration's reference tables.
+    pub tables: &'a [TableConfig],
+    /// The watchlist ([`borderflow_engine::watchlist_schema`]).
+    pub watchlist: &'a RecordBatch,
+    pub keys: &'a ExchangeKeys,
+    /// Whether to create the standard views of `queries/sql/` (see the
+    /// README: they are not yet fast enough for a full day in the demo).
+    pub standard: bool,
+}
+
+/// Keeps the SQL views up to date over the reads and the pre-arrival
+/// records of the `sent` exit reads, committing once per tick of the
+/// replay's ingestion clock; a record arrives in the tick its read was made.
 async fn maintain_views(
-    views: &[ViewConfig],
-    tables: &[TableConfig],
+    post: &PostTables<'_>,
     reads: &[PlateRead],
-    watchlist: &RecordBatch,
+    sent: &[PlateRead],
     tick_ms: u64,
     workers: usize,
 ) -> Result<StandingViews, JobError> {
-    let mut standing = post_views(views, tables, watchlist, workers).await?;
+    let mut standing = post_views(post, workers).await?;
     let tick_ms = tick_ms.max(1) as i64;
-    let mut start = 0;
-    while start < reads.len() {
-        let tick = reads[start].captured_at_ms.div_euclid(tick_ms);
-        let end = start + reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
-        standing.insert("reads", &reads_to_batch(&reads[start..end]))?;
+    let mut ticks: BTreeMap<i64, (Vec<PlateRead>, Vec<PlateRead>)> = BTreeMap::new();
+    for read in reads {
+        ticks.entry(read.captured_at_ms.div_euclid(tick_ms)).or_default().0.push(read.clone());
+    }
+    for read in sent {
+        ticks.entry(read.captured_at_ms.div_euclid(tick_ms)).or_default().1.push(read.clone());
+    }
+    for (tick, (reads, sent)) in ticks {
+        standing.insert("reads", &reads_to_batch(&reads))?;
+        standing.insert("read_keys", &read_keys_batch(&reads, post.keys))?;
+        standing.insert("pre_arrival", &pre_arrival_records(&sent, post.keys))?;
         standing.commit_at(((tick + 1) * tick_ms).max(0) as u64);
-        start = end;
     }
     Ok(standing)
 }
 
-/// A post's tables and standing views, before any read arrives.
-/// Views see `reads`, `posts` (the crossings reference table),
-/// `watchlist`, `pre_arrival` (records from the neighbour's posts) and the
-/// configuration's own tables.
-pub async fn post_views(
-    views: &[ViewConfig],
-    tables: &[TableConfig],
-    watchlist: &RecordBatch,
-    workers: usize,
-) -> Result<StandingViews, JobError> {
+/// A post's tables and standing views, before any read arrives: `reads`,
+/// `read_keys` (the reads hashed for the exchange), `pre_arrival` (records
+/// from the neighbour's posts), `posts` and `post_routes` (the crossings'
+/// reference data), `watchlist` and the configuration's own tables; then
+/// the standard views (`queries/sql/`) and the configuration's views.
+pub async fn post_views(post: &PostTables<'_>, workers: usize) -> Result<StandingViews, JobError> {
     let mut standing = StandingViews::with_workers(workers)?;
+    standing.set_exchange_keys(post.keys.clone());
     standing.register_table("reads", plate_read_schema())?;
-    let posts = posts_batch();
-    standing.register_table("posts", posts.schema())?;
-    standing.insert("posts", &posts)?;
-    standing.register_table("watchlist", watchlist.schema())?;
-    standing.insert("watchlist", watchlist)?;
+    standing.register_table("read_keys", read_keys_schema())?;
     standing.register_table("pre_arrival", pre_arrival_schema())?;
-    for table in tables {
+    for (name, batch) in [("posts", posts_batch()), ("post_routes", post_routes_batch()), ("watchlist", post.watchlist.clone())] {
+        standing.register_table(name, batch.schema())?;
+        standing.insert(name, &batch)?;
+    }
+    for table in post.tables {
         let contents = load_table(table).await?;
         standing.register_table(&table.name, contents.schema())?;
         standing.insert(&table.name, &contents)?;
     }
-    for view in views {
+    if post.standard {
+        create_standard_views(&mut standing).await?;
+    }
+    for view in post.views {
         standing.create_view(&view.name, &view.sql).await?;
     }
     Ok(standing)
@@ -219,35 +300,6 @@ async fn load_table(table: &TableConfig) -> Result<RecordBatch, JobError> {
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(|e| failed(&e))?;
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| failed(&e))
-}
-
-/// The posts of the crossings table: id, name, country, crossing, the post
-/// across the border, lanes and the usual transit time between the two.
-pub fn posts_batch() -> RecordBatch {
-    let posts: Vec<(&borderflow_engine::PostInfo, &borderflow_engine::CrossingInfo)> =
-        borderflow_engine::CROSSINGS.iter().flat_map(|c| c.posts().map(|p| (p, c))).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("post_id", DataType::Utf8, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("country", DataType::Utf8, false),
-        Field::new("crossing", DataType::Utf8, false),
-        Field::new("neighbour", DataType::Utf8, false),
-        Field::new("lanes", DataType::Int64, false),
-        Field::new("transit_minutes", DataType::Int64, false),
-    ]));
-    let text = |f: &dyn Fn(&(&borderflow_engine::PostInfo, &borderflow_engine::CrossingInfo)) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(posts.iter().map(f)))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|(p, _)| p.id.to_string()),
-        text(&|(p, _)| p.name.to_string()),
-        text(&|(p, _)| p.country.to_string()),
-        text(&|(_, c)| c.id.to_string()),
-        text(&|(p, c)| c.peer_of(p.id).map_or(String::new(), |n| n.id.to_string())),
-        Arc::new(Int64Array::from_iter_values(posts.iter().map(|(p, _)| i64::from(p.lanes)))),
-        Arc::new(Int64Array::from_iter_values(posts.iter().map(|(_, c)| i64::from(c.transit_minutes)))),
-    ];
-    RecordBatch::try_new(schema, columns).expect("columns match the schema")
 }
 
 async fn write_outputs(

@@ -18,3 +18,4 @@ pub use job::{JobError, JobReport, JobSpec, Progress, run_job};
 
 pub mod eval_images;
 pub mod job;
+pub mod scoring;

@@ -1,5 +1,6 @@
 //! The `borderflow` command line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +41,11 @@ enum Command {
         /// Multiplies each crossing's typical traffic.
         #[arg(long, default_value_t = 1.0)]
         traffic_scale: f64,
+        /// Also maintain the standard views (cross_border_matches,
+        /// dwell_times, risk_flags) and score them against the ground truth;
+        /// slow in the default build: use with a small --traffic-scale.
+        #[arg(long)]
+        standard_views: bool,
     },
     /// Runs one post from its configuration.
     Run {
@@ -96,8 +102,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = cli.workers.map(Runtime::with_workers).unwrap_or_default();
     let result = match cli.command {
-        Command::Demo { out, seed, date, days, traffic_scale } => {
-            demo(runtime, &out, seed, date, days, traffic_scale)
+        Command::Demo { out, seed, date, days, traffic_scale, standard_views } => {
+            demo(runtime, &out, seed, date, days, traffic_scale, standard_views)
         }
         Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
         Command::Check { config } => check(&config),
@@ -153,31 +159,16 @@ impl Progress for Spinner {
     }
 }
 
-/// The SQL views the demo keeps up to date over every post's reads.
+/// The demo's own SQL view, beside the standard views of `queries/sql/`.
 const DEMO_VIEWS: &[(&str, &str)] = &[
     (
         "hourly_arrivals",
         "SELECT post_id, date_trunc('hour', captured_at) AS hour, count(*) AS vehicles \
          FROM reads WHERE point = 'arrival' GROUP BY post_id, date_trunc('hour', captured_at)",
     ),
-    (
-        "crossed_to_neighbour",
-        "SELECT x.plate_norm, x.post_id AS from_post, e.post_id AS to_post, \
-                x.captured_at AS departed_at, e.captured_at AS arrived_at \
-         FROM reads x JOIN reads e ON x.plate_norm = e.plate_norm \
-         WHERE x.direction = 'exit' AND x.point = 'departure' \
-           AND e.direction = 'entry' AND e.point = 'arrival' AND e.country <> x.country \
-           AND e.captured_at > x.captured_at AND e.captured_at < x.captured_at + INTERVAL '2 hours'",
-    ),
-    (
-        "watchlist_hits",
-        "SELECT r.read_id, r.post_id, p.crossing, r.plate_norm, w.reason, w.severity_label, r.captured_at \
-         FROM reads r JOIN watchlist w ON r.plate_norm = w.plate JOIN posts p ON r.post_id = p.post_id \
-         WHERE r.captured_at >= w.valid_from AND r.captured_at < w.valid_to",
-    ),
 ];
 
-fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scale: f64) -> Result<(), String> {
+fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scale: f64, standard_views: bool) -> Result<(), String> {
     let spec = JobSpec {
         scenario: ScenarioConfig { seed, start: date, days, traffic_scale: scale, ..ScenarioConfig::default() },
         posts: None,
@@ -186,6 +177,9 @@ fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scal
         tick_ms: 300_000,
         views: DEMO_VIEWS.iter().map(|(name, sql)| ViewConfig { name: name.to_string(), sql: sql.to_string() }).collect(),
         tables: Vec::new(),
+        watchlist: None,
+        exchange_keys: borderflow::job::demo_exchange_keys(),
+        standard_views,
     };
     println!(
         "Borderflow demo: {} crossings, both sides, {days} simulated day(s) from {date}, seed {seed}",
@@ -216,6 +210,13 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
     for camera in &config.cameras {
         tracing::warn!(camera = %camera.id, uri = %camera.uri, "video cameras are not read by this build; the post runs on its scenario source");
     }
+    let exchange_keys = match config.peer.as_ref().and_then(|p| p.hmac_keys.as_ref()) {
+        Some(path) => borderflow::engine::config::read_exchange_keys(path).map_err(|e| e.to_string())?,
+        None => {
+            tracing::warn!("no [peer] hmac_keys: plates are hashed with the demo key, which no neighbour shares");
+            borderflow::job::demo_exchange_keys()
+        }
+    };
     let spec = JobSpec {
         scenario: ScenarioConfig {
             seed: source.seed,
@@ -231,6 +232,9 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
         tick_ms: 300_000,
         views: config.views.clone(),
         tables: config.tables.clone(),
+        watchlist: config.watchlist.clone(),
+        exchange_keys,
+        standard_views: false,
     };
     println!("Borderflow post {} ({}), {} camera(s), scenario seed {}", config.post.id, config.post.name, config.cameras.len(), source.seed);
     let spinner = Spinner::new();
@@ -287,6 +291,55 @@ fn slt(files: &[PathBuf], complete: bool) -> Result<(), String> {
     }
 }
 
+/// The three standard views: counts, top rows, and their scores against
+/// the ground truth.
+fn print_standard_views(report: &JobReport) {
+    use borderflow::scoring::column_values;
+    let top = |name: &str, sort: &[(&str, bool)], columns: &[&str], n: usize| -> String {
+        let Some(batch) = report.standard.get(name) else { return String::new() };
+        let options = arrow::compute::SortOptions::default();
+        let sort_columns: Vec<arrow::compute::SortColumn> = sort
+            .iter()
+            .filter_map(|(c, descending)| {
+                batch.column_by_name(c).map(|values| arrow::compute::SortColumn {
+                    values: values.clone(),
+                    options: Some(arrow::compute::SortOptions { descending: *descending, ..options }),
+                })
+            })
+            .collect();
+        let rows = arrow::compute::lexsort_to_indices(&sort_columns, Some(n)).ok();
+        let picked = rows.and_then(|rows| {
+            let batch = batch.project(&columns.iter().filter_map(|c| batch.schema().index_of(c).ok()).collect::<Vec<_>>()).ok()?;
+            arrow::compute::take_record_batch(&batch, &rows).ok()
+        });
+        picked.and_then(|b| arrow::util::pretty::pretty_format_batches(&[b]).ok()).map_or(String::new(), |t| t.to_string())
+    };
+    let rows = |name: &str| report.standard.get(name).map_or(0, |b| b.num_rows());
+    println!();
+    println!("cross_border_matches: {} matches", rows("cross_border_matches"));
+    if let Some(score) = &report.match_score {
+        println!("  against the ground truth: {score}");
+    }
+    println!("{}", top("cross_border_matches", &[("entry_at", true)], &["crossing", "exit_post_id", "entry_post_id", "plate_norm", "exit_at", "entry_at", "transit_s", "match"], 5));
+    println!("dwell_times: {} passages through a post; dwell_percentiles: {} post-hours; transit_percentiles: {} post-hours", rows("dwell_times"), rows("dwell_percentiles"), rows("transit_percentiles"));
+    println!("{}", top("dwell_percentiles", &[("passages", true)], &["post_id", "direction", "hour", "passages", "p50_s", "p90_s", "p99_s"], 5));
+    if let Some(flags) = report.standard.get("risk_flags") {
+        let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
+        for rule in column_values(flags, "rule") {
+            *per_rule.entry(rule).or_default() += 1;
+        }
+        println!(
+            "risk_flags: {} flags ({})",
+            flags.num_rows(),
+            per_rule.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", ")
+        );
+        for score in &report.flag_scores {
+            println!("  {score}");
+        }
+        println!("{}", top("risk_flags", &[("severity", true), ("flagged_at", true)], &["rule", "plate_norm", "post_id", "flagged_at", "severity", "detail"], 8));
+    }
+}
+
 fn print_report(report: &JobReport) {
     use borderflow::engine::{Direction, Point};
     println!();
@@ -318,11 +371,13 @@ fn print_report(report: &JobReport) {
         "Anomalies in the ground truth (planted, and produced by chance): {}",
         report.anomalies.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
     );
-    for (name, rows, changes) in &report.sql_views {
-        println!("SQL view {name}: {rows} rows, {changes} changes.");
-    }
+    println!(
+        "SQL views: {}.",
+        report.sql_views.iter().map(|(name, rows, changes)| format!("{name} {rows} rows ({changes} changes)")).collect::<Vec<_>>().join(", ")
+    );
     println!("Checked: DataFusion over the written Parquet gives the same counts as the standing view,");
     println!("         and DataFusion's batch answer equals every SQL view's incremental result.");
+    print_standard_views(report);
     let bytes: usize = report.files.iter().map(|f| f.bytes).sum();
     println!();
     println!("Wrote {} Parquet files ({:.1} MB) under {}", report.files.len(), bytes as f64 / 1e6, report.storage_url);

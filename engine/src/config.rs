@@ -44,6 +44,11 @@
 //! name = "exits_per_lane"     # required; an SQL identifier (letters, digits, `_`), unique
 //! sql = "SELECT lane, count(*) AS passages FROM reads GROUP BY lane"   # required
 //!
+//! [watchlist]                 # optional; the watchlist's initial contents
+//! path = "watchlist.csv"      # required in [watchlist]; a .csv (header row) or .parquet file with
+//!                             # columns plate, reason, severity (1-3), and optionally valid_from,
+//!                             # valid_to (timestamps; empty: open); entries are upserted later over the API
+//!
 //! [scenario]                  # optional; simulated traffic as a source of reads
 //! seed = 42                   # required in [scenario]; 0 or more
 //! start = "2026-11-27"        # required in [scenario]; first simulated day (UTC), string or TOML date
@@ -60,9 +65,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use keys::{parse_exchange_keys, read_exchange_keys};
+
 use crate::{Direction, Point};
 
 mod checks;
+mod keys;
 mod raw;
 mod source;
 
@@ -245,6 +253,10 @@ pub struct PostConfig {
     pub views: Vec<ViewConfig>,
     /// Reference tables views may use besides the engine's own, in file order.
     pub tables: Vec<TableConfig>,
+    /// `[watchlist] path`: the watchlist's initial contents (Parquet or CSV
+    /// with the columns of [`crate::watchlist_schema`]), resolved against
+    /// the configuration file's folder. The API upserts entries later.
+    pub watchlist: Option<PathBuf>,
     pub scenario: Option<ScenarioSourceConfig>,
 }
 
@@ -258,7 +270,7 @@ pub struct TableConfig {
 }
 
 /// Table names the engine registers itself; `[[table]]` cannot take them.
-pub const ENGINE_TABLES: &[&str] = &["reads", "posts", "watchlist", "pre_arrival"];
+pub const ENGINE_TABLES: &[&str] = &["reads", "read_keys", "posts", "post_routes", "watchlist", "pre_arrival"];
 
 impl PostConfig {
     /// Reads and validates a post configuration file.

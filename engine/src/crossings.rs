@@ -120,3 +120,85 @@ pub fn distance_km(a: &PostInfo, b: &PostInfo) -> f64 {
 pub fn camera_id(post_id: &str, direction: crate::Direction, point: crate::Point, lane: u16) -> String {
     format!("{post_id}-{direction}-{point}-{lane}")
 }
+
+/// Dwell in a control zone above this is flagged (`risk_flags`, rule
+/// `long_dwell`); ordinary controls take minutes, queues rarely two hours.
+pub const DWELL_THRESHOLD_MINUTES: u32 = 180;
+
+/// The fastest a vehicle is taken to travel between two posts on the road,
+/// km/h; quicker than this between two reads of one plate is implausible.
+pub const MAX_PLAUSIBLE_KMH: f64 = 130.0;
+
+/// The least time any vehicle needs between two different posts, seconds:
+/// their straight-line distance at [`MAX_PLAUSIBLE_KMH`], and never under a
+/// minute (the two posts of one crossing are a few kilometres apart).
+pub fn min_travel_s(a: &PostInfo, b: &PostInfo) -> i64 {
+    ((distance_km(a, b) / MAX_PLAUSIBLE_KMH * 3600.0).round() as i64).max(60)
+}
+
+/// The `posts` reference table: one row per post of [`CROSSINGS`] with its
+/// name, country, crossing, the post across the border (`neighbour`),
+/// lanes, the crossing's usual transit minutes, its position (WGS 84) and
+/// its dwell threshold.
+pub fn posts_batch() -> arrow::array::RecordBatch {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let posts: Vec<(&PostInfo, &CrossingInfo)> = CROSSINGS.iter().flat_map(|c| c.posts().map(move |p| (p, c))).collect();
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("post_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("crossing", DataType::Utf8, false),
+        Field::new("neighbour", DataType::Utf8, false),
+        Field::new("lanes", DataType::Int64, false),
+        Field::new("transit_minutes", DataType::Int64, false),
+        Field::new("lat", DataType::Float64, false),
+        Field::new("lon", DataType::Float64, false),
+        Field::new("dwell_threshold_minutes", DataType::Int64, false),
+    ]));
+    let text = |f: &dyn Fn(&(&PostInfo, &CrossingInfo)) -> String| -> ArrayRef {
+        std::sync::Arc::new(StringArray::from_iter_values(posts.iter().map(f)))
+    };
+    let int = |f: &dyn Fn(&(&PostInfo, &CrossingInfo)) -> i64| -> ArrayRef {
+        std::sync::Arc::new(Int64Array::from_iter_values(posts.iter().map(f)))
+    };
+    let float = |f: &dyn Fn(&(&PostInfo, &CrossingInfo)) -> f64| -> ArrayRef {
+        std::sync::Arc::new(Float64Array::from_iter_values(posts.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|(p, _)| p.id.to_string()),
+        text(&|(p, _)| p.name.to_string()),
+        text(&|(p, _)| p.country.to_string()),
+        text(&|(_, c)| c.id.to_string()),
+        text(&|(p, c)| c.peer_of(p.id).map_or(String::new(), |n| n.id.to_string())),
+        int(&|(p, _)| i64::from(p.lanes)),
+        int(&|(_, c)| i64::from(c.transit_minutes)),
+        float(&|(p, _)| p.lat),
+        float(&|(p, _)| p.lon),
+        int(&|_| i64::from(DWELL_THRESHOLD_MINUTES)),
+    ];
+    arrow::array::RecordBatch::try_new(schema, columns).expect("columns match the schema")
+}
+
+/// The `post_routes` reference table: for every ordered pair of different
+/// posts, their straight-line distance and the minimum plausible travel
+/// time between them ([`min_travel_s`]).
+pub fn post_routes_batch() -> arrow::array::RecordBatch {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let pairs: Vec<(&PostInfo, &PostInfo)> =
+        all_posts().flat_map(|a| all_posts().filter(move |b| b.id != a.id).map(move |b| (a, b))).collect();
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("from_post", DataType::Utf8, false),
+        Field::new("to_post", DataType::Utf8, false),
+        Field::new("distance_km", DataType::Float64, false),
+        Field::new("min_travel_s", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(StringArray::from_iter_values(pairs.iter().map(|(a, _)| a.id))),
+        std::sync::Arc::new(StringArray::from_iter_values(pairs.iter().map(|(_, b)| b.id))),
+        std::sync::Arc::new(Float64Array::from_iter_values(pairs.iter().map(|(a, b)| distance_km(a, b)))),
+        std::sync::Arc::new(Int64Array::from_iter_values(pairs.iter().map(|(a, b)| min_travel_s(a, b)))),
+    ];
+    arrow::array::RecordBatch::try_new(schema, columns).expect("columns match the schema")
+}

@@ -136,21 +136,6 @@ fn bbox_fields() -> Fields {
     ])
 }
 
-/// The Arrow schema of pre-arrival records, what a post receives from its
-/// neighbour across the bridge: no plate text, only its keyed hash
-/// (HMAC-SHA256 of `plate_norm`, lower-case hex) and the key version, plus
-/// the post, direction, capture time and confidence of the read.
-pub fn pre_arrival_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("plate_hmac", DataType::Utf8, false),
-        Field::new("key_version", DataType::UInt16, false),
-        Field::new("post_id", DataType::Utf8, false),
-        Field::new("direction", DataType::Utf8, false),
-        Field::new("captured_at", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-        Field::new("confidence", DataType::Float32, false),
-    ]))
-}
-
 /// The Arrow schema of plate reads (ARCHITECTURE.md, "Core contracts").
 pub fn plate_read_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();

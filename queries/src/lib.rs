@@ -20,9 +20,11 @@ pub use lower::{LowerError, Plan, TemporalOp};
 pub use views::{StandingViews, ViewError};
 
 mod history;
+pub mod udf;
 pub mod lower;
 pub mod render;
 pub mod row;
 pub mod slt;
+pub mod standard;
 mod views;
 mod workers;

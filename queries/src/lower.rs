@@ -32,7 +32,7 @@ use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_planner::create_window_expr;
 use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_expr};
 
 /// A construct outside what standing views maintain, or a plan that failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -356,17 +356,21 @@ impl Lowering<'_> {
             other => return Err(self.refuse(&format!("{other} joins"), &["JOIN"])),
         };
         let (left_schema, right_schema) = (j.left.schema(), j.right.schema());
-        let buckets = if j.on.is_empty() {
-            let found = j.filter.as_ref().map(|f| self.interval_buckets(f, left_schema, right_schema)).transpose()?.flatten();
-            let Some(found) = found else {
+        // A range between the two sides indexes the join by time buckets:
+        // required without an equality (else it would be a cross join), and
+        // added to the keys of an equi-join when the range has a known span
+        // (`b.t BETWEEN a.t AND a.t + INTERVAL …`), so that a key with a long
+        // history (a post, a lane) is not compared with all of it.
+        let found = j.filter.as_ref().map(|f| self.interval_buckets(f, left_schema, right_schema)).transpose()?.flatten();
+        let buckets = match found {
+            None if j.on.is_empty() => {
                 return Err(self.refuse(
                     "joins without an equality or a range (`b.t BETWEEN a.t AND a.t + INTERVAL …`) between the two sides (cross joins)",
                     &["JOIN", ","],
                 ));
-            };
-            Some(found)
-        } else {
-            None
+            }
+            Some((buckets, spanned)) if j.on.is_empty() || (spanned && j.null_equality != NullEquality::NullEqualsNull) => Some(buckets),
+            _ => None,
         };
         let left_keys: Vec<_> = j.on.iter().map(|(l, _)| self.expr(l, left_schema)).collect::<Result<_, _>>()?;
         let right_keys: Vec<_> = j.on.iter().map(|(_, r)| self.expr(r, right_schema)).collect::<Result<_, _>>()?;
@@ -408,13 +412,14 @@ impl Lowering<'_> {
     /// A range between the two sides in a join's condition
     /// (`r BETWEEN l1 AND l2`, or `r >= l1 AND r < l2`, either way round),
     /// over timestamps, dates or integers, as [`Buckets`].
-    fn interval_buckets(&self, filter: &Expr, left: &DFSchema, right: &DFSchema) -> Result<Option<Buckets>, LowerError> {
-        if let Some((value, (from, to), width)) = self.value_in_range(filter, right, left)? {
-            return Ok(Some(Buckets { left: (from, to), right: (Arc::clone(&value), value), width }));
+    /// With it, whether the bucket width is the range's span (not a default).
+    fn interval_buckets(&self, filter: &Expr, left: &DFSchema, right: &DFSchema) -> Result<Option<(Buckets, bool)>, LowerError> {
+        if let Some((value, (from, to), width, spanned)) = self.value_in_range(filter, right, left)? {
+            return Ok(Some((Buckets { left: (from, to), right: (Arc::clone(&value), value), width }, spanned)));
         }
-        Ok(self
-            .value_in_range(filter, left, right)?
-            .map(|(value, (from, to), width)| Buckets { left: (Arc::clone(&value), value), right: (from, to), width }))
+        Ok(self.value_in_range(filter, left, right)?.map(|(value, (from, to), width, spanned)| {
+            (Buckets { left: (Arc::clone(&value), value), right: (from, to), width }, spanned)
+        }))
     }
 
     /// A value of the `right` schema's side within a range given by the
@@ -425,7 +430,7 @@ impl Lowering<'_> {
         filter: &Expr,
         right: &DFSchema,
         left: &DFSchema,
-    ) -> Result<Option<(Arc<dyn PhysicalExpr>, (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>), i64)>, LowerError> {
+    ) -> Result<Option<(Arc<dyn PhysicalExpr>, (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>), i64, bool)>, LowerError> {
         let only = |e: &Expr, schema: &DFSchema, other: &DFSchema| {
             let columns = e.column_refs();
             !columns.is_empty() && columns.iter().all(|c| schema.has_column(c) && !other.has_column(c))
@@ -497,7 +502,7 @@ impl Lowering<'_> {
             (None, true) => 3_600_000_000_000,
             (None, false) => 1_000,
         };
-        Ok(Some((self.expr(&right_at, right)?, (self.expr(&left_from, left)?, self.expr(&left_to, left)?), width)))
+        Ok(Some((self.expr(&right_at, right)?, (self.expr(&left_from, left)?, self.expr(&left_to, left)?), width, span.is_some())))
     }
 
     /// `now() <op> bound` (either way round; `now() ± interval` is moved to
@@ -607,7 +612,13 @@ impl Lowering<'_> {
             if params.filter.is_some() {
                 return Err(self.refuse("aggregate FILTER (WHERE …)", &["FILTER"]));
             }
-            if !params.order_by.is_empty() {
+            // `f(p) WITHIN GROUP (ORDER BY x)` (percentile_cont): the
+            // ordering is a parameter of the function, whose accumulator
+            // sorts by itself, not an order the input must arrive in.
+            // DataFusion passes the ordering expression as the first
+            // argument (coerced, so perhaps inside a cast).
+            let within_group = params.order_by.len() == 1 && func.supports_within_group_clause() && !params.args.is_empty();
+            if !params.order_by.is_empty() && !within_group {
                 if matches!(func.name(), "first_value" | "last_value") && find_word(&self.sql.to_uppercase(), "DISTINCT ON").is_some() {
                     return Err(self.refuse("DISTINCT ON (use ROW_NUMBER() OVER (PARTITION BY …) = 1)", &["DISTINCT ON"]));
                 }
@@ -618,8 +629,16 @@ impl Lowering<'_> {
             let mut columns = Vec::new();
             for (arg, physical) in params.args.iter().zip(&physical_args) {
                 let data_type = arg.get_type(input_schema).map_err(plan_error)?;
+                // The accumulator is given each argument as a column, in
+                // order; constants (a percentile's fraction, a separator)
+                // stay literals in the built expression too, because some
+                // aggregates read them when they are built.
+                columns.push(if matches!(arg, Expr::Literal(..)) {
+                    Arc::clone(physical)
+                } else {
+                    Arc::new(Column::new(&format!("a{}", arguments.len()), indices.len())) as Arc<dyn PhysicalExpr>
+                });
                 indices.push(arguments.len());
-                columns.push(Arc::new(Column::new(&format!("a{}", arguments.len()), columns.len())) as Arc<dyn PhysicalExpr>);
                 argument_fields.push(arrow::datatypes::Field::new(format!("a{}", arguments.len()), data_type, true));
                 arguments.push(Arc::clone(physical));
             }
@@ -628,7 +647,22 @@ impl Lowering<'_> {
                 indices.iter().map(|&k| argument_fields[k].clone()).collect::<Vec<_>>(),
             ));
             let name = a.schema.field(a.group_expr.len() + i).name().clone();
+            let order_by: Vec<PhysicalSortExpr> = if within_group {
+                params
+                    .order_by
+                    .iter()
+                    .map(|sort| {
+                        PhysicalSortExpr {
+                            expr: Arc::clone(&columns[0]),
+                            options: arrow::compute::SortOptions { descending: !sort.asc, nulls_first: sort.nulls_first },
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let built = AggregateExprBuilder::new(Arc::clone(func), columns)
+                .order_by(order_by)
                 .schema(own_schema)
                 .alias(name)
                 .with_distinct(params.distinct)

@@ -21,10 +21,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
+use datafusion::catalog::view::ViewTable;
 use datafusion::logical_expr::{
     ColumnarValue, DdlStatement, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
+
+use borderflow_engine::ExchangeKeys;
 
 use crate::lower::{LowerError, Plan, lower};
 use crate::row::{Row, RowCodec};
@@ -74,8 +77,12 @@ struct View {
 pub struct StandingViews {
     workers: Workers,
     ctx: SessionContext,
+    /// Keys for `plate_hmac` (see [`crate::udf`]).
+    keys: Arc<ExchangeKeys>,
     tables: BTreeMap<String, Table>,
     views: BTreeMap<String, View>,
+    /// View names in creation order (a view may select from earlier ones).
+    order: Vec<String>,
     /// The last committed time (0: nothing committed yet).
     time: u64,
     /// Changes since the last commit, per table.
@@ -130,14 +137,25 @@ impl StandingViews {
             signature: Signature::nullary(Volatility::Volatile),
             aliases: vec!["current_timestamp".to_string()],
         }));
+        let keys = Arc::new(ExchangeKeys::default());
+        crate::udf::register(&ctx, Arc::clone(&keys));
         Ok(StandingViews {
             workers: Workers::start(workers).map_err(ViewError::Dataflow)?,
             ctx,
+            keys,
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
+            order: Vec::new(),
             time: 0,
             pending: BTreeMap::new(),
         })
+    }
+
+    /// The exchange keys `plate_hmac` hashes with, in views created from now
+    /// on and in batch queries.
+    pub fn set_exchange_keys(&mut self, keys: ExchangeKeys) {
+        self.keys = Arc::new(keys);
+        crate::udf::register(&self.ctx, Arc::clone(&self.keys));
     }
 
     /// How many timely workers run the views.
@@ -171,14 +189,20 @@ impl StandingViews {
             return Err(ViewError::Exists(name.to_string()));
         }
         let sql_error = |e: datafusion::error::DataFusionError| ViewError::Sql { view: name.to_string(), message: e.to_string() };
+        if self.tables.contains_key(name) {
+            return Err(ViewError::Sql { view: name.to_string(), message: "a table has this name".into() });
+        }
         let state = self.ctx.state();
         let mut plan = state.create_logical_plan(sql).await.map_err(sql_error)?;
         if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
             plan = create.input.as_ref().clone();
         }
-        let plan = state.optimize(&plan).map_err(sql_error)?;
-        let lowered = lower(&plan, sql).map_err(|source| ViewError::Refused { view: name.to_string(), source })?;
-        self.build(name, sql, lowered)
+        let optimized = state.optimize(&plan).map_err(sql_error)?;
+        let lowered = lower(&optimized, sql).map_err(|source| ViewError::Refused { view: name.to_string(), source })?;
+        let schema = self.build(name, sql, lowered)?;
+        // Later views may select from this one: DataFusion inlines its plan.
+        self.ctx.register_table(name, Arc::new(ViewTable::new(plan, Some(sql.to_string())))).map_err(sql_error)?;
+        Ok(schema)
     }
 
     fn build(&mut self, name: &str, sql: &str, plan: Plan) -> Result<SchemaRef, ViewError> {
@@ -196,6 +220,7 @@ impl StandingViews {
                 published: None,
             },
         );
+        self.order.push(name.to_string());
         self.commit();
         Ok(schema)
     }
@@ -239,6 +264,30 @@ impl StandingViews {
     /// Removes the batch's rows from `table`; every row must be there.
     pub fn retract(&mut self, table: &str, batch: &RecordBatch) -> Result<usize, ViewError> {
         self.change(table, batch, -1)
+    }
+
+    /// Replaces the rows of `table` whose `key` columns equal those of a row
+    /// of `batch` by `batch`'s rows (a watchlist entry updated in place, say),
+    /// visible at the next commit. Returns the rows retracted and inserted.
+    pub fn upsert(&mut self, table: &str, key: &[&str], batch: &RecordBatch) -> Result<(usize, usize), ViewError> {
+        let data = |e: &dyn std::fmt::Display| ViewError::Data { table: table.to_string(), message: e.to_string() };
+        let current = self.table(table)?;
+        let key_columns = |b: &RecordBatch| -> Result<Vec<ArrayRef>, ViewError> {
+            key.iter().map(|k| b.column_by_name(k).cloned().ok_or_else(|| data(&format!("no column `{k}`")))).collect()
+        };
+        let (old_keys, new_keys) = (key_columns(&current)?, key_columns(batch)?);
+        let converter = arrow::row::RowConverter::new(
+            old_keys.iter().map(|c| arrow::row::SortField::new(c.data_type().clone())).collect(),
+        )
+        .map_err(|e| data(&e))?;
+        let (old_rows, new_rows) =
+            (converter.convert_columns(&old_keys).map_err(|e| data(&e))?, converter.convert_columns(&new_keys).map_err(|e| data(&e))?);
+        let replaced: std::collections::HashSet<_> = new_rows.iter().collect();
+        let mask: arrow::array::BooleanArray = old_rows.iter().map(|r| Some(replaced.contains(&r))).collect();
+        let stale = arrow::compute::filter_record_batch(&current, &mask).map_err(|e| data(&e))?;
+        let retracted = self.retract(table, &stale)?;
+        let inserted = self.insert(table, batch)?;
+        Ok((retracted, inserted))
     }
 
     /// Commits at the next time (one after the last): see [`commit_at`](Self::commit_at).
@@ -343,17 +392,29 @@ impl StandingViews {
     /// views' snapshots (by their names), with `now()` at the last commit.
     pub async fn query(&mut self, sql: &str) -> Result<RecordBatch, ViewError> {
         let error = |e: &dyn std::fmt::Display| ViewError::Sql { view: "(query)".to_string(), message: e.to_string() };
-        let ctx = self.batch_context().map_err(|e| error(&e))?;
+        let ctx = self.batch_context().await.map_err(|e| error(&e))?;
         self.register_snapshots(&ctx)?;
         self.run_batch(&ctx, sql).await.map_err(|e| error(&e))
     }
 
-    fn batch_context(&self) -> datafusion::error::Result<SessionContext> {
+    /// A session over the tables' current contents, with the plate
+    /// functions, in which every view is a DataFusion view (planned anew, in
+    /// batch, from its SQL).
+    async fn batch_context(&self) -> datafusion::error::Result<SessionContext> {
         let ctx = SessionContext::new();
+        crate::udf::register(&ctx, Arc::clone(&self.keys));
         for name in self.tables.keys() {
             let batch = self.table(name).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             ctx.register_table(name.as_str(), Arc::new(provider))?;
+        }
+        for name in &self.order {
+            let sql = &self.views[name].sql;
+            let mut plan = ctx.state().create_logical_plan(sql).await?;
+            if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
+                plan = create.input.as_ref().clone();
+            }
+            ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan, Some(sql.clone()))))?;
         }
         Ok(ctx)
     }
@@ -367,8 +428,10 @@ impl StandingViews {
         if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
             plan = create.input.as_ref().clone();
         }
-        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let planned = Arc::new(plan.schema().as_arrow().clone());
         let batches = DataFrame::new(state, plan).collect().await?;
+        // The physical plan may choose other string types (Utf8View) than the logical one.
+        let schema = batches.first().map_or(planned, |b| b.schema());
         Ok(arrow::compute::concat_batches(&schema, &batches)?)
     }
 
@@ -403,11 +466,20 @@ impl StandingViews {
     pub async fn batch_answer(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let view = self.view(name)?;
         let sql_error = |e: &dyn std::fmt::Display| ViewError::Sql { view: name.to_string(), message: e.to_string() };
-        let ctx = self.batch_context().map_err(|e| sql_error(&e))?;
+        let ctx = self.batch_context().await.map_err(|e| sql_error(&e))?;
         let batch = self.run_batch(&ctx, &view.sql).await.map_err(|e| sql_error(&e))?;
         // The view's schema names the columns; DataFusion's batch plan may
-        // differ in nullability only.
-        RecordBatch::try_new(Arc::clone(view.codec.schema()), batch.columns().to_vec()).map_err(|e| sql_error(&e))
+        // differ in nullability, and in string representation (Utf8View
+        // where the view's plan has Utf8).
+        let schema = Arc::clone(view.codec.schema());
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql_error(&e))?;
+        RecordBatch::try_new(schema, columns).map_err(|e| sql_error(&e))
     }
 }
 

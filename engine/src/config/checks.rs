@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawTable, RawView};
+use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::{
     CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, ScenarioSourceConfig,
@@ -33,8 +33,9 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
     let cameras = cameras(source, &post, raw.camera)?;
     let views = views(source, raw.view)?;
     let tables = tables(source, raw.table)?;
+    let watchlist = raw.watchlist.map(|w| watchlist_path(source, w)).transpose()?;
     let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
-    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, tables, scenario })
+    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, tables, watchlist, scenario })
 }
 
 fn post_section(source: &Source<'_>, raw: RawPost) -> Result<PostSection, ConfigError> {
@@ -479,7 +480,6 @@ fn sql_name(source: &Source<'_>, value: Spanned<String>, at: &str, what: &str) -
 }
 
 fn tables(source: &Source<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, ConfigError> {
-    let folder = Path::new(&source.file).parent().map(Path::to_path_buf).unwrap_or_default();
     let mut tables: Vec<TableConfig> = Vec::with_capacity(raw.len());
     for (index, table) in raw.into_iter().enumerate() {
         let at = format!("table[{}]", index + 1);
@@ -494,22 +494,29 @@ fn tables(source: &Source<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, C
                 format!("table name `{name}` is already taken (the engine's own tables are {})", ENGINE_TABLES.join(", ")),
             ));
         }
-        let path_span = table.path.span();
-        let path = folder.join(non_empty(source, table.path, &format!("{at}.path"), "the table's path")?);
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if extension != "parquet" && extension != "csv" {
-            return Err(source.error_at(
-                path_span,
-                format!("{at}.path"),
-                format!("{} is neither a .parquet nor a .csv file", path.display()),
-            ));
-        }
-        if !path.is_file() {
-            return Err(source.error_at(path_span, format!("{at}.path"), format!("{} does not exist", path.display())));
-        }
+        let path = data_file(source, table.path, &format!("{at}.path"))?;
         tables.push(TableConfig { name, path });
     }
     Ok(tables)
+}
+
+fn watchlist_path(source: &Source<'_>, raw: RawWatchlist) -> Result<PathBuf, ConfigError> {
+    data_file(source, raw.path, "watchlist.path")
+}
+
+/// A Parquet or CSV file that must exist, resolved against the config's folder.
+fn data_file(source: &Source<'_>, raw: Spanned<String>, field: &str) -> Result<PathBuf, ConfigError> {
+    let folder = Path::new(&source.file).parent().map(Path::to_path_buf).unwrap_or_default();
+    let path_span = raw.span();
+    let path = folder.join(non_empty(source, raw, field, "the path")?);
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if extension != "parquet" && extension != "csv" {
+        return Err(source.error_at(path_span, field, format!("{} is neither a .parquet nor a .csv file", path.display())));
+    }
+    if !path.is_file() {
+        return Err(source.error_at(path_span, field, format!("{} does not exist", path.display())));
+    }
+    Ok(path)
 }
 
 fn scenario_config(source: &Source<'_>, raw: RawScenario) -> Result<ScenarioSourceConfig, ConfigError> {

@@ -25,7 +25,14 @@ pub(super) struct RawConfig {
     pub view: Vec<RawView>,
     #[serde(default)]
     pub table: Vec<RawTable>,
+    pub watchlist: Option<RawWatchlist>,
     pub scenario: Option<RawScenario>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWatchlist {
+    pub path: Spanned<String>,
 }
 
 #[derive(Deserialize)]
