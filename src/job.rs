@@ -35,6 +35,9 @@ pub struct JobSpec {
     pub views: Vec<ViewConfig>,
     /// Reference tables from files that the views may use.
     pub tables: Vec<TableConfig>,
+    /// Replace one lane per crossing by rendered video read through the
+    /// video pipeline (see `video_job`).
+    pub video_lanes: bool,
 }
 
 /// Why a job failed.
@@ -71,6 +74,8 @@ pub struct JobReport {
     pub sql_views: Vec<(String, usize, usize)>,
     pub files: Vec<WrittenFile>,
     pub timings: Vec<(&'static str, Duration)>,
+    /// What the video lanes did, when the spec asked for them.
+    pub video_lanes: Option<crate::video_job::VideoLanesReport>,
 }
 
 /// Stages report progress through this.
@@ -94,9 +99,16 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     progress.stage("generating traffic");
     let scenario = scenario::generate(&spec.scenario);
     let keep = |post: &str| spec.posts.as_ref().is_none_or(|posts| posts.iter().any(|p| p == post));
-    let reads: Vec<PlateRead> = scenario.reads.iter().filter(|r| keep(&r.post_id)).cloned().collect();
-    let reads = Arc::new(reads);
+    let mut reads: Vec<PlateRead> = scenario.reads.iter().filter(|r| keep(&r.post_id)).cloned().collect();
     lap("generate", &mut timings);
+    // The video hook: one lane per crossing read from rendered video.
+    let video_lanes = spec.video_lanes.then(|| {
+        progress.stage("reading rendered video, one lane per crossing");
+        let report = crate::video_job::replace_with_video_reads(&mut reads, &spec.runtime);
+        lap("video", &mut timings);
+        report
+    });
+    let reads = Arc::new(reads);
 
     progress.stage("running the dataflow");
     let changes = passage_counts::replay_passage_counts(&spec.runtime, Arc::clone(&reads), spec.tick_ms)
@@ -150,6 +162,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
         sql_views: sql_view_report,
         files,
         timings,
+        video_lanes,
     })
 }
 

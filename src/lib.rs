@@ -15,6 +15,10 @@ pub use borderflow_operators as operators;
 pub use borderflow_queries as queries;
 
 pub use job::{JobError, JobReport, JobSpec, Progress, run_job};
+pub use video::{VideoReport, VideoRun, VideoSpec, run_video};
 
 pub mod eval_images;
 pub mod job;
+pub mod process;
+pub mod video;
+pub mod video_job;

@@ -49,6 +49,21 @@ enum Command {
         #[arg(long)]
         storage: Option<String>,
     },
+    /// Reads recorded video through the plate pipeline (detect, track,
+    /// recognise, vote) and writes the reads to Parquet.
+    Process {
+        /// `CAMERA_ID=PATH`, or `PATH` (given to the config's cameras in order).
+        #[arg(required = true)]
+        videos: Vec<String>,
+        #[arg(long)]
+        config: PathBuf,
+        /// Write here instead of the config's `storage.url` (a folder or a URL).
+        #[arg(long)]
+        out: Option<String>,
+        /// Event time of each recording's first frame (RFC 3339, e.g. 2026-11-27T08:00:00Z); default: now.
+        #[arg(long)]
+        start: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Validates a post configuration and says what it describes.
     Check {
         #[arg(long)]
@@ -100,6 +115,7 @@ fn main() -> ExitCode {
             demo(runtime, &out, seed, date, days, traffic_scale)
         }
         Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
+        Command::Process { videos, config, out, start } => process(runtime, &videos, &config, out.as_deref(), start),
         Command::Check { config } => check(&config),
         Command::EvalImages { dir, csv, limit, detector_side, refine, country } => {
             let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
@@ -186,6 +202,7 @@ fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scal
         tick_ms: 300_000,
         views: DEMO_VIEWS.iter().map(|(name, sql)| ViewConfig { name: name.to_string(), sql: sql.to_string() }).collect(),
         tables: Vec::new(),
+        video_lanes: true,
     };
     println!(
         "Borderflow demo: {} crossings, both sides, {days} simulated day(s) from {date}, seed {seed}",
@@ -231,6 +248,7 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
         tick_ms: 300_000,
         views: config.views.clone(),
         tables: config.tables.clone(),
+        video_lanes: false,
     };
     println!("Borderflow post {} ({}), {} camera(s), scenario seed {}", config.post.id, config.post.name, config.cameras.len(), source.seed);
     let spinner = Spinner::new();
@@ -238,6 +256,39 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
     spinner.0.finish_and_clear();
     print_report(&report?);
     Ok(())
+}
+
+fn process(
+    runtime: Runtime,
+    videos: &[String],
+    config_path: &Path,
+    out: Option<&str>,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), String> {
+    use borderflow::process;
+    let config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    let cameras = process::cameras_for_videos(&config, videos)?;
+    let storage = match out {
+        Some(out) => storage_url(out)?,
+        None => config.storage.url.clone(),
+    };
+    let start_ms = start.unwrap_or_else(chrono::Utc::now).timestamp_millis();
+    println!("Borderflow post {} ({}): {} video(s)", config.post.id, config.post.name, cameras.len());
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed}, {eta} left)").expect("valid template"),
+    );
+    let report = process::process(&config, cameras, &storage, runtime, start_ms, &|done, reads| {
+        bar.set_position((done * 1000.0) as u64);
+        bar.set_message(format!("{reads} reads"));
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    print!("{}", process::summary(&report));
+    match report.video.errors.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} camera(s) failed (reads of the others were written)")),
+    }
 }
 
 fn check(config_path: &Path) -> Result<(), String> {
@@ -318,6 +369,9 @@ fn print_report(report: &JobReport) {
         "Anomalies in the ground truth (planted, and produced by chance): {}",
         report.anomalies.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
     );
+    if let Some(video) = &report.video_lanes {
+        println!("Video: {}.", video.summary());
+    }
     for (name, rows, changes) in &report.sql_views {
         println!("SQL view {name}: {rows} rows, {changes} changes.");
     }

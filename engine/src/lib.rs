@@ -8,6 +8,7 @@
 //! runs N timely workers; the dataflows it builds leave as changes
 //! `(row, time, diff)` that sinks write out.
 
+pub use camera_health::{CameraHealth, CameraState, CameraStats};
 pub use config::{
     CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention,
     ENGINE_TABLES, ScenarioSourceConfig, Side, StorageConfig, TableConfig, ViewConfig,
@@ -20,6 +21,7 @@ pub use frame::Frame;
 pub use plate_key::{plate_fuzzy, plate_norm};
 pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, pre_arrival_schema, reads_from_batch, reads_to_batch};
 
+mod camera_health;
 pub mod config;
 pub mod crossings;
 mod error;
