@@ -97,8 +97,10 @@ fn rtsp_camera_reconnects_after_a_server_restart_and_reads_every_vehicle_once() 
     let camera = video::camera("lane-rtsp", &format!("rtsp://127.0.0.1:{port}/lane"));
     let mut spec = VideoSpec::new("otaci", "MD", vec![camera], Runtime::with_workers(1));
     spec.source.backoff_initial_ms = 300;
-    // A queue of 3 s absorbs the bursts of a loaded test machine (frames beyond it are dropped, counted).
-    spec.source.queue_frames = 30;
+    // A queue as long as the clip: on a test machine busy with other builds
+    // the engine falls behind real time, and this test is about reconnecting,
+    // not about dropping (connectors/tests/camera.rs covers the leaky queue).
+    spec.source.queue_frames = 250;
     let run = borderflow::VideoRun::start(spec);
     let frames_in = |run: &borderflow::VideoRun| run.camera_health()[0].frames_in;
 
