@@ -48,6 +48,17 @@ enum Command {
         /// Write here instead of the config's `storage.url` (a folder or a URL).
         #[arg(long)]
         storage: Option<String>,
+        /// Run as a long-lived post on the embedded engine: every read is in
+        /// the write-ahead log before it is applied, a restart recovers and
+        /// resumes, and retention applies (see README, "Durability").
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: wall-clock milliseconds between commits.
+        #[arg(long, default_value_t = 0)]
+        pace_ms: u64,
+        /// With --follow: write the views' changelog parts every N commits.
+        #[arg(long, default_value_t = 12)]
+        sink_every: u64,
     },
     /// Reads recorded video through the plate pipeline (detect, track,
     /// recognise, vote) and writes the reads to Parquet.
@@ -114,8 +125,11 @@ fn main() -> ExitCode {
         Command::Demo { out, seed, date, days, traffic_scale } => {
             demo(runtime, &out, seed, date, days, traffic_scale)
         }
-        Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
         Command::Process { videos, config, out, start } => process(runtime, &videos, &config, out.as_deref(), start),
+        Command::Run { config, storage, follow: false, .. } => run(runtime, &config, storage.as_deref()),
+        Command::Run { config, storage, follow: true, pace_ms, sink_every } => {
+            follow(runtime, &config, storage.as_deref(), pace_ms, sink_every)
+        }
         Command::Check { config } => check(&config),
         Command::EvalImages { dir, csv, limit, detector_side, refine, country } => {
             let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
@@ -289,6 +303,25 @@ fn process(
         0 => Ok(()),
         n => Err(format!("{n} camera(s) failed (reads of the others were written)")),
     }
+fn follow(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, sink_every: u64) -> Result<(), String> {
+    use borderflow::follow::{FollowOptions, follow};
+    let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    if let Some(storage) = storage {
+        config.storage.url = storage_url(storage)?;
+    }
+    let mut options = FollowOptions { pace: Duration::from_millis(pace_ms), ..FollowOptions::default() };
+    options.engine.workers = runtime.workers();
+    options.engine.sink_every_commits = sink_every.max(1);
+    println!("Borderflow post {} ({}) following its scenario, storage {}", config.post.id, config.post.name, config.storage.url);
+    let report = follow(config, &options, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    println!(
+        "{} commits, {} reads pushed ({} pushes retried); views: {}",
+        report.commits,
+        report.reads_pushed,
+        report.retries,
+        report.views.iter().map(|(v, n)| format!("{v} {n} rows")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
 }
 
 fn check(config_path: &Path) -> Result<(), String> {
