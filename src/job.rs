@@ -51,6 +51,9 @@ pub struct JobSpec {
     pub exchange_keys: ExchangeKeys,
     /// Maintain the standard views of `queries/sql/` too.
     pub standard_views: bool,
+    /// Replace one lane per crossing by rendered video read through the
+    /// video pipeline (see `video_job`).
+    pub video_lanes: bool,
 }
 
 /// The key the demo hashes plates with. Posts in service read theirs from
@@ -99,6 +102,8 @@ pub struct JobReport {
     pub match_score: Option<MatchScore>,
     pub files: Vec<WrittenFile>,
     pub timings: Vec<(&'static str, Duration)>,
+    /// What the video lanes did, when the spec asked for them.
+    pub video_lanes: Option<crate::video_job::VideoLanesReport>,
 }
 
 /// Stages report progress through this.
@@ -122,9 +127,16 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     progress.stage("generating traffic");
     let scenario = scenario::generate(&spec.scenario);
     let keep = |post: &str| spec.posts.as_ref().is_none_or(|posts| posts.iter().any(|p| p == post));
-    let reads: Vec<PlateRead> = scenario.reads.iter().filter(|r| keep(&r.post_id)).cloned().collect();
-    let reads = Arc::new(reads);
+    let mut reads: Vec<PlateRead> = scenario.reads.iter().filter(|r| keep(&r.post_id)).cloned().collect();
     lap("generate", &mut timings);
+    // The video hook: one lane per crossing read from rendered video.
+    let video_lanes = spec.video_lanes.then(|| {
+        progress.stage("reading rendered video, one lane per crossing");
+        let report = crate::video_job::replace_with_video_reads(&mut reads, &spec.runtime);
+        lap("video", &mut timings);
+        report
+    });
+    let reads = Arc::new(reads);
 
     progress.stage("running the dataflow");
     let changes = passage_counts::replay_passage_counts(&spec.runtime, Arc::clone(&reads), spec.tick_ms)
@@ -212,6 +224,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
         match_score,
         files,
         timings,
+        video_lanes,
     })
 }
 

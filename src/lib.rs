@@ -5,8 +5,12 @@
 //! assembles the workspace's crates: [`engine`] (core types, configuration,
 //! timely/differential runtime), [`operators`] (video operators), [`models`]
 //! (ONNX models), [`queries`] (SQL) and [`connectors`] (sources and sinks).
-//! Reads or frames enter through a job or the engine; views leave as Arrow
-//! record batches and as Parquet in the configured object store.
+//! Reads or frames enter through a job (`run_job`, a batch run) or the
+//! embedded [`Engine`] (a long-running post: every input is durable in the
+//! write-ahead log before it is applied, and a restart replays it); views
+//! leave as Arrow record batches and as Parquet in the configured object
+//! store. [`follow`] runs a post's scenario through the engine as a
+//! long-running process (`borderflow run --config … --follow`).
 
 pub use borderflow_connectors as connectors;
 pub use borderflow_engine as engine;
@@ -14,8 +18,15 @@ pub use borderflow_models as models;
 pub use borderflow_operators as operators;
 pub use borderflow_queries as queries;
 
+pub use embedded::{Engine, EngineError, EngineOptions, RecoveryReport};
 pub use job::{JobError, JobReport, JobSpec, Progress, run_job};
+pub use video::{VideoReport, VideoRun, VideoSpec, run_video};
 
+pub mod embedded;
 pub mod eval_images;
+pub mod follow;
 pub mod job;
 pub mod scoring;
+pub mod process;
+pub mod video;
+pub mod video_job;

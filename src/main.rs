@@ -54,6 +54,32 @@ enum Command {
         /// Write here instead of the config's `storage.url` (a folder or a URL).
         #[arg(long)]
         storage: Option<String>,
+        /// Run as a long-lived post on the embedded engine: every read is in
+        /// the write-ahead log before it is applied, a restart recovers and
+        /// resumes, and retention applies (see README, "Durability").
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: wall-clock milliseconds between commits.
+        #[arg(long, default_value_t = 0)]
+        pace_ms: u64,
+        /// With --follow: write the views' changelog parts every N commits.
+        #[arg(long, default_value_t = 12)]
+        sink_every: u64,
+    },
+    /// Reads recorded video through the plate pipeline (detect, track,
+    /// recognise, vote) and writes the reads to Parquet.
+    Process {
+        /// `CAMERA_ID=PATH`, or `PATH` (given to the config's cameras in order).
+        #[arg(required = true)]
+        videos: Vec<String>,
+        #[arg(long)]
+        config: PathBuf,
+        /// Write here instead of the config's `storage.url` (a folder or a URL).
+        #[arg(long)]
+        out: Option<String>,
+        /// Event time of each recording's first frame (RFC 3339, e.g. 2026-11-27T08:00:00Z); default: now.
+        #[arg(long)]
+        start: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Validates a post configuration and says what it describes.
     Check {
@@ -105,7 +131,11 @@ fn main() -> ExitCode {
         Command::Demo { out, seed, date, days, traffic_scale, standard_views } => {
             demo(runtime, &out, seed, date, days, traffic_scale, standard_views)
         }
-        Command::Run { config, storage } => run(runtime, &config, storage.as_deref()),
+        Command::Process { videos, config, out, start } => process(runtime, &videos, &config, out.as_deref(), start),
+        Command::Run { config, storage, follow: false, .. } => run(runtime, &config, storage.as_deref()),
+        Command::Run { config, storage, follow: true, pace_ms, sink_every } => {
+            follow(runtime, &config, storage.as_deref(), pace_ms, sink_every)
+        }
         Command::Check { config } => check(&config),
         Command::EvalImages { dir, csv, limit, detector_side, refine, country } => {
             let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
@@ -180,6 +210,7 @@ fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scal
         watchlist: None,
         exchange_keys: borderflow::job::demo_exchange_keys(),
         standard_views,
+        video_lanes: true,
     };
     println!(
         "Borderflow demo: {} crossings, both sides, {days} simulated day(s) from {date}, seed {seed}",
@@ -235,12 +266,65 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
         watchlist: config.watchlist.clone(),
         exchange_keys,
         standard_views: false,
+        video_lanes: false,
     };
     println!("Borderflow post {} ({}), {} camera(s), scenario seed {}", config.post.id, config.post.name, config.cameras.len(), source.seed);
     let spinner = Spinner::new();
     let report = run_job(&spec, &spinner).map_err(|e| e.to_string());
     spinner.0.finish_and_clear();
     print_report(&report?);
+    Ok(())
+}
+
+fn process(
+    runtime: Runtime,
+    videos: &[String],
+    config_path: &Path,
+    out: Option<&str>,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), String> {
+    use borderflow::process;
+    let config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    let cameras = process::cameras_for_videos(&config, videos)?;
+    let storage = match out {
+        Some(out) => storage_url(out)?,
+        None => config.storage.url.clone(),
+    };
+    let start_ms = start.unwrap_or_else(chrono::Utc::now).timestamp_millis();
+    println!("Borderflow post {} ({}): {} video(s)", config.post.id, config.post.name, cameras.len());
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed}, {eta} left)").expect("valid template"),
+    );
+    let report = process::process(&config, cameras, &storage, runtime, start_ms, &|done, reads| {
+        bar.set_position((done * 1000.0) as u64);
+        bar.set_message(format!("{reads} reads"));
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    print!("{}", process::summary(&report));
+    match report.video.errors.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} camera(s) failed (reads of the others were written)")),
+    }
+fn follow(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, sink_every: u64) -> Result<(), String> {
+    use borderflow::follow::{FollowOptions, follow};
+    let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    if let Some(storage) = storage {
+        config.storage.url = storage_url(storage)?;
+    }
+    let mut options = FollowOptions { pace: Duration::from_millis(pace_ms), ..FollowOptions::default() };
+    options.engine.workers = runtime.workers();
+    options.engine.sink_every_commits = sink_every.max(1);
+    println!("Borderflow post {} ({}) following its scenario, storage {}", config.post.id, config.post.name, config.storage.url);
+    let report = follow(config, &options, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    println!(
+        "{} commits, {} reads pushed ({} pushes retried); views: {}",
+        report.commits,
+        report.reads_pushed,
+        report.retries,
+        report.views.iter().map(|(v, n)| format!("{v} {n} rows")).collect::<Vec<_>>().join(", ")
+    );
     Ok(())
 }
 
@@ -371,6 +455,9 @@ fn print_report(report: &JobReport) {
         "Anomalies in the ground truth (planted, and produced by chance): {}",
         report.anomalies.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
     );
+    if let Some(video) = &report.video_lanes {
+        println!("Video: {}.", video.summary());
+    }
     println!(
         "SQL views: {}.",
         report.sql_views.iter().map(|(name, rows, changes)| format!("{name} {rows} rows ({changes} changes)")).collect::<Vec<_>>().join(", ")

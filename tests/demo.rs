@@ -47,6 +47,10 @@ fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
     for post in crossings::all_posts() {
         assert!(stdout.contains(post.id), "per-post counts name {}:\n{stdout}", post.id);
     }
+    // One lane per crossing went through rendered video and the video operators.
+    let video = stdout.lines().find(|l| l.starts_with("Video: ")).unwrap_or_else(|| panic!("a video line:\n{stdout}"));
+    let from_video: usize = video["Video: ".len()..].split(' ').next().and_then(|n| n.parse().ok()).expect("a count");
+    assert!(video.contains("of 16 passages on 4 lanes") && from_video >= 14, "{video}");
 
     // Reads, through the parquet crate and the engine's own contract.
     let mut files = Vec::new();

@@ -1,11 +1,19 @@
-//! Borderflow's connectors: where reads come from and where results go.
+//! Borderflow's connectors: where frames and reads come from and where results go.
 //!
-//! Sources produce [`borderflow_engine::PlateRead`]s: the deterministic traffic
-//! [`scenario`] (simulated crossings with planted anomalies and ground truth).
-//! Sinks take reads and view changes as Arrow record batches and write them
-//! out: [`ParquetStore`] writes Parquet to any `object_store` URL.
+//! Sources: [`camera`] turns a camera URI (`file://`, `rtsp://`, `http(s)://`
+//! MJPEG, `dir://` image folders) into a queue of RGB
+//! [`borderflow_engine::Frame`]s with event times, reconnecting live streams
+//! and counting what it drops ([`CameraSource`]); the deterministic traffic
+//! [`scenario`] produces [`borderflow_engine::PlateRead`]s (simulated
+//! crossings with planted anomalies and ground truth); [`synthetic_video`]
+//! renders lane video with known vehicles to H.264 MP4, for tests, the demo
+//! and benchmarks. Sinks take reads and view changes as Arrow record batches
+//! and write them out: [`ParquetStore`] writes Parquet to any `object_store` URL.
 
+pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
 
+pub mod camera;
 mod parquet_store;
 pub mod scenario;
+pub mod synthetic_video;

@@ -25,7 +25,24 @@
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
 //!                             # gs://, az://, … (kept as written)
 //! retention = { reads = "30d", flags = "90d", crops = "7d" }   # each optional, these defaults;
-//!                             # a whole number and a unit: s, m, h, d or w ("12h", "90m")
+//!                             # a whole number and a unit: s, m, h, d or w ("12h", "90m").
+//!                             # reads: the `reads` table, by `captured_at`: older reads are retracted
+//!                             # from every view and deleted from the write-ahead log;
+//!                             # flags: the views' changelog files (views/<view>/changes/);
+//!                             # crops: plate crop images
+//!
+//! [storage.s3]                # optional; for s3:// URLs. Each key left out is taken from the
+//!                             # environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+//!                             # AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), as AWS tools do
+//! endpoint = "http://127.0.0.1:9000"   # optional; an S3-compatible server; default: AWS
+//! region = "eu-central-1"     # optional
+//! access_key_id = "…"         # optional
+//! secret_access_key = "…"     # optional
+//! session_token = "…"         # optional
+//! allow_http = true           # optional; default: true when `endpoint` is http://
+//! max_retries = 10            # optional, default 10; a failed request is retried with exponential
+//! retry_timeout = "3m"        # backoff at most this often and this long (default 3 minutes)
+//! request_timeout = "30s"     # optional, default 30s: one request's limit
 //!
 //! [[camera]]                  # one table per camera; none is fine
 //! id = "otaci-entry-arrival-1"   # required; unique in this file
@@ -161,6 +178,43 @@ pub struct StorageConfig {
     pub url: String,
     /// Default: [`Retention::default`].
     pub retention: Retention,
+    /// `[storage.s3]`: how to reach an `s3://` store (unused for `file://`).
+    pub s3: S3Config,
+}
+
+/// `[storage.s3]`: the S3 endpoint, region, credentials and retries. A field
+/// that is `None` is taken from the environment (`AWS_…` variables).
+#[derive(Clone, Debug, PartialEq)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Allow plain `http://` endpoints; default: when the endpoint is http://.
+    pub allow_http: bool,
+    /// Retries of a failed request (with exponential backoff); default 10.
+    pub max_retries: usize,
+    /// No retry starts later than this after the first attempt; default 3 minutes.
+    pub retry_timeout: Duration,
+    /// One request's limit; default 30 seconds.
+    pub request_timeout: Duration,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            allow_http: false,
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `camera.from_side`: the side of the counting line that passages come from.

@@ -60,6 +60,43 @@ pub fn plate_candidates(boxes: &[TextBox]) -> Vec<PlateCandidate> {
     candidates
 }
 
+/// Words joined into lines of text: every pair of words that could stand
+/// next to each other on one plate is joined, transitively, whatever the
+/// number of words (`OC AB 123`), so each line comes out once. The small
+/// country code on a plate's strip is less than half as tall as the number
+/// and stays apart.
+pub fn plate_lines(boxes: &[TextBox]) -> Vec<TextBox> {
+    let mut group: Vec<usize> = (0..boxes.len()).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
+    for a in 0..boxes.len() {
+        for b in 0..boxes.len() {
+            if a != b && same_plate(&boxes[a], &boxes[b]) {
+                let (ra, rb) = (root(&mut group, a), root(&mut group, b));
+                group[ra] = rb;
+            }
+        }
+    }
+    let mut lines: Vec<Vec<usize>> = Vec::new();
+    let mut roots: Vec<usize> = Vec::new();
+    for i in 0..boxes.len() {
+        let r = root(&mut group, i);
+        match roots.iter().position(|&x| x == r) {
+            Some(k) => lines[k].push(i),
+            None => {
+                roots.push(r);
+                lines.push(vec![i]);
+            }
+        }
+    }
+    lines.into_iter().map(|words| union(words.iter().map(|&i| &boxes[i]))).collect()
+}
+
 /// Whether `right` can continue the plate whose last word is `left`.
 fn same_plate(left: &TextBox, right: &TextBox) -> bool {
     let (lh, rh) = (left.height, right.height);

@@ -163,6 +163,38 @@ impl PlateReader {
         self.read_words(image, &mapped)
     }
 
+    /// The words the detector finds in `image`, its longer side scaled to
+    /// `side` pixels (up or down), in `image`'s pixels.
+    pub fn detect_words(&mut self, image: &RgbImage, side: u32) -> Result<Vec<TextBox>, PlateReaderError> {
+        Ok(self.detector.detect_sized(image, side, side)?)
+    }
+
+    /// The readings of one plate area (an oriented box in `image`'s pixels,
+    /// such as a tracked plate's words joined), best first, one per text.
+    pub fn read_area(&mut self, image: &RgbImage, area: &TextBox) -> Result<Vec<PlateReading>, PlateReaderError> {
+        let crop = crop_upright(image, area, self.options.crop_margin);
+        let lines = self.recognizer.recognize(std::slice::from_ref(&crop))?;
+        let (x0, y0, x1, y1) = area.bounds();
+        let prefer = self.options.prefer_country.as_deref();
+        let mut readings: Vec<PlateReading> = lines
+            .iter()
+            .flat_map(|line| {
+                plate_texts(line, prefer).into_iter().take(3).map(move |text| PlateReading {
+                    text: plate_norm(&text.text),
+                    country: text.format.map(|f| f.country),
+                    format: text.format.map(|f| f.name),
+                    confidence: (text.score * plate_prior(&text.text)).clamp(0.0, 1.0),
+                    raw: line.text.clone(),
+                    bbox: [x0, y0, x1 - x0, y1 - y0],
+                })
+            })
+            .collect();
+        readings.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        let mut seen = std::collections::HashSet::new();
+        readings.retain(|r| !r.text.is_empty() && seen.insert(r.text.clone()));
+        Ok(readings)
+    }
+
     /// The readings of `image` given its detected words.
     pub fn read_words(&mut self, image: &RgbImage, boxes: &[TextBox]) -> Result<Vec<PlateReading>, PlateReaderError> {
         let mut candidates = plate_candidates(boxes);

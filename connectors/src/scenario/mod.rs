@@ -158,11 +158,10 @@ pub use ground_truth::{
     Anomaly, AnomalyKind, Passage, ReadOutcome, Stage, WatchlistEntry, anomaly_schema,
     passage_schema, watchlist_schema,
 };
-pub use plates::REGISTRATION_MIX;
+pub use plates::{PlateRegistry, REGISTRATION_MIX, TruePlate};
 pub use traffic::{HOURLY_SHAPE, local_day_start_ms, local_hour, utc_offset_hours};
 
 use capture::new_ulid;
-use plates::{PlateRegistry, TruePlate};
 use time_order::sort_by_time;
 use traffic::Schedule;
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
+use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::{
-    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, ScenarioSourceConfig,
+    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig,
 };
 use crate::{Direction, Point};
@@ -119,15 +119,69 @@ fn relative_path(source: &Source<'_>, value: Spanned<String>, field: &str) -> Re
 }
 
 fn storage_config(source: &Source<'_>, raw: Option<RawStorage>) -> Result<StorageConfig, ConfigError> {
-    let (url, retention) = match raw {
-        Some(storage) => (storage.url, storage.retention),
-        None => (None, None),
+    let (url, retention, s3) = match raw {
+        Some(storage) => (storage.url, storage.retention, storage.s3),
+        None => (None, None, None),
     };
     let url = match url {
         Some(url) => storage_url(source, url)?,
         None => file_url(source, &source.base_dir.join("data"), "storage.url", None)?,
     };
-    Ok(StorageConfig { url, retention: retention_config(source, retention)? })
+    let s3 = s3_config(source, s3)?;
+    Ok(StorageConfig { url, retention: retention_config(source, retention)?, s3 })
+}
+
+fn s3_config(source: &Source<'_>, raw: Option<RawS3>) -> Result<S3Config, ConfigError> {
+    let defaults = S3Config::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let text = |value: Option<Spanned<String>>, field: &str| -> Result<Option<String>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(value) if value.get_ref().trim().is_empty() => {
+                Err(source.error_at(value.span(), field, "the value is empty; leave the field out instead"))
+            }
+            Some(value) => Ok(Some(value.into_inner())),
+        }
+    };
+    let endpoint = match raw.endpoint {
+        Some(value) => {
+            let span = value.span();
+            let endpoint = value.into_inner();
+            match url::Url::parse(&endpoint) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Some(endpoint),
+                _ => {
+                    return Err(source.error_at(
+                        span,
+                        "storage.s3.endpoint",
+                        format!("`{endpoint}` is not an http:// or https:// URL; write e.g. \"http://127.0.0.1:9000\""),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let max_retries = match raw.max_retries {
+        Some(value) if !(0..=100).contains(value.get_ref()) => {
+            return Err(source.error_at(value.span(), "storage.s3.max_retries", "must be between 0 and 100"));
+        }
+        Some(value) => *value.get_ref() as usize,
+        None => defaults.max_retries,
+    };
+    let period = |value: Option<Spanned<String>>, field: &str, default: Duration| match value {
+        Some(value) => duration(source, value, field),
+        None => Ok(default),
+    };
+    Ok(S3Config {
+        allow_http: raw.allow_http.or_else(|| endpoint.as_ref().map(|e| e.starts_with("http://"))).unwrap_or(false),
+        endpoint,
+        region: text(raw.region, "storage.s3.region")?,
+        access_key_id: text(raw.access_key_id, "storage.s3.access_key_id")?,
+        secret_access_key: text(raw.secret_access_key, "storage.s3.secret_access_key")?,
+        session_token: text(raw.session_token, "storage.s3.session_token")?,
+        max_retries,
+        retry_timeout: period(raw.retry_timeout, "storage.s3.retry_timeout", defaults.retry_timeout)?,
+        request_timeout: period(raw.request_timeout, "storage.s3.request_timeout", defaults.request_timeout)?,
+    })
 }
 
 fn storage_url(source: &Source<'_>, value: Spanned<String>) -> Result<String, ConfigError> {

@@ -67,6 +67,21 @@ pub(super) struct RawPeer {
 pub(super) struct RawStorage {
     pub url: Option<Spanned<String>>,
     pub retention: Option<RawRetention>,
+    pub s3: Option<RawS3>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawS3 {
+    pub endpoint: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    pub access_key_id: Option<Spanned<String>>,
+    pub secret_access_key: Option<Spanned<String>>,
+    pub session_token: Option<Spanned<String>>,
+    pub allow_http: Option<bool>,
+    pub max_retries: Option<Spanned<i64>>,
+    pub retry_timeout: Option<Spanned<String>>,
+    pub request_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

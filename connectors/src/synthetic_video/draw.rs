@@ -1,0 +1,246 @@
+//! Rasterising one frame of a synthetic lane: the background, plates (text
+//! drawn with DejaVu Sans Bold through `ab_glyph`), vehicle bodies, motion
+//! blur along the direction of travel, a light level and sensor noise.
+
+use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
+
+/// An RGB image, 3 bytes a pixel, rows top to bottom.
+#[derive(Clone, Debug)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl Canvas {
+    pub fn new(width: u32, height: u32, colour: [u8; 3]) -> Self {
+        let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+        for _ in 0..width as usize * height as usize {
+            rgb.extend_from_slice(&colour);
+        }
+        Canvas { width, height, rgb }
+    }
+
+    fn index(&self, x: u32, y: u32) -> usize {
+        (y as usize * self.width as usize + x as usize) * 3
+    }
+
+    /// Fills the part of the rectangle `[x0, x1) × [y0, y1)` (pixels, may be
+    /// fractional or off the canvas) that lies on the canvas.
+    pub fn fill_rect(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, colour: [u8; 3]) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let (xa, xb) = (x0.max(0.0).round() as u32, x1.min(w).round() as u32);
+        let (ya, yb) = (y0.max(0.0).round() as u32, y1.min(h).round() as u32);
+        for y in ya..yb {
+            for x in xa..xb {
+                let i = self.index(x, y);
+                self.rgb[i..i + 3].copy_from_slice(&colour);
+            }
+        }
+    }
+
+    /// Draws `texture` scaled into the rectangle at (x, y) of size (w, h), bilinear.
+    pub fn draw_scaled(&mut self, texture: &Canvas, x: f32, y: f32, w: f32, h: f32) {
+        if w < 1.0 || h < 1.0 {
+            return;
+        }
+        let (cw, ch) = (self.width as i64, self.height as i64);
+        let xa = (x.floor() as i64).clamp(0, cw);
+        let xb = ((x + w).ceil() as i64).clamp(0, cw);
+        let ya = (y.floor() as i64).clamp(0, ch);
+        let yb = ((y + h).ceil() as i64).clamp(0, ch);
+        let (sx, sy) = (texture.width as f32 / w, texture.height as f32 / h);
+        let (tw, th) = (texture.width as i64, texture.height as i64);
+        for py in ya..yb {
+            let v = (py as f32 + 0.5 - y) * sy - 0.5;
+            if v < -0.5 || v > th as f32 - 0.5 {
+                continue;
+            }
+            let v0 = (v.floor() as i64).clamp(0, th - 1);
+            let v1 = (v0 + 1).min(th - 1);
+            let fv = (v - v0 as f32).clamp(0.0, 1.0);
+            for px in xa..xb {
+                let u = (px as f32 + 0.5 - x) * sx - 0.5;
+                if u < -0.5 || u > tw as f32 - 0.5 {
+                    continue;
+                }
+                let u0 = (u.floor() as i64).clamp(0, tw - 1);
+                let u1 = (u0 + 1).min(tw - 1);
+                let fu = (u - u0 as f32).clamp(0.0, 1.0);
+                let t = |uu: i64, vv: i64, k: usize| texture.rgb[((vv * tw + uu) * 3) as usize + k] as f32;
+                let i = self.index(px as u32, py as u32);
+                for k in 0..3 {
+                    let top = t(u0, v0, k) * (1.0 - fu) + t(u1, v0, k) * fu;
+                    let bottom = t(u0, v1, k) * (1.0 - fu) + t(u1, v1, k) * fu;
+                    self.rgb[i + k] = (top * (1.0 - fv) + bottom * fv).round() as u8;
+                }
+            }
+        }
+    }
+
+    /// Box blur of `length` pixels along the vertical, inside the rectangle
+    /// (clipped to the canvas): motion blur of something moving up or down.
+    pub fn blur_vertical(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, length: f32) {
+        let length = length.round() as i64;
+        if length < 2 {
+            return;
+        }
+        let (w, h) = (self.width as i64, self.height as i64);
+        let (xa, xb) = ((x0.floor() as i64).clamp(0, w), (x1.ceil() as i64).clamp(0, w));
+        let (ya, yb) = ((y0.floor() as i64).clamp(0, h), (y1.ceil() as i64).clamp(0, h));
+        if yb - ya < 2 {
+            return;
+        }
+        let half = length / 2;
+        let mut column = vec![[0f32; 3]; (yb - ya) as usize];
+        for x in xa..xb {
+            for y in ya..yb {
+                let i = self.index(x as u32, y as u32);
+                column[(y - ya) as usize] = [self.rgb[i] as f32, self.rgb[i + 1] as f32, self.rgb[i + 2] as f32];
+            }
+            for y in ya..yb {
+                let (from, to) = ((y - half).max(ya), (y - half + length).min(yb));
+                let mut sum = [0f32; 3];
+                for yy in from..to {
+                    let c = column[(yy - ya) as usize];
+                    sum = [sum[0] + c[0], sum[1] + c[1], sum[2] + c[2]];
+                }
+                let n = (to - from).max(1) as f32;
+                let i = self.index(x as u32, y as u32);
+                for k in 0..3 {
+                    self.rgb[i + k] = (sum[k] / n).round() as u8;
+                }
+            }
+        }
+    }
+
+    /// Multiplies every pixel by `gain` and adds noise of about `sigma` levels.
+    pub fn light_and_noise(&mut self, gain: f32, sigma: f32, seed: u64) {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for value in self.rgb.iter_mut() {
+            // xorshift64*: cheap, and plenty for sensor noise.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            // The sum of two uniforms: a triangular distribution with σ ≈ 0.41 × span.
+            let (a, b) = ((r >> 40) as f32 / 16_777_216.0, ((r >> 16) & 0xFF_FFFF) as f32 / 16_777_216.0);
+            let noise = (a + b - 1.0) * sigma * 2.45;
+            *value = (*value as f32 * gain + noise).clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+/// Plate size, metres (the European 520 × 110 mm plate; Moldova and Ukraine use it too).
+pub const PLATE_WIDTH_M: f32 = 0.52;
+pub const PLATE_HEIGHT_M: f32 = 0.11;
+
+/// The colour of a plate's country strip, and its code.
+fn strip(country: &str) -> ([u8; 3], &str) {
+    match country {
+        "MD" => ([0, 70, 160], "MD"),
+        "UA" => ([20, 80, 180], "UA"),
+        _ => ([0, 51, 153], country),
+    }
+}
+
+/// A plate drawn flat at `height` pixels: white, a thin black rim, the
+/// country strip on the left and `text` (as printed, with its spaces) in black.
+pub fn render_plate(font: &FontVec, text: &str, country: &str, height: u32) -> Canvas {
+    let width = (height as f32 * PLATE_WIDTH_M / PLATE_HEIGHT_M).round() as u32;
+    let mut plate = Canvas::new(width, height, [244, 244, 240]);
+    let hf = height as f32;
+    let rim = (hf / 22.0).max(1.0);
+    plate.fill_rect(0.0, 0.0, width as f32, rim, [25, 25, 25]);
+    plate.fill_rect(0.0, hf - rim, width as f32, hf, [25, 25, 25]);
+    plate.fill_rect(0.0, 0.0, rim, hf, [25, 25, 25]);
+    plate.fill_rect(width as f32 - rim, 0.0, width as f32, hf, [25, 25, 25]);
+    let (strip_colour, code) = strip(country);
+    let strip_w = hf * 0.42;
+    plate.fill_rect(rim, rim, rim + strip_w, hf - rim, strip_colour);
+    draw_text(&mut plate, font, code, rim + strip_w * 0.12, hf * 0.86, hf * 0.3, [255, 255, 255], strip_w * 0.8);
+
+    // The number, fitted into the rest of the plate.
+    let area_x = rim + strip_w + hf * 0.12;
+    let area_w = width as f32 - area_x - rim - hf * 0.12;
+    let mut size = hf * 0.74;
+    let measure = |size: f32| {
+        let scaled = font.as_scaled(PxScale::from(size));
+        text.chars().map(|c| scaled.h_advance(scaled.glyph_id(c))).sum::<f32>()
+    };
+    let natural = measure(size);
+    if natural > area_w {
+        size *= area_w / natural;
+    }
+    let text_w = measure(size);
+    let scaled = font.as_scaled(PxScale::from(size));
+    let baseline = hf / 2.0 + (scaled.ascent() + scaled.descent()) / 2.0 - hf * 0.02;
+    draw_text(&mut plate, font, text, area_x + (area_w - text_w) / 2.0, baseline, size, [18, 18, 18], area_w);
+    plate
+}
+
+/// Draws `text` with its baseline at `baseline`, starting at `x`, `size` pixels tall.
+fn draw_text(canvas: &mut Canvas, font: &FontVec, text: &str, x: f32, baseline: f32, size: f32, colour: [u8; 3], max_w: f32) {
+    let scale = PxScale::from(size);
+    let scaled = font.as_scaled(scale);
+    let mut caret = x;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if caret - x + scaled.h_advance(id) > max_w + 1.0 {
+            break;
+        }
+        let glyph = id.with_scale_and_position(scale, ab_glyph::point(caret, baseline));
+        caret += scaled.h_advance(id);
+        let Some(outlined) = font.outline_glyph(glyph) else { continue };
+        let bounds = outlined.px_bounds();
+        let (cw, ch) = (canvas.width as i32, canvas.height as i32);
+        outlined.draw(|gx, gy, coverage| {
+            let (px, py) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
+            if px >= 0 && py >= 0 && px < cw && py < ch {
+                let i = canvas.index(px as u32, py as u32);
+                for k in 0..3 {
+                    let old = canvas.rgb[i + k] as f32;
+                    canvas.rgb[i + k] = (old * (1.0 - coverage) + colour[k] as f32 * coverage).round() as u8;
+                }
+            }
+        });
+    }
+}
+
+/// The empty lane: verge, asphalt with a gradient and lane markings.
+pub fn background(width: u32, height: u32) -> Canvas {
+    let mut canvas = Canvas::new(width, height, [90, 92, 96]);
+    let (w, h) = (width as f32, height as f32);
+    for y in 0..height {
+        let t = y as f32 / h;
+        let asphalt = (78.0 + 30.0 * t) as u8;
+        canvas.fill_rect(0.0, y as f32, w, y as f32 + 1.0, [asphalt, asphalt + 2, asphalt + 6]);
+        // Lane edges converge towards the top (perspective).
+        let half = w * (0.32 + 0.2 * t);
+        let edge = (w * 0.01).max(2.0);
+        canvas.fill_rect(w / 2.0 - half - edge, y as f32, w / 2.0 - half, y as f32 + 1.0, [215, 215, 205]);
+        canvas.fill_rect(w / 2.0 + half, y as f32, w / 2.0 + half + edge, y as f32 + 1.0, [215, 215, 205]);
+        // Verge beyond the edges.
+        canvas.fill_rect(0.0, y as f32, w / 2.0 - half - edge, y as f32 + 1.0, [70, 96, 60]);
+        canvas.fill_rect(w / 2.0 + half + edge, y as f32, w, y as f32 + 1.0, [70, 96, 60]);
+    }
+    canvas
+}
+
+/// Draws a vehicle whose plate occupies (x, y, w, h): body, windscreen,
+/// lights (white at the front, red at the back) and the plate.
+pub fn draw_vehicle(canvas: &mut Canvas, plate: &Canvas, x: f32, y: f32, w: f32, h: f32, body: [u8; 3], front: bool) {
+    let body_w = w * 3.3;
+    let cx = x + w / 2.0;
+    let (left, right) = (cx - body_w / 2.0, cx + body_w / 2.0);
+    let top = y - w * 0.55;
+    let bottom = y + h + w * 0.22;
+    canvas.fill_rect(left, top, right, bottom, body);
+    let dark = body.map(|c| (c as f32 * 0.55) as u8);
+    canvas.fill_rect(left + w * 0.25, top, right - w * 0.25, top + w * 0.22, [40, 48, 58]);
+    canvas.fill_rect(left, bottom - w * 0.1, right, bottom, dark);
+    let light = if front { [235, 235, 220] } else { [190, 30, 30] };
+    canvas.fill_rect(left + w * 0.1, y - h * 0.2, left + w * 0.6, y + h * 0.5, light);
+    canvas.fill_rect(right - w * 0.6, y - h * 0.2, right - w * 0.1, y + h * 0.5, light);
+    canvas.draw_scaled(plate, x, y, w, h);
+}

@@ -1,0 +1,137 @@
+//! Per-camera health: whether a camera is delivering frames, and how many it
+//! delivered, how many the engine processed and how many it had to drop.
+//!
+//! A camera source and the operators that consume its frames share one
+//! [`CameraStats`] (atomic counters, cheap to update per frame); anyone may
+//! take a [`CameraHealth`] snapshot of it at any time.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The state of a camera's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    /// Opening the stream (first time or after a failure).
+    Connecting,
+    /// Frames are arriving.
+    Up,
+    /// The stream failed or ended; a live camera is waiting to reconnect.
+    Down,
+    /// A recorded source reached its end.
+    Ended,
+    /// A recorded source failed and will not be retried.
+    Failed,
+}
+
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Up => "up",
+            CameraState::Down => "down",
+            CameraState::Ended => "ended",
+            CameraState::Failed => "failed",
+        }
+    }
+}
+
+/// A snapshot of one camera's health.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CameraHealth {
+    pub camera_id: String,
+    pub state: CameraState,
+    /// Frames decoded from the camera (after the frame-rate cap).
+    pub frames_in: u64,
+    /// Frames the operators have processed.
+    pub frames_processed: u64,
+    /// Frames dropped because the engine was behind (the leaky queue was full).
+    pub frames_dropped: u64,
+    /// Frames skipped by the camera's `max_fps` cap.
+    pub frames_skipped: u64,
+    /// Connection attempts after the first.
+    pub reconnects: u64,
+    /// Event time of the last frame, ms since the epoch (0: none yet).
+    pub last_frame_ms: i64,
+    /// The last error or warning, naming its cause.
+    pub last_error: Option<String>,
+}
+
+/// The live counters behind [`CameraHealth`], shared by a source and its consumers.
+#[derive(Debug)]
+pub struct CameraStats {
+    camera_id: String,
+    state: Mutex<(CameraState, Option<String>)>,
+    frames_in: AtomicU64,
+    frames_processed: AtomicU64,
+    frames_dropped: AtomicU64,
+    frames_skipped: AtomicU64,
+    reconnects: AtomicU64,
+    last_frame_ms: AtomicI64,
+}
+
+impl CameraStats {
+    pub fn new(camera_id: &str) -> Self {
+        CameraStats {
+            camera_id: camera_id.to_string(),
+            state: Mutex::new((CameraState::Connecting, None)),
+            frames_in: AtomicU64::new(0),
+            frames_processed: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            last_frame_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn camera_id(&self) -> &str {
+        &self.camera_id
+    }
+
+    pub fn set_state(&self, state: CameraState) {
+        if let Ok(mut guard) = self.state.lock() {
+            guard.0 = state;
+        }
+    }
+
+    /// Records an error or warning (its message names the cause).
+    pub fn set_error(&self, message: String) {
+        if let Ok(mut guard) = self.state.lock() {
+            guard.1 = Some(message);
+        }
+    }
+
+    pub fn frame_in(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn frame_processed(&self) {
+        self.frames_processed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn frame_dropped(&self) {
+        self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn frame_skipped(&self) {
+        self.frames_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn set_last_frame_ms(&self, ms: i64) {
+        self.last_frame_ms.store(ms, Ordering::Relaxed);
+    }
+    pub fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn health(&self) -> CameraHealth {
+        let (state, last_error) = self.state.lock().map(|g| g.clone()).unwrap_or((CameraState::Down, None));
+        CameraHealth {
+            camera_id: self.camera_id.clone(),
+            state,
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_processed: self.frames_processed.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            last_frame_ms: self.last_frame_ms.load(Ordering::Relaxed),
+            last_error,
+        }
+    }
+}
