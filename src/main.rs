@@ -307,6 +307,8 @@ fn process(
         0 => Ok(()),
         n => Err(format!("{n} camera(s) failed (reads of the others were written)")),
     }
+}
+
 fn follow(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, sink_every: u64) -> Result<(), String> {
     use borderflow::follow::{FollowOptions, follow};
     let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
