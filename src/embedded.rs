@@ -29,6 +29,13 @@
 //!   only removes reads already retracted in flushed changelogs, so a
 //!   replay after it still reproduces every change not yet written.
 //!
+//! - Pre-arrival records from the neighbour's post
+//!   ([`Engine::push_pre_arrival_at`], the exchange's receiving side) are
+//!   logged and applied like reads, deduplicated by `read_id` (the
+//!   exchange delivers at least once; the engine applies once), and expire
+//!   with the reads' retention. The post's own reads are hashed into
+//!   `read_keys` as they are applied, so `cross_border_matches` joins them.
+//!
 //! [`Engine::shutdown`] flushes the sinks, writes each view's snapshot
 //! (`views/<view>/snapshot.parquet`), sweeps and closes the log.
 
@@ -41,7 +48,10 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt64
 use arrow::datatypes::{DataType, Field, Schema};
 use borderflow_engine::storage::{Storage, StorageError};
 use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
-use borderflow_engine::{PlateRead, PostConfig, conform_watchlist, plate_read_schema, reads_from_batch, reads_to_batch, watchlist_schema};
+use borderflow_engine::{
+    ExchangeKeys, PlateRead, PostConfig, conform_watchlist, plate_read_schema, pre_arrival_schema, read_keys_batch, reads_from_batch, reads_to_batch,
+    watchlist_schema,
+};
 use borderflow_queries::{StandingViews, ViewError};
 
 use crate::job::{JobError, PostTables, demo_exchange_keys, post_views};
@@ -72,11 +82,14 @@ pub struct EngineOptions {
     pub sink_every_commits: u64,
     /// Sweep the store for expired data at most this often, in engine time.
     pub retention_sweep_ms: u64,
+    /// Also maintain the standard views of `queries/sql/`
+    /// (`cross_border_matches`, `dwell_times`, `risk_flags`).
+    pub standard_views: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { workers: 1, sink_every_commits: 12, retention_sweep_ms: 3_600_000 }
+        EngineOptions { workers: 1, sink_every_commits: 12, retention_sweep_ms: 3_600_000, standard_views: false }
     }
 }
 
@@ -111,6 +124,11 @@ pub struct Engine {
     /// Reads in the `reads` table, by (captured_at, read_id), for retention.
     reads: BTreeMap<(i64, String), PlateRead>,
     read_ids: HashSet<String>,
+    /// Pre-arrival rows by (captured_at, read_id), for retention, and their read ids.
+    pre_arrival: BTreeMap<(i64, String), RecordBatch>,
+    pre_arrival_ids: HashSet<String>,
+    keys: ExchangeKeys,
+    exchange: Option<borderflow_connectors::exchange::StatusHandle>,
     /// The watchlist's rows by plate (its first column), for upserts.
     watchlist: BTreeMap<String, Vec<RecordBatch>>,
     sinks: BTreeMap<String, Sink>,
@@ -123,6 +141,8 @@ pub struct Engine {
 
 const READS: &str = "reads";
 const WATCHLIST: &str = "watchlist";
+const PRE_ARRIVAL: &str = "pre_arrival";
+const READ_KEYS: &str = "read_keys";
 
 impl Engine {
     /// Builds the post's views, opens its log and replays it (see the module
@@ -139,11 +159,12 @@ impl Engine {
             Some(path) => borderflow_engine::config::read_exchange_keys(path).map_err(|e| EngineError::Input(e.to_string()))?,
             None => demo_exchange_keys(),
         };
-        let post = PostTables { views: &config.views, tables: &config.tables, watchlist: &empty_watchlist, keys: &keys, standard: false };
+        let post = PostTables { views: &config.views, tables: &config.tables, watchlist: &empty_watchlist, keys: &keys, standard: options.standard_views };
         let mut views = runtime.block_on(post_views(&post, options.workers))?;
         let started = Instant::now();
         let mut wal_options = WalOptions::new(&config.post.id);
         wal_options.event_columns.insert(READS.to_string(), "captured_at".to_string());
+        wal_options.event_columns.insert(PRE_ARRIVAL.to_string(), "captured_at".to_string());
         let (wal, records, recovered) = runtime.block_on(Wal::open(storage.clone(), wal_options))?;
 
         // Sinks: what each view's parts already hold, and the view's first
@@ -173,6 +194,10 @@ impl Engine {
             views,
             reads: BTreeMap::new(),
             read_ids: HashSet::new(),
+            pre_arrival: BTreeMap::new(),
+            pre_arrival_ids: HashSet::new(),
+            keys,
+            exchange: None,
             watchlist: BTreeMap::new(),
             sinks,
             commits_since_flush: 0,
@@ -248,6 +273,63 @@ impl Engine {
         Ok(fresh.len())
     }
 
+    /// Pushes pre-arrival records from the neighbour's post
+    /// ([`pre_arrival_schema`]) committed at `time_ms`: rows of a `read_id`
+    /// already received, or captured before the reads' retention, are
+    /// dropped; the rest are logged, then applied. Returns (new rows,
+    /// dropped rows). Pushing the same batch again is safe.
+    pub fn push_pre_arrival_at(&mut self, batch: &RecordBatch, time_ms: u64) -> Result<(usize, usize), EngineError> {
+        self.check_time(time_ms)?;
+        if batch.schema().fields() != pre_arrival_schema().fields() {
+            return Err(EngineError::Input(format!("pre-arrival batch: schema {:?} is not the pre-arrival schema", batch.schema())));
+        }
+        let ids = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| EngineError::Input("pre-arrival batch: read_id is not text".into()))?;
+        let captured = batch
+            .column_by_name("captured_at")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>())
+            .ok_or_else(|| EngineError::Input("pre-arrival batch: captured_at is not a timestamp".into()))?;
+        let cutoff = self.reads_cutoff(time_ms);
+        let keep: arrow::array::BooleanArray =
+            (0..batch.num_rows()).map(|i| Some(!self.pre_arrival_ids.contains(ids.value(i)) && captured.value(i) >= cutoff)).collect();
+        let fresh = arrow::compute::filter_record_batch(batch, &keep).map_err(|e| EngineError::Input(format!("pre-arrival batch: {e}")))?;
+        let new = fresh.num_rows();
+        self.log_and_apply(time_ms, WalOp::Insert, PRE_ARRIVAL, fresh)?;
+        Ok((new, batch.num_rows() - new))
+    }
+
+    /// Like [`push_pre_arrival_at`](Self::push_pre_arrival_at), committed
+    /// just after the last commit.
+    pub fn push_pre_arrival(&mut self, batch: &RecordBatch) -> Result<(usize, usize), EngineError> {
+        let time = self.log_time_ms().max(self.views.now()) + 1;
+        self.push_pre_arrival_at(batch, time)
+    }
+
+    /// Whether a read (by `read_id`) is in the `reads` table.
+    pub fn has_read(&self, read_id: &str) -> bool {
+        self.read_ids.contains(read_id)
+    }
+
+    /// The keys plates are hashed with for the exchange.
+    pub fn exchange_keys(&self) -> &ExchangeKeys {
+        &self.keys
+    }
+
+    /// Distinct read ids of the pre-arrival records in the table now.
+    pub fn pre_arrival_reads(&self) -> usize {
+        self.pre_arrival_ids.len()
+    }
+
+    /// Attaches the exchange's status, reported by [`exchange_status`](Self::exchange_status).
+    pub fn attach_exchange(&mut self, status: borderflow_connectors::exchange::StatusHandle) {
+        self.exchange = Some(status);
+    }
+
+    /// The exchange with the neighbour's post: peer state, outbox depth,
+    /// lag, records received (`None`: no exchange attached).
+    pub fn exchange_status(&self) -> Option<borderflow_connectors::exchange::ExchangeStatus> {
+        self.exchange.as_ref().map(|s| s.get())
+    }
+
     /// Replaces the watchlist rows that have the same `plate` (first column)
     /// as the batch's rows with them, at the current wall-clock time.
     pub fn upsert_watchlist(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
@@ -304,6 +386,7 @@ impl Engine {
                 let reads = reads_from_batch(&record.batch).map_err(|e| EngineError::Input(format!("log record {}: {e}", record.seq)))?;
                 if !reads.is_empty() {
                     self.views.insert(READS, &record.batch)?;
+                    self.views.insert(READ_KEYS, &read_keys_batch(&reads, &self.keys))?;
                 }
                 for read in reads {
                     self.read_ids.insert(read.read_id.clone());
@@ -311,6 +394,7 @@ impl Engine {
                 }
             }
             (WalOp::Upsert, WATCHLIST) => self.apply_upsert(&record.batch)?,
+            (WalOp::Insert, PRE_ARRIVAL) => self.apply_pre_arrival(&record.batch)?,
             (op, table) => return Err(EngineError::Input(format!("log record {}: cannot apply {op:?} to `{table}`", record.seq))),
         }
         // Retention: reads captured before the cutoff leave the table.
@@ -323,8 +407,47 @@ impl Engine {
                 self.read_ids.remove(&read.read_id);
             }
             self.views.retract(READS, &reads_to_batch(&expired))?;
+            self.views.retract(READ_KEYS, &read_keys_batch(&expired, &self.keys))?;
+        }
+        let live = self.pre_arrival.split_off(&(cutoff, String::new()));
+        let expired = std::mem::replace(&mut self.pre_arrival, live);
+        for ((_, read_id), rows) in expired {
+            self.pre_arrival_ids.remove(&read_id);
+            self.views.retract(PRE_ARRIVAL, &rows)?;
         }
         self.views.commit_at(record.time_ms);
+        Ok(())
+    }
+
+    fn apply_pre_arrival(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.views.insert(PRE_ARRIVAL, batch)?;
+        let ids = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| EngineError::Input("pre-arrival: read_id is not text".into()))?;
+        let captured = batch
+            .column_by_name("captured_at")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>())
+            .ok_or_else(|| EngineError::Input("pre-arrival: captured_at is not a timestamp".into()))?;
+        // Rows of one read are contiguous (pre_arrival_records writes them so); group runs.
+        let mut start = 0;
+        for i in 1..=batch.num_rows() {
+            if i == batch.num_rows() || ids.value(i) != ids.value(start) {
+                let key = (captured.value(start), ids.value(start).to_string());
+                let rows = batch.slice(start, i - start);
+                self.pre_arrival_ids.insert(key.1.clone());
+                match self.pre_arrival.remove(&key) {
+                    Some(old) => {
+                        let joined = arrow::compute::concat_batches(&batch.schema(), &[old, rows]).map_err(|e| EngineError::Input(e.to_string()))?;
+                        self.pre_arrival.insert(key, joined);
+                    }
+                    None => {
+                        self.pre_arrival.insert(key, rows);
+                    }
+                }
+                start = i;
+            }
+        }
         Ok(())
     }
 
@@ -442,6 +565,18 @@ impl Engine {
     /// A view's current contents.
     pub fn snapshot(&self, view: &str) -> Result<RecordBatch, EngineError> {
         Ok(self.views.snapshot(view)?)
+    }
+
+    /// The names of the post's tables: the engine's own and the config's.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = borderflow_engine::ENGINE_TABLES.iter().map(|t| t.to_string()).collect();
+        names.extend(self.config.tables.iter().map(|t| t.name.clone()));
+        names
+    }
+
+    /// A table's current contents.
+    pub fn table(&self, name: &str) -> Result<RecordBatch, EngineError> {
+        Ok(self.views.table(name)?)
     }
 
     /// The names of the post's views.

@@ -10,7 +10,9 @@
 //! write-ahead log before it is applied, and a restart replays it); views
 //! leave as Arrow record batches and as Parquet in the configured object
 //! store. [`follow`] runs a post's scenario through the engine as a
-//! long-running process (`borderflow run --config … --follow`).
+//! long-running process (`borderflow run --config … --follow`); [`serve`]
+//! runs it as a service that exchanges pre-arrival records with the
+//! neighbour's post and answers analysts over Flight SQL ([`flight_sql`]).
 
 pub use borderflow_connectors as connectors;
 pub use borderflow_engine as engine;
@@ -24,9 +26,12 @@ pub use video::{VideoReport, VideoRun, VideoSpec, run_video};
 
 pub mod embedded;
 pub mod eval_images;
+pub mod flight_sql;
 pub mod follow;
 pub mod job;
 pub mod scoring;
+pub mod serve;
+pub mod sql_cli;
 pub mod process;
 pub mod video;
 pub mod video_job;

@@ -66,6 +66,55 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         sink_every: u64,
     },
+    /// Runs a post as a service: its scenario (as `run --follow`), the
+    /// pre-arrival exchange with the peer post ([peer], [serve]
+    /// exchange_listen) and Flight SQL for analysts ([serve] sql_listen),
+    /// until interrupted (Ctrl-C or SIGTERM).
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Write here instead of the config's `storage.url` (a folder or a URL).
+        #[arg(long)]
+        storage: Option<String>,
+        /// Wall-clock milliseconds between scenario ticks.
+        #[arg(long, default_value_t = 1000)]
+        pace_ms: u64,
+        /// Simulated milliseconds per scenario tick.
+        #[arg(long, default_value_t = 300_000)]
+        tick_ms: u64,
+        /// Write the views' changelog parts every N commits.
+        #[arg(long, default_value_t = 12)]
+        sink_every: u64,
+        /// Also maintain the standard views (cross_border_matches, dwell_times, risk_flags).
+        #[arg(long)]
+        standard_views: bool,
+    },
+    /// Ad-hoc SQL over a post's data directory, or against `borderflow
+    /// serve` (--server), printed as a table, CSV, JSON or Parquet.
+    Sql {
+        /// The query, in DataFusion's SQL dialect.
+        sql: String,
+        /// The data directory to query (default: the config's storage folder).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// A post configuration: its storage folder and exchange keys.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A Flight SQL server (grpc://host:port or grpc+tls://host:port).
+        #[arg(long)]
+        server: Option<String>,
+        /// Bearer token for --server (default: the BORDERFLOW_TOKEN environment variable).
+        #[arg(long)]
+        token: Option<String>,
+        /// CA certificate for a grpc+tls:// server.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: borderflow::sql_cli::Format,
+        /// Write the result here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Reads recorded video through the plate pipeline (detect, track,
     /// recognise, vote) and writes the reads to Parquet.
     Process {
@@ -137,6 +186,12 @@ fn main() -> ExitCode {
             follow(runtime, &config, storage.as_deref(), pace_ms, sink_every)
         }
         Command::Check { config } => check(&config),
+        Command::Sql { sql, data, config, server, token, ca, format, output } => {
+            sql_command(&sql, data.as_deref(), config.as_deref(), server.as_deref(), token, ca.as_deref(), format, output.as_deref())
+        }
+        Command::Serve { config, storage, pace_ms, tick_ms, sink_every, standard_views } => {
+            serve(runtime, &config, storage.as_deref(), pace_ms, tick_ms, sink_every, standard_views)
+        }
         Command::EvalImages { dir, csv, limit, detector_side, refine, country } => {
             let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
             options.reader.detector.max_side = detector_side;
@@ -328,6 +383,91 @@ fn follow(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: 
         report.views.iter().map(|(v, n)| format!("{v} {n} rows")).collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+fn serve(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, tick_ms: u64, sink_every: u64, standard_views: bool) -> Result<(), String> {
+    use borderflow::serve::{ServeOptions, serve};
+    let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    if let Some(storage) = storage {
+        config.storage.url = storage_url(storage)?;
+    }
+    let mut options = ServeOptions::default();
+    options.follow.pace = Duration::from_millis(pace_ms);
+    options.follow.tick_ms = tick_ms.max(1);
+    options.follow.engine.workers = runtime.workers();
+    options.follow.engine.sink_every_commits = sink_every.max(1);
+    options.follow.engine.standard_views = standard_views;
+    let stop = stop_on_signals();
+    println!("Borderflow post {} ({}) serving, storage {}", config.post.id, config.post.name, config.storage.url);
+    serve(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    println!("stopped");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sql_command(
+    sql: &str,
+    data: Option<&Path>,
+    config: Option<&Path>,
+    server: Option<&str>,
+    token: Option<String>,
+    ca: Option<&Path>,
+    format: borderflow::sql_cli::Format,
+    output: Option<&Path>,
+) -> Result<(), String> {
+    use borderflow::sql_cli::{query_local, query_server, write_result};
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    let batches = match server {
+        Some(url) => {
+            let token = token.or_else(|| std::env::var("BORDERFLOW_TOKEN").ok());
+            tokio.block_on(query_server(url, token.as_deref(), ca, sql))?
+        }
+        None => {
+            let post = config.map(|c| PostConfig::from_file(c).map_err(|e| e.to_string())).transpose()?;
+            let keys = match post.as_ref().and_then(|p| p.peer.as_ref()).and_then(|p| p.hmac_keys.as_ref()) {
+                Some(path) => borderflow::engine::config::read_exchange_keys(path).map_err(|e| e.to_string())?,
+                None => borderflow::job::demo_exchange_keys(),
+            };
+            let root = match (data, &post) {
+                (Some(data), _) => data.to_path_buf(),
+                (None, Some(post)) => {
+                    let url = url::Url::parse(&post.storage.url).map_err(|e| format!("storage.url: {e}"))?;
+                    url.to_file_path().map_err(|()| format!("storage.url `{}` is not a local folder; query it through `serve`", post.storage.url))?
+                }
+                (None, None) => return Err("say what to query: --data DIR, --config post.toml or --server URL".into()),
+            };
+            tokio.block_on(query_local(&root, sql, keys))?
+        }
+    };
+    match output {
+        Some(path) => {
+            let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_result(&batches, format, &mut file)
+        }
+        None => write_result(&batches, format, &mut std::io::stdout().lock()),
+    }
+}
+
+static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    if let Some(stop) = STOP.get() {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A flag set by SIGINT or SIGTERM, so `serve` stops cleanly (flushes its
+/// sinks and writes its snapshots).
+fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = STOP.get_or_init(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))).clone();
+    let handler = on_stop_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    stop
 }
 
 fn check(config_path: &Path) -> Result<(), String> {

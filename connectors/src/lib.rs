@@ -9,11 +9,15 @@
 //! renders lane video with known vehicles to H.264 MP4, for tests, the demo
 //! and benchmarks. Sinks take reads and view changes as Arrow record batches
 //! and write them out: [`ParquetStore`] writes Parquet to any `object_store` URL.
+//! Between posts, [`exchange`] sends exit reads as hashed pre-arrival
+//! records to the neighbour over Arrow Flight with mutual TLS, from a
+//! durable outbox, and receives the neighbour's.
 
 pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
 
 pub mod camera;
+pub mod exchange;
 mod parquet_store;
 pub mod scenario;
 pub mod synthetic_video;

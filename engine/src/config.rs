@@ -21,6 +21,19 @@
 //! key = "certs/otaci.key"                # optional; this post's private key
 //! hmac_keys = "secrets/exchange-keys.toml"   # optional; versioned shared keys
 //!
+//! [serve]                     # optional; what `borderflow serve` listens on
+//! exchange_listen = "127.0.0.1:8817"   # optional; where the peer sends its pre-arrival records
+//!                             # (Arrow Flight DoPut, mutual TLS with [peer] ca, cert and key)
+//! sql_listen = "127.0.0.1:8820"        # optional; Flight SQL for analysts
+//! tokens = "secrets/analyst-tokens.toml"   # optional; analysts' bearer tokens: [[token]] user = "…",
+//!                             # sha256 = "<hex SHA-256 of the token>"
+//! tls_cert = "certs/otaci-sql.pem"     # optional, with tls_key: TLS for the Flight SQL server
+//! tls_key = "certs/otaci-sql.key"
+//! client_ca = "certs/md-analysts-ca.pem"   # optional, with TLS: a client certificate signed by this
+//!                             # authority admits an analyst without a token (user = its common name)
+//! query_memory_mb = 512       # optional, default 512: memory one query may use
+//! query_timeout = "60s"       # optional, default 60s: time one query may run
+//!
 //! [storage]                   # optional
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
 //!                             # gs://, az://, … (kept as written)
@@ -145,6 +158,42 @@ pub struct PeerConfig {
     pub key: Option<PathBuf>,
     /// The versioned HMAC keys the two services share for plate hashes.
     pub hmac_keys: Option<PathBuf>,
+}
+
+/// `[serve]`: what `borderflow serve` listens on, and the analysts' limits.
+/// Paths are absolute (resolved against the config's folder).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    /// Where the peer's pre-arrival records arrive (`host:port`).
+    pub exchange_listen: Option<String>,
+    /// Where the Flight SQL server listens (`host:port`).
+    pub sql_listen: Option<String>,
+    /// The analysts' bearer tokens (a TOML file of `[[token]] user, sha256`).
+    pub tokens: Option<PathBuf>,
+    /// TLS for the Flight SQL server.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// With TLS: analysts presenting a certificate signed by this CA are admitted.
+    pub client_ca: Option<PathBuf>,
+    /// Memory one query may use, in MiB (default 512).
+    pub query_memory_mb: u64,
+    /// Time one query may run (default 60 s).
+    pub query_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            exchange_listen: None,
+            sql_listen: None,
+            tokens: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            query_memory_mb: 512,
+            query_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `[storage].retention`: how long stored data is kept.
@@ -300,6 +349,8 @@ pub struct PostConfig {
     pub path: Option<PathBuf>,
     pub post: PostSection,
     pub peer: Option<PeerConfig>,
+    /// `[serve]`: listeners and limits of `borderflow serve`.
+    pub serve: Option<ServeConfig>,
     pub storage: StorageConfig,
     /// In file order.
     pub cameras: Vec<CameraConfig>,

@@ -17,7 +17,7 @@
 pub use camera_health::{CameraHealth, CameraState, CameraStats};
 pub use config::{
     CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
-    ENGINE_TABLES, ScenarioSourceConfig, Side, StorageConfig, TableConfig, ViewConfig,
+    ENGINE_TABLES, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig,
 };
 pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
 pub use error::SchemaError;

@@ -401,3 +401,32 @@ fn reference_table_missing_file_wrong_kind_or_taken_name() {
     assert_at(&error, &path, line_of(&taken, "name = \"watchlist\""), "table[1].name");
     assert!(error.message.contains("already taken"), "{error}");
 }
+
+#[test]
+fn serve_section_resolves_and_checks_its_fields() {
+    let text = format!(
+        "{VALID}\n[serve]\nexchange_listen = \"127.0.0.1:8817\"\nsql_listen = \"127.0.0.1:8917\"\ntokens = \"secrets/tokens.toml\"\nquery_memory_mb = 64\nquery_timeout = \"90s\"\n"
+    );
+    let (dir, path) = write_config(&text);
+    let serve = PostConfig::from_file(&path).expect("valid").serve.expect("a [serve] section");
+    assert_eq!(serve.exchange_listen.as_deref(), Some("127.0.0.1:8817"));
+    assert_eq!(serve.tokens, Some(dir.path().join("secrets").join("tokens.toml")));
+    assert_eq!((serve.query_memory_mb, serve.query_timeout), (64, Duration::from_secs(90)));
+
+    let bad = text.replace("\"127.0.0.1:8917\"", "\"localhost\"");
+    let (error, path, _dir) = error_for(&bad);
+    assert_at(&error, &path, line_of(&bad, "sql_listen"), "serve.sql_listen");
+    assert!(error.message.contains("not an address and port"), "{error}");
+
+    let bad = text.replace("query_memory_mb = 64", "query_memory_mb = 0");
+    let (error, path, _dir) = error_for(&bad);
+    assert_at(&error, &path, line_of(&bad, "query_memory_mb"), "serve.query_memory_mb");
+
+    let bad = text.replace("query_timeout = \"90s\"", "query_timeout = \"soon\"");
+    let (error, path, _dir) = error_for(&bad);
+    assert_at(&error, &path, line_of(&bad, "soon"), "serve.query_timeout");
+
+    let bad = text.replace("tokens =", "token =");
+    let (error, path, _dir) = error_for(&bad);
+    assert_at(&error, &path, line_of(&bad, "token ="), "serve.token");
+}

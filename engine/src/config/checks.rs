@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
+use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawServe, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::{
-    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config, ScenarioSourceConfig,
+    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig,
 };
 use crate::{Direction, Point};
@@ -29,13 +29,14 @@ const ENDPOINT_SCHEMES: &[&str] = &["https", "http", "grpc", "grpc+tls"];
 pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig, ConfigError> {
     let post = post_section(source, raw.post)?;
     let peer = raw.peer.map(|peer| peer_config(source, &post, peer)).transpose()?;
+    let serve = raw.serve.map(|serve| serve_config(source, serve)).transpose()?;
     let storage = storage_config(source, raw.storage)?;
     let cameras = cameras(source, &post, raw.camera)?;
     let views = views(source, raw.view)?;
     let tables = tables(source, raw.table)?;
     let watchlist = raw.watchlist.map(|w| watchlist_path(source, w)).transpose()?;
     let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
-    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, storage, cameras, views, tables, watchlist, scenario })
+    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, serve, storage, cameras, views, tables, watchlist, scenario })
 }
 
 fn post_section(source: &Source<'_>, raw: RawPost) -> Result<PostSection, ConfigError> {
@@ -106,6 +107,50 @@ fn peer_config(source: &Source<'_>, post: &PostSection, raw: RawPeer) -> Result<
         key: path(raw.key, "peer.key")?,
         hmac_keys: path(raw.hmac_keys, "peer.hmac_keys")?,
     })
+}
+
+fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, ConfigError> {
+    let address = |value: Option<Spanned<String>>, field: &str| -> Result<Option<String>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let span = value.span();
+        let text = value.into_inner();
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(_) => Ok(Some(text)),
+            Err(e) => Err(source.error_at(span, field, format!("`{text}` is not an address and port such as \"127.0.0.1:8817\" ({e})"))),
+        }
+    };
+    let path = |value: Option<Spanned<String>>, field: &str| -> Result<Option<PathBuf>, ConfigError> {
+        value.map(|value| relative_path(source, value, field)).transpose()
+    };
+    let defaults = ServeConfig::default();
+    let query_memory_mb = match raw.query_memory_mb {
+        Some(value) if *value.get_ref() == 0 => {
+            return Err(source.error_at(value.span(), "serve.query_memory_mb", "a query needs some memory: 1 or more"));
+        }
+        Some(value) => value.into_inner(),
+        None => defaults.query_memory_mb,
+    };
+    let query_timeout = match raw.query_timeout {
+        Some(value) => duration(source, value, "serve.query_timeout")?,
+        None => defaults.query_timeout,
+    };
+    let tls_cert_span = raw.tls_cert.as_ref().map(|v| v.span()).or(raw.tls_key.as_ref().map(|v| v.span()));
+    let serve = ServeConfig {
+        exchange_listen: address(raw.exchange_listen, "serve.exchange_listen")?,
+        sql_listen: address(raw.sql_listen, "serve.sql_listen")?,
+        tokens: path(raw.tokens, "serve.tokens")?,
+        tls_cert: path(raw.tls_cert, "serve.tls_cert")?,
+        tls_key: path(raw.tls_key, "serve.tls_key")?,
+        client_ca: path(raw.client_ca, "serve.client_ca")?,
+        query_memory_mb,
+        query_timeout,
+    };
+    if serve.tls_cert.is_some() != serve.tls_key.is_some()
+        && let Some(span) = tls_cert_span
+    {
+        return Err(source.error_at(span, "serve.tls_cert", "give both tls_cert and tls_key, or neither"));
+    }
+    Ok(serve)
 }
 
 /// A path that may be relative to the configuration file's folder, made absolute.

@@ -18,6 +18,7 @@ const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
 pub(super) struct RawConfig {
     pub post: RawPost,
     pub peer: Option<RawPeer>,
+    pub serve: Option<RawServe>,
     pub storage: Option<RawStorage>,
     #[serde(default)]
     pub camera: Vec<RawCamera>,
@@ -60,6 +61,19 @@ pub(super) struct RawPeer {
     pub cert: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
     pub hmac_keys: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServe {
+    pub exchange_listen: Option<Spanned<String>>,
+    pub sql_listen: Option<Spanned<String>>,
+    pub tokens: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub client_ca: Option<Spanned<String>>,
+    pub query_memory_mb: Option<Spanned<u64>>,
+    pub query_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,199 @@
+//! The receiving side: a Flight service that takes the peer's `DoPut`.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use arrow::array::RecordBatch;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, PutResult,
+    SchemaResult, Ticket,
+};
+use borderflow_engine::pre_arrival_schema;
+use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::tls::{TlsFiles, serve_tls, server_config, subject_common_name};
+use super::{ExchangeError, StatusHandle};
+
+/// Received pre-arrival records, for the engine: `done` gets how many rows
+/// were new (repeats dropped by `read_id`) once they are durable.
+pub struct Delivery {
+    pub from_post: String,
+    pub batch: RecordBatch,
+    pub done: oneshot::Sender<Result<(usize, usize), String>>,
+}
+
+/// The Flight service the peer sends to (see the module documentation).
+#[derive(Clone)]
+pub struct ExchangeService {
+    peer_post: String,
+    deliver: Deliver,
+    status: StatusHandle,
+}
+
+/// Hands a delivery to the engine; false when the engine is gone.
+pub type Deliver = std::sync::Arc<dyn Fn(Delivery) -> bool + Send + Sync>;
+
+type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl ExchangeService {
+    pub fn new(peer_post: &str, deliver: Deliver, status: StatusHandle) -> Self {
+        ExchangeService { peer_post: peer_post.to_string(), deliver, status }
+    }
+
+    fn refuse(&self, remote: Option<SocketAddr>, reason: String) -> Status {
+        tracing::warn!(remote = ?remote, peer = %self.peer_post, %reason, "exchange call refused");
+        self.status.update(|s| s.refused += 1);
+        Status::permission_denied(reason)
+    }
+}
+
+/// Serves `service` on `address` with mutual TLS (`tls.ca` is the peer's
+/// authority), or in plain text without `tls` (tests only). Returns the
+/// bound address; the server runs on the current tokio runtime.
+pub async fn serve_exchange(address: &str, tls: Option<&TlsFiles>, service: ExchangeService) -> Result<SocketAddr, ExchangeError> {
+    let listen = |message: String| ExchangeError::Listen { address: address.to_string(), message };
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| listen(e.to_string()))?;
+    let bound = listener.local_addr().map_err(|e| listen(e.to_string()))?;
+    let server = tonic::transport::Server::builder().tcp_nodelay(true).add_service(FlightServiceServer::new(service));
+    match tls {
+        Some(files) => {
+            if files.ca.is_none() {
+                return Err(listen("the exchange needs the peer's CA for mutual TLS ([peer] ca)".into()));
+            }
+            let incoming = serve_tls(listener, server_config(files, false)?, "exchange");
+            tokio::spawn(async move {
+                if let Err(error) = server.serve_with_incoming(incoming).await {
+                    tracing::error!(%error, "exchange server stopped");
+                }
+            });
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tokio::spawn(async move {
+                if let Err(error) = server.serve_with_incoming(incoming).await {
+                    tracing::error!(%error, "exchange server stopped");
+                }
+            });
+        }
+    }
+    Ok(bound)
+}
+
+#[tonic::async_trait]
+impl FlightService for ExchangeService {
+    type HandshakeStream = Boxed<HandshakeResponse>;
+    type ListFlightsStream = Boxed<FlightInfo>;
+    type DoGetStream = Boxed<FlightData>;
+    type DoPutStream = Boxed<PutResult>;
+    type DoActionStream = Boxed<arrow_flight::Result>;
+    type ListActionsStream = Boxed<ActionType>;
+    type DoExchangeStream = Boxed<FlightData>;
+
+    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        let remote = request.remote_addr();
+        let certificate = request.peer_certs().and_then(|certs| certs.first().and_then(subject_common_name));
+        let mut decoder = FlightDataDecoder::new(request.into_inner().map_err(FlightError::from));
+        // The first message names the sender and carries the schema.
+        let first = decoder.next().await.ok_or_else(|| self.refuse(remote, "an empty DoPut".into()))?;
+        let first = first.map_err(|e| self.refuse(remote, format!("DoPut: {e}")))?;
+        let from_post = first
+            .inner
+            .flight_descriptor
+            .as_ref()
+            .filter(|d| d.path.len() == 2 && d.path[0] == "pre_arrival")
+            .map(|d| d.path[1].clone())
+            .ok_or_else(|| self.refuse(remote, "DoPut without a `pre_arrival/<post>` descriptor".into()))?;
+        if from_post != self.peer_post {
+            return Err(self.refuse(remote, format!("post `{from_post}` is not this post's peer (`{}`)", self.peer_post)));
+        }
+        match &first.payload {
+            DecodedPayload::Schema(schema) if schema.fields() == pre_arrival_schema().fields() => {}
+            other => {
+                let what = match other {
+                    DecodedPayload::Schema(_) => "a schema other than the pre-arrival schema",
+                    _ => "data before the schema",
+                };
+                return Err(self.refuse(remote, format!("post `{from_post}` sent {what}")));
+            }
+        }
+        tracing::info!(peer = %from_post, remote = ?remote, certificate = ?certificate, "exchange peer streaming pre-arrival records");
+        let (acks, receiver) = tokio::sync::mpsc::channel::<Result<PutResult, Status>>(64);
+        let deliver = self.deliver.clone();
+        let status = self.status.clone();
+        tokio::spawn(async move {
+            while let Some(message) = decoder.next().await {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        tracing::warn!(peer = %from_post, %error, "exchange stream from the peer ended");
+                        return;
+                    }
+                };
+                let DecodedPayload::RecordBatch(batch) = message.payload else { continue };
+                let seq = message.inner.app_metadata.clone();
+                let (done, outcome) = oneshot::channel();
+                let rows = batch.num_rows();
+                if !deliver(Delivery { from_post: from_post.clone(), batch, done }) {
+                    let _ = acks.send(Err(Status::unavailable("the engine is shutting down"))).await;
+                    return;
+                }
+                match outcome.await {
+                    Ok(Ok((new, duplicate))) => {
+                        status.update(|s| {
+                            s.received_batches += 1;
+                            s.received_rows += new as u64;
+                            s.duplicate_rows += duplicate as u64;
+                        });
+                        tracing::debug!(peer = %from_post, rows, new, duplicate, "pre-arrival batch received");
+                        if acks.send(Ok(PutResult { app_metadata: seq })).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(peer = %from_post, %error, "the engine could not take pre-arrival records; the peer will send them again");
+                        let _ = acks.send(Err(Status::unavailable(error))).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = acks.send(Err(Status::unavailable("the engine is shutting down"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented("the exchange takes DoPut only"))
+    }
+}

@@ -1,0 +1,270 @@
+//! `borderflow serve --config post.toml`: a post as a service.
+//!
+//! One thread owns the embedded [`Engine`] and does everything that changes
+//! it, in order: the post's scenario ticks (as `run --follow` does), the
+//! pre-arrival records the neighbour sends, and the analysts' queries. The
+//! network runs on a tokio runtime beside it:
+//!
+//! - the exchange sender ([`ExchangeSender`]): each tick's exit reads are
+//!   hashed into pre-arrival records and put in the durable outbox *before*
+//!   the reads are pushed into the engine, so a crash between the two
+//!   only sends a record twice (the receiver drops repeats by `read_id`);
+//! - the exchange receiver (`[serve] exchange_listen`, mutual TLS with the
+//!   `[peer]` certificates), whose deliveries the engine thread logs and
+//!   applies, then acknowledges;
+//! - the Flight SQL server for analysts (`[serve] sql_listen`, see
+//!   [`crate::flight_sql`]).
+//!
+//! After a restart the engine replays its log, and the scenario resumes at
+//! the first tick with a read the engine does not have. An unreachable peer
+//! never stops the post: the sender retries, the outbox grows, and the
+//! exchange's state is logged every few seconds and kept in
+//! [`Engine::exchange_status`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use borderflow_connectors::exchange::{Delivery, ExchangeSender, ExchangeService, SenderConfig, StatusHandle, TlsFiles, serve_exchange};
+use borderflow_engine::{Direction, ExchangeKeys, PlateRead, PostConfig, pre_arrival_records, reads_to_batch};
+use tokio::sync::oneshot;
+
+use crate::embedded::{Engine, EngineError};
+use crate::follow::{FollowOptions, scenario_ticks};
+
+/// How `serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub follow: FollowOptions,
+    /// Log the exchange's status this often.
+    pub status_every: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { follow: FollowOptions::default(), status_every: Duration::from_secs(5) }
+    }
+}
+
+/// What the engine thread is asked to do.
+pub enum EngineRequest {
+    /// Pre-arrival records from the peer.
+    Deliver(Delivery),
+    /// An ad-hoc query over the tables and the views' snapshots.
+    Sql { sql: String, reply: oneshot::Sender<Result<RecordBatch, String>> },
+    /// Every table's contents and every view's snapshot, and the exchange keys.
+    Tables { reply: oneshot::Sender<Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String>> },
+}
+
+/// A handle to the engine thread, for the network side.
+#[derive(Clone)]
+pub struct EngineHandle {
+    requests: Sender<EngineRequest>,
+}
+
+impl EngineHandle {
+    /// Runs `sql` on the engine thread.
+    pub async fn sql(&self, sql: &str) -> Result<RecordBatch, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(EngineRequest::Sql { sql: sql.to_string(), reply }).map_err(|_| "the engine has stopped".to_string())?;
+        answer.await.map_err(|_| "the engine has stopped".to_string())?
+    }
+
+    /// Every table's contents and every view's snapshot, by name, and
+    /// the keys plates are hashed with (for the plate functions).
+    pub async fn tables(&self) -> Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(EngineRequest::Tables { reply }).map_err(|_| "the engine has stopped".to_string())?;
+        answer.await.map_err(|_| "the engine has stopped".to_string())?
+    }
+}
+
+/// Runs the post until `stop` is set (see the module documentation).
+/// `progress` gets one line per event worth telling (recovery, the end of
+/// the scenario, listeners).
+pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, progress: &dyn Fn(&str)) -> Result<(), String> {
+    let network = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("borderflow-net")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the network runtime: {e}"))?;
+    let (ticks, watchlist) = match &config.scenario {
+        Some(_) => {
+            let (ticks, watchlist) = scenario_ticks(&config, options.follow.tick_ms)?;
+            (ticks, Some(watchlist))
+        }
+        None => (Vec::new(), None),
+    };
+    let serve_config = config.serve.clone().unwrap_or_default();
+    let peer = config.peer.clone();
+    let mut engine = Engine::open(config, options.follow.engine.clone()).map_err(|e| e.to_string())?;
+    let recovery = engine.recovery().clone();
+    progress(&format!(
+        "recovered {} log records ({} reads) in {:.3}s; {} pre-arrival reads held",
+        recovery.records,
+        recovery.reads,
+        recovery.duration.as_secs_f64(),
+        engine.pre_arrival_reads()
+    ));
+    let post_id = engine.config().post.id.clone();
+    let status = StatusHandle::new(peer.as_ref().map_or("", |p| p.post.as_str()));
+    engine.attach_exchange(status.clone());
+    let (requests, inbox) = std::sync::mpsc::channel::<EngineRequest>();
+    let handle = EngineHandle { requests: requests.clone() };
+
+    // The exchange: sender and receiver.
+    let mut sender = None;
+    if let Some(peer) = &peer {
+        let tls = match (&peer.cert, &peer.key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: peer.ca.clone() }),
+            _ => None,
+        };
+        if let Some(endpoint) = &peer.endpoint {
+            let config = SenderConfig { post_id: post_id.clone(), peer_post: peer.post.clone(), endpoint: endpoint.clone(), tls: tls.clone(), window: 64 };
+            let started = network.block_on(ExchangeSender::start(engine.storage().clone(), config, status.clone())).map_err(|e| e.to_string())?;
+            progress(&format!("sending pre-arrival records to {} at {endpoint}", peer.post));
+            sender = Some(started);
+        }
+        if let Some(listen) = &serve_config.exchange_listen {
+            let deliver_to = requests.clone();
+            let deliver: borderflow_connectors::exchange::Deliver = Arc::new(move |d| deliver_to.send(EngineRequest::Deliver(d)).is_ok());
+            let service = ExchangeService::new(&peer.post, deliver, status.clone());
+            let bound = network.block_on(serve_exchange(listen, tls.as_ref(), service)).map_err(|e| e.to_string())?;
+            progress(&format!("receiving pre-arrival records from {} on {bound}{}", peer.post, if tls.is_some() { " (mutual TLS)" } else { " (plain text)" }));
+        }
+    }
+    if let Some(listen) = &serve_config.sql_listen {
+        let bound = network.block_on(crate::flight_sql::start(listen, &serve_config, engine.storage().clone(), &post_id, handle.clone()))?;
+        progress(&format!("Flight SQL for analysts on {bound}"));
+    }
+
+    // The engine thread's loop: ticks at their pace, requests in between.
+    let mut next = ticks.iter().position(|(time, reads)| {
+        if reads.is_empty() {
+            *time > engine.log_time_ms()
+        } else {
+            reads.iter().any(|r| !engine.has_read(&r.read_id))
+        }
+    });
+    if let Some(i) = next
+        && i > 0
+    {
+        progress(&format!("resuming the scenario at tick {i} of {}", ticks.len()));
+    }
+    let mut next_at = Instant::now();
+    let mut status_at = Instant::now() + options.status_every;
+    let mut told_done = ticks.is_empty();
+    while !stop.load(Ordering::SeqCst) {
+        let wait = match next {
+            Some(_) => next_at.saturating_duration_since(Instant::now()),
+            None => Duration::from_millis(100),
+        };
+        match inbox.recv_timeout(wait.min(Duration::from_millis(100))) {
+            Ok(request) => {
+                handle_request(&mut engine, request);
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= status_at {
+            status_at = Instant::now() + options.status_every;
+            log_status(&engine);
+        }
+        let Some(i) = next else {
+            if !told_done {
+                told_done = true;
+                progress(&format!("scenario done: {} reads; serving", engine.live_reads()));
+            }
+            continue;
+        };
+        if Instant::now() < next_at {
+            continue;
+        }
+        let (time, reads) = &ticks[i];
+        if let Some(sender) = &sender {
+            let exits: Vec<PlateRead> = reads.iter().filter(|r| r.direction == Direction::Exit).cloned().collect();
+            if !exits.is_empty() {
+                let batch = pre_arrival_records(&exits, engine.exchange_keys());
+                if let Err(error) = network.block_on(sender.send(batch)) {
+                    tracing::warn!(%error, "the exchange outbox could not take a tick's records; trying again");
+                    next_at = Instant::now() + Duration::from_millis(500);
+                    continue;
+                }
+            }
+        }
+        let time = (*time).max(engine.log_time_ms() + 1);
+        let pushed = match (i, &watchlist) {
+            (0, Some(watchlist)) => engine.upsert_watchlist_at(watchlist, time).map(|()| 0),
+            _ => engine.push_reads_at(&reads_to_batch(reads), time),
+        };
+        match pushed {
+            Ok(_) => {
+                next = (i + 1 < ticks.len()).then_some(i + 1);
+                next_at += options.follow.pace;
+                if next_at < Instant::now() {
+                    next_at = Instant::now();
+                }
+            }
+            Err(error @ (EngineError::Wal(_) | EngineError::Storage(_) | EngineError::Sink { .. })) => {
+                tracing::warn!(%error, "push failed; retrying");
+                next_at = Instant::now() + Duration::from_millis(500);
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    log_status(&engine);
+    engine.shutdown().map_err(|e| e.to_string())?;
+    network.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+fn handle_request(engine: &mut Engine, request: EngineRequest) {
+    match request {
+        EngineRequest::Deliver(delivery) => {
+            let outcome = engine.push_pre_arrival(&delivery.batch).map_err(|e| format!("pre-arrival records from `{}`: {e}", delivery.from_post));
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, "pre-arrival records not taken");
+            }
+            let _ = delivery.done.send(outcome);
+        }
+        EngineRequest::Sql { sql, reply } => {
+            let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
+        }
+        EngineRequest::Tables { reply } => {
+            let tables = || -> Result<Vec<(String, RecordBatch)>, EngineError> {
+                let mut all = Vec::new();
+                for name in engine.table_names() {
+                    all.push((name.clone(), engine.table(&name)?));
+                }
+                for name in engine.view_names() {
+                    all.push((name.clone(), engine.snapshot(&name)?));
+                }
+                Ok(all)
+            };
+            let _ = reply.send(tables().map(|t| (t, engine.exchange_keys().clone())).map_err(|e| e.to_string()));
+        }
+    }
+}
+
+fn log_status(engine: &Engine) {
+    if let Some(status) = engine.exchange_status() {
+        tracing::info!(
+            peer = %status.peer,
+            state = status.peer_state.as_str(),
+            outbox_batches = status.outbox_batches,
+            outbox_rows = status.outbox_rows,
+            oldest_pending_ms = status.oldest_pending_ms,
+            last_ack_lag_ms = ?status.last_ack_lag_ms,
+            sent_batches = status.sent_batches,
+            received_rows = status.received_rows,
+            duplicate_rows = status.duplicate_rows,
+            refused = status.refused,
+            last_error = ?status.last_error,
+            "exchange status"
+        );
+    }
+}

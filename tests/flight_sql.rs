@@ -1,0 +1,180 @@
+//! Analysts reach `borderflow serve` from Python with the real ADBC Flight
+//! SQL driver (adbc-driver-flightsql and pyarrow in .local/venv, installed
+//! by scripts/setup): a live table, a view's snapshot, and a snapshot joined
+//! with the view's Parquet changelog history; and `borderflow sql` reads
+//! the same numbers locally and through the server.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use borderflow::engine::{Direction, Point, PostConfig};
+use sha2::Digest;
+
+const TOKEN: &str = "adbc-test-token";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn adbc_queries_a_served_post() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup", python.display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
+    std::fs::write(dir.path().join("tokens.toml"), format!("[[token]]\nuser = \"analyst\"\nsha256 = \"{hash}\"\n")).expect("tokens");
+    let config = dir.path().join("post.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[post]
+id = "otaci"
+name = "Otaci"
+country = "MD"
+crossing = "otaci-mohyliv-podilskyi"
+
+[serve]
+sql_listen = "127.0.0.1:{port}"
+tokens = "tokens.toml"
+query_memory_mb = 256
+query_timeout = "30s"
+
+[storage]
+url = "file://./data"
+
+[[view]]
+name = "exits_per_lane"
+sql = "SELECT lane, count(*) AS passages FROM reads WHERE direction = 'exit' AND point = 'departure' GROUP BY lane"
+
+[scenario]
+seed = 20261102
+start = "2026-11-27"
+traffic_scale = 0.2
+"#
+        ),
+    )
+    .expect("config");
+    // What the scenario holds, counted here.
+    let post = PostConfig::from_file(&config).expect("config");
+    let (ticks, _) = borderflow::follow::scenario_ticks(&post, 300_000).expect("ticks");
+    let reads: Vec<_> = ticks.iter().flat_map(|(_, r)| r.iter()).collect();
+    let mut exits_per_lane: BTreeMap<u16, i64> = BTreeMap::new();
+    for read in reads.iter().filter(|r| r.direction == Direction::Exit && r.point == Point::Departure) {
+        *exits_per_lane.entry(read.lane).or_default() += 1;
+    }
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .args(["--workers", "1", "serve", "--config"])
+        .arg(&config)
+        .args(["--pace-ms", "0", "--sink-every", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    for stream in [Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().expect("stderr"))] {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                log.lock().expect("log").push_str(&format!("{line}\n"));
+            }
+        });
+    }
+    let started = Instant::now();
+    while !log.lock().expect("log").contains("scenario done") {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("the post did not finish its scenario:\n{}", log.lock().expect("log"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let script = r#"
+import sys
+import adbc_driver_flightsql.dbapi as flightsql
+uri, token = sys.argv[1], sys.argv[2]
+conn = flightsql.connect(uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {token}"})
+cur = conn.cursor()
+cur.execute("SELECT count(*) AS n FROM reads")
+print("reads", cur.fetch_arrow_table().column("n")[0].as_py())
+cur.execute("SELECT lane, passages FROM exits_per_lane ORDER BY lane")
+for lane, passages in cur.fetchall():
+    print("snapshot", lane, passages)
+# A view's snapshot joined with its history (the Parquet changelog in the
+# object store): each current row is there, added once more than removed.
+cur.execute('''
+    SELECT v.lane, v.passages, c.net
+    FROM exits_per_lane v
+    JOIN (SELECT lane, passages, sum(_diff) AS net FROM exits_per_lane_changes GROUP BY lane, passages) c
+      ON c.lane = v.lane AND c.passages = v.passages
+    ORDER BY v.lane''')
+for lane, passages, net in cur.fetchall():
+    print("joined", lane, passages, net)
+cur.close()
+conn.close()
+try:
+    bad = flightsql.connect(uri, db_kwargs={"adbc.flight.sql.authorization_header": "Bearer wrong"})
+    c = bad.cursor()
+    c.execute("SELECT 1")
+    print("refused", "no")
+except Exception as e:
+    print("refused", "yes" if "unknown bearer token" in str(e) else str(e).replace("\n", " "))
+"#;
+    let uri = format!("grpc://127.0.0.1:{port}");
+    let output = Command::new(&python).arg("-c").arg(script).arg(&uri).arg(TOKEN).output().expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{stdout}\n{}\nserver log:\n{}", String::from_utf8_lossy(&output.stderr), log.lock().expect("log"));
+
+    let mut snapshot = BTreeMap::new();
+    let mut joined = BTreeMap::new();
+    let mut reads_seen = 0;
+    for line in stdout.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["reads", n] => reads_seen = n.parse().expect("n"),
+            ["snapshot", lane, n] => {
+                snapshot.insert(lane.parse::<u16>().expect("lane"), n.parse::<i64>().expect("n"));
+            }
+            ["joined", lane, n, net] => {
+                assert_eq!(*net, "1", "{line}");
+                joined.insert(lane.parse::<u16>().expect("lane"), n.parse::<i64>().expect("n"));
+            }
+            ["refused", answer] => assert_eq!(*answer, "yes", "a wrong token is refused: {line}"),
+            _ => panic!("unexpected line {line}"),
+        }
+    }
+    assert_eq!(reads_seen, reads.len(), "{stdout}");
+    assert_eq!(snapshot, exits_per_lane);
+    assert_eq!(joined, exits_per_lane);
+
+    // `borderflow sql` against the server, as CSV.
+    let remote = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .args(["sql", "SELECT lane, passages FROM exits_per_lane ORDER BY lane", "--server", &uri, "--format", "csv"])
+        .env("BORDERFLOW_TOKEN", TOKEN)
+        .output()
+        .expect("sql runs");
+    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    let expected_csv: String = std::iter::once("lane,passages\n".to_string()).chain(exits_per_lane.iter().map(|(l, n)| format!("{l},{n}\n"))).collect();
+    assert_eq!(String::from_utf8_lossy(&remote.stdout), expected_csv);
+
+    // Stop the post cleanly (SIGTERM: it writes its snapshots), then query its data directory.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("serve stops");
+    assert!(status.success(), "serve exits cleanly on SIGTERM:\n{}", log.lock().expect("log"));
+    let local = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .args(["sql", "SELECT sum(passages) AS total FROM exits_per_lane", "--config"])
+        .arg(&config)
+        .args(["--format", "json"])
+        .output()
+        .expect("sql runs");
+    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    let total: i64 = exits_per_lane.values().sum();
+    assert_eq!(String::from_utf8_lossy(&local.stdout).trim(), format!("[{{\"total\":{total}}}]"));
+}
