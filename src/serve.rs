@@ -164,8 +164,25 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         };
         match inbox.recv_timeout(wait.min(Duration::from_millis(100))) {
             Ok(request) => {
-                handle_request(&mut engine, request);
-                continue;
+                // Take every request waiting, so that a backlog of
+                // deliveries (a peer catching up) is one commit, not hundreds.
+                let mut deliveries = Vec::new();
+                let mut others = Vec::new();
+                let mut next_request = Some(request);
+                while let Some(request) = next_request.take() {
+                    match request {
+                        EngineRequest::Deliver(delivery) => deliveries.push(delivery),
+                        other => others.push(other),
+                    }
+                    if deliveries.len() < MAX_DELIVERIES_PER_COMMIT {
+                        next_request = inbox.try_recv().ok();
+                    }
+                }
+                deliver(&mut engine, deliveries);
+                for request in others {
+                    handle_request(&mut engine, request);
+                }
+                // On to the next tick, if it is due: deliveries never starve the post's own reads.
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -222,15 +239,56 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     Ok(())
 }
 
+/// Deliveries applied in one commit, at most.
+const MAX_DELIVERIES_PER_COMMIT: usize = 512;
+
+/// Applies deliveries in one commit: a read repeated across them (sent
+/// again after a reconnect) is kept from its first delivery only, and the
+/// engine drops what it holds already. Each delivery is answered with its
+/// own (new, repeated) rows.
+fn deliver(engine: &mut Engine, deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut parts = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        let ids = borderflow_connectors::exchange::batch_read_ids(&delivery.batch);
+        let fresh: std::collections::HashSet<&String> = ids.iter().filter(|id| !seen.contains(*id)).collect();
+        let keep: arrow::array::BooleanArray = match delivery.batch.column(0).as_any().downcast_ref::<arrow::array::StringArray>() {
+            Some(column) => column.iter().map(|id| Some(id.is_some_and(|id| fresh.contains(&id.to_string())))).collect(),
+            None => arrow::array::BooleanArray::from(vec![false; delivery.batch.num_rows()]),
+        };
+        let part = arrow::compute::filter_record_batch(&delivery.batch, &keep).unwrap_or_else(|_| delivery.batch.slice(0, 0));
+        seen.extend(ids);
+        parts.push(part);
+    }
+    let schema = borderflow_engine::pre_arrival_schema();
+    let outcome = arrow::compute::concat_batches(&schema, &parts)
+        .map_err(|e| e.to_string())
+        .and_then(|all| engine.push_pre_arrival(&all).map_err(|e| e.to_string()));
+    match outcome {
+        Ok((new, _)) => {
+            // Split the new rows over the deliveries in order (for the counters).
+            let mut left = new;
+            for (delivery, part) in deliveries.into_iter().zip(&parts) {
+                let mine = part.num_rows().min(left);
+                left -= mine;
+                let _ = delivery.done.send(Ok((mine, delivery.batch.num_rows() - mine)));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "pre-arrival records not taken; the peer will send them again");
+            for delivery in deliveries {
+                let _ = delivery.done.send(Err(format!("pre-arrival records from `{}`: {error}", delivery.from_post)));
+            }
+        }
+    }
+}
+
 fn handle_request(engine: &mut Engine, request: EngineRequest) {
     match request {
-        EngineRequest::Deliver(delivery) => {
-            let outcome = engine.push_pre_arrival(&delivery.batch).map_err(|e| format!("pre-arrival records from `{}`: {e}", delivery.from_post));
-            if let Err(error) = &outcome {
-                tracing::warn!(%error, "pre-arrival records not taken");
-            }
-            let _ = delivery.done.send(outcome);
-        }
+        EngineRequest::Deliver(delivery) => deliver(engine, vec![delivery]),
         EngineRequest::Sql { sql, reply } => {
             let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
         }

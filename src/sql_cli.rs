@@ -85,7 +85,8 @@ pub async fn query_server(url: &str, token: Option<&str>, ca: Option<&Path>, sql
         client.set_token(token.to_string());
     }
     let info = client.execute(sql.to_string(), None).await.map_err(|e| format!("server `{url}`: {e}"))?;
-    let mut batches = Vec::new();
+    let schema = info.clone().try_decode_schema().map_err(|e| format!("server `{url}`: the result's schema: {e}"))?;
+    let mut batches = vec![RecordBatch::new_empty(Arc::new(schema))];
     for endpoint in info.endpoint {
         let Some(ticket) = endpoint.ticket else { continue };
         let stream = client.do_get(ticket).await.map_err(|e| format!("server `{url}`: {e}"))?;

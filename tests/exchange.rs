@@ -95,7 +95,7 @@ url = "file://./data"
 [scenario]
 seed = 20261102
 start = "2026-11-27"
-traffic_scale = 0.15
+traffic_scale = 0.1
 "#
     );
     let path = dir.join("post.toml");
@@ -111,7 +111,7 @@ struct Served {
 
 fn serve(post: &Post, pace_ms: u64, standard_views: bool) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_borderflow"));
-    command.args(["--workers", "1", "serve", "--config"]).arg(&post.config).args(["--pace-ms", &pace_ms.to_string(), "--sink-every", "50"]);
+    command.args(["--workers", "1", "serve", "--config"]).arg(&post.config).args(["--pace-ms", &pace_ms.to_string(), "--tick-ms", "900000", "--sink-every", "50"]);
     if standard_views {
         command.arg("--standard-views");
     }
@@ -165,13 +165,13 @@ async fn query(port: u16, token: Option<&str>, sql: &str) -> Result<RecordBatch,
         client.set_token(token.to_string());
     }
     let info = client.execute(sql.to_string(), None).await.map_err(|e| e.to_string())?;
+    let schema = Arc::new(info.clone().try_decode_schema().map_err(|e| e.to_string())?);
     let mut batches = Vec::new();
     for endpoint in info.endpoint {
         let ticket = endpoint.ticket.ok_or("no ticket")?;
         let stream = client.do_get(ticket).await.map_err(|e| e.to_string())?;
         batches.extend(stream.try_collect::<Vec<_>>().await.map_err(|e| e.to_string())?);
     }
-    let schema = batches.first().map(|b| b.schema()).ok_or("no batch")?;
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
 }
 
@@ -224,10 +224,10 @@ fn exit_reads_cross_once_through_a_sigkill_and_make_matches() {
     let expected = ua_exit_reads(&crossing.ua);
     assert!(expected.len() > 50, "the scenario has UA exit reads: {}", expected.len());
 
-    // Ukraine runs its day at 40 ms a tick (288 ticks, ~12 s); Moldova
-    // receives, with the standard views.
-    let ua = serve(&crossing.ua, 40, false);
-    let mut md = serve(&crossing.md, 40, true);
+    // Ukraine runs its day at 100 ms a tick (96 ticks of 15 minutes, ~10 s);
+    // Moldova receives, with the standard views.
+    let ua = serve(&crossing.ua, 100, false);
+    let mut md = serve(&crossing.md, 100, true);
     md.wait_for("receiving pre-arrival records", Duration::from_secs(60));
     ua.wait_for("exchange peer connected", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
@@ -236,7 +236,7 @@ fn exit_reads_cross_once_through_a_sigkill_and_make_matches() {
     let killed_at = Instant::now();
     ua.wait_for("exchange peer unreachable", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(4).saturating_sub(killed_at.elapsed()));
-    let md = serve(&crossing.md, 40, true);
+    let md = serve(&crossing.md, 100, true);
 
     // Everything arrives: every UA exit read, once.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -265,14 +265,19 @@ fn exit_reads_cross_once_through_a_sigkill_and_make_matches() {
     let columns = block_on(query(crossing.md.sql_port, Some(TOKEN), "SELECT * FROM pre_arrival LIMIT 1")).expect("columns");
     assert!(columns.schema().fields().iter().all(|f| !f.name().starts_with("plate_") || f.name() == "plate_hmac"));
 
-    // And they make cross-border matches at Otaci, each with a UA exit read.
+    // And they make cross-border matches at Otaci, each with a UA exit read,
+    // once Otaci's own arrivals are in.
+    md.wait_for("scenario done", Duration::from_secs(120));
     let matches = block_on(query(
         crossing.md.sql_port,
         Some(TOKEN),
         "SELECT exit_read_id, match FROM cross_border_matches WHERE exit_post_id = 'mohyliv-podilskyi'",
     ))
     .expect("matches");
-    assert!(matches.num_rows() as f64 >= 0.5 * expected.len() as f64 / 2.0, "{} matches for {} UA exit reads", matches.num_rows(), expected.len());
+    // Two exit reads a vehicle (arrival and departure at Mohyliv-Podilskyi);
+    // most vehicles that leave Ukraine here enter Moldova at Otaci the same day.
+    let vehicles = expected.len() / 2;
+    assert!(matches.num_rows() * 2 >= vehicles, "{} matches for {vehicles} vehicles leaving Ukraine", matches.num_rows());
     let exit_ids = matches.column(0).as_any().downcast_ref::<StringArray>().expect("text");
     assert!((0..exit_ids.len()).all(|i| expected.contains(exit_ids.value(i))));
     eprintln!(

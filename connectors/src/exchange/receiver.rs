@@ -125,6 +125,35 @@ impl FlightService for ExchangeService {
         let (acks, receiver) = tokio::sync::mpsc::channel::<Result<PutResult, Status>>(64);
         let deliver = self.deliver.clone();
         let status = self.status.clone();
+        // Deliveries go to the engine as they arrive (it may apply many in
+        // one commit); their outcomes are awaited in order, and acknowledged.
+        let (pending, mut outcomes) = tokio::sync::mpsc::channel::<(bytes::Bytes, oneshot::Receiver<Result<(usize, usize), String>>)>(1024);
+        let peer = from_post.clone();
+        tokio::spawn(async move {
+            while let Some((seq, outcome)) = outcomes.recv().await {
+                match outcome.await {
+                    Ok(Ok((new, duplicate))) => {
+                        status.update(|s| {
+                            s.received_batches += 1;
+                            s.received_rows += new as u64;
+                            s.duplicate_rows += duplicate as u64;
+                        });
+                        if acks.send(Ok(PutResult { app_metadata: seq })).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(peer = %peer, %error, "the engine could not take pre-arrival records; the peer will send them again");
+                        let _ = acks.send(Err(Status::unavailable(error))).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = acks.send(Err(Status::unavailable("the engine is shutting down"))).await;
+                        return;
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
             while let Some(message) = decoder.next().await {
                 let message = match message {
@@ -135,34 +164,9 @@ impl FlightService for ExchangeService {
                     }
                 };
                 let DecodedPayload::RecordBatch(batch) = message.payload else { continue };
-                let seq = message.inner.app_metadata.clone();
                 let (done, outcome) = oneshot::channel();
-                let rows = batch.num_rows();
-                if !deliver(Delivery { from_post: from_post.clone(), batch, done }) {
-                    let _ = acks.send(Err(Status::unavailable("the engine is shutting down"))).await;
+                if !deliver(Delivery { from_post: from_post.clone(), batch, done }) || pending.send((message.inner.app_metadata.clone(), outcome)).await.is_err() {
                     return;
-                }
-                match outcome.await {
-                    Ok(Ok((new, duplicate))) => {
-                        status.update(|s| {
-                            s.received_batches += 1;
-                            s.received_rows += new as u64;
-                            s.duplicate_rows += duplicate as u64;
-                        });
-                        tracing::debug!(peer = %from_post, rows, new, duplicate, "pre-arrival batch received");
-                        if acks.send(Ok(PutResult { app_metadata: seq })).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Err(error)) => {
-                        tracing::warn!(peer = %from_post, %error, "the engine could not take pre-arrival records; the peer will send them again");
-                        let _ = acks.send(Err(Status::unavailable(error))).await;
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = acks.send(Err(Status::unavailable("the engine is shutting down"))).await;
-                        return;
-                    }
                 }
             }
         });
