@@ -78,16 +78,31 @@ fn main() {
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let (to_engine, inbox) = std::sync::mpsc::channel::<Delivery>();
     let arrivals = arrived.clone();
+    let applying = Arc::new(Mutex::new((0usize, Duration::ZERO)));
+    let applied = applying.clone();
     std::thread::spawn(move || {
         let mut engine = Engine::open(config, EngineOptions::default()).expect("engine");
-        for delivery in inbox {
-            let outcome = engine.push_pre_arrival(&delivery.batch).map_err(|e| e.to_string());
+        // As `serve` does: every delivery waiting is applied in one commit.
+        while let Ok(first) = inbox.recv() {
+            let mut deliveries = vec![first];
+            while deliveries.len() < borderflow::serve::MAX_DELIVERIES_PER_COMMIT {
+                match inbox.try_recv() {
+                    Ok(more) => deliveries.push(more),
+                    Err(_) => break,
+                }
+            }
+            let ids: Vec<String> = deliveries.iter().flat_map(|d| borderflow_connectors::exchange::batch_read_ids(&d.batch)).collect();
+            let apply_started = Instant::now();
+            borderflow::serve::deliver(&mut engine, deliveries);
+            if let Ok(mut applied) = applied.lock() {
+                applied.0 += 1;
+                applied.1 += apply_started.elapsed();
+            }
             let now = Instant::now();
             let mut arrivals = arrivals.lock().expect("arrivals");
-            for id in borderflow_connectors::exchange::batch_read_ids(&delivery.batch) {
+            for id in ids {
                 arrivals.entry(id).or_insert(now);
             }
-            let _ = delivery.done.send(outcome);
         }
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -156,6 +171,7 @@ fn main() {
                 "reads_per_s": total as f64 / bulk_s,
                 "rows_per_s": rows as f64 / bulk_s,
             },
+            "receiver_ms_per_commit": applying.lock().map(|a| a.1.as_secs_f64() * 1000.0 / a.0.max(1) as f64).unwrap_or(f64::NAN),
             "latency_ms": {
                 "reads": latencies.len(),
                 "gap_ms": gap.as_millis() as u64,

@@ -240,13 +240,14 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
 }
 
 /// Deliveries applied in one commit, at most.
-const MAX_DELIVERIES_PER_COMMIT: usize = 512;
+pub const MAX_DELIVERIES_PER_COMMIT: usize = 512;
 
-/// Applies deliveries in one commit: a read repeated across them (sent
+/// Applies deliveries in one commit (what `serve` does with a backlog of
+/// them; public for the exchange benchmark): a read repeated across them (sent
 /// again after a reconnect) is kept from its first delivery only, and the
 /// engine drops what it holds already. Each delivery is answered with its
 /// own (new, repeated) rows.
-fn deliver(engine: &mut Engine, deliveries: Vec<Delivery>) {
+pub fn deliver(engine: &mut Engine, deliveries: Vec<Delivery>) {
     if deliveries.is_empty() {
         return;
     }
