@@ -130,11 +130,17 @@ fn main() {
     let (bulk, singles) = reads.split_at(total);
     let started = Instant::now();
     let mut rows = 0;
+    let (mut hashing, mut appending) = (Duration::ZERO, Duration::ZERO);
     for chunk in bulk.chunks(batch) {
+        let hashed = Instant::now();
         let records = pre_arrival_records(chunk, &keys);
+        hashing += hashed.elapsed();
         rows += records.num_rows();
+        let appended = Instant::now();
         runtime.block_on(sender.send(records)).expect("send");
+        appending += appended.elapsed();
     }
+    let batches = bulk.chunks(batch).len().max(1) as f64;
     while arrived.lock().expect("arrivals").len() < total {
         assert!(started.elapsed() < Duration::from_secs(600), "throughput run stalled: {:?}", status.get());
         std::thread::sleep(Duration::from_millis(2));
@@ -169,6 +175,8 @@ fn main() {
                 "pre_arrival_rows": rows,
                 "seconds": bulk_s,
                 "reads_per_s": total as f64 / bulk_s,
+                "sender_hash_ms_per_batch": hashing.as_secs_f64() * 1000.0 / batches,
+                "outbox_append_ms_per_batch": appending.as_secs_f64() * 1000.0 / batches,
                 "rows_per_s": rows as f64 / bulk_s,
             },
             "receiver_ms_per_commit": applying.lock().map(|a| a.1.as_secs_f64() * 1000.0 / a.0.max(1) as f64).unwrap_or(f64::NAN),
