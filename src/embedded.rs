@@ -44,7 +44,7 @@ use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
 use borderflow_engine::{PlateRead, PostConfig, conform_watchlist, plate_read_schema, reads_from_batch, reads_to_batch, watchlist_schema};
 use borderflow_queries::{StandingViews, ViewError};
 
-use crate::job::{JobError, PostTables, demo_exchange_keys, post_views};
+use crate::job::{JobError, PostTables, post_exchange_keys, post_views};
 
 /// Why the engine could not start or take a change.
 #[derive(Debug, thiserror::Error)]
@@ -135,10 +135,7 @@ impl Engine {
             .map_err(|e| EngineError::Input(format!("starting the async runtime: {e}")))?;
         let storage = Storage::open(&config.storage)?;
         let empty_watchlist = RecordBatch::new_empty(watchlist_schema());
-        let keys = match config.peer.as_ref().and_then(|p| p.hmac_keys.as_ref()) {
-            Some(path) => borderflow_engine::config::read_exchange_keys(path).map_err(|e| EngineError::Input(e.to_string()))?,
-            None => demo_exchange_keys(),
-        };
+        let keys = post_exchange_keys(&config).map_err(EngineError::Input)?;
         let post = PostTables { views: &config.views, tables: &config.tables, watchlist: &empty_watchlist, keys: &keys, standard: false };
         let mut views = runtime.block_on(post_views(&post, options.workers))?;
         let started = Instant::now();

@@ -169,6 +169,9 @@ impl StandingViews {
         if self.tables.contains_key(name) {
             return Err(data(&"the table is already registered"));
         }
+        if self.views.contains_key(name) {
+            return Err(data(&"a view has this name"));
+        }
         let provider = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(|e| data(&e))?;
         self.ctx.register_table(name, Arc::new(provider)).map_err(|e| data(&e))?;
         self.workers.table(name).map_err(ViewError::Dataflow)?;
@@ -200,8 +203,11 @@ impl StandingViews {
         let optimized = state.optimize(&plan).map_err(sql_error)?;
         let lowered = lower(&optimized, sql).map_err(|source| ViewError::Refused { view: name.to_string(), source })?;
         let schema = self.build(name, sql, lowered)?;
-        // Later views may select from this one: DataFusion inlines its plan.
-        self.ctx.register_table(name, Arc::new(ViewTable::new(plan, Some(sql.to_string())))).map_err(sql_error)?;
+        // Later views may select from this one: to DataFusion it is a table
+        // (so their plans scan it rather than inline its query), and their
+        // dataflows import its arranged rows rather than compute them again.
+        let table = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(sql_error)?;
+        self.ctx.register_table(name, Arc::new(table)).map_err(sql_error)?;
         Ok(schema)
     }
 
@@ -471,15 +477,7 @@ impl StandingViews {
         // The view's schema names the columns; DataFusion's batch plan may
         // differ in nullability, and in string representation (Utf8View
         // where the view's plan has Utf8).
-        let schema = Arc::clone(view.codec.schema());
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| sql_error(&e))?;
-        RecordBatch::try_new(schema, columns).map_err(|e| sql_error(&e))
+        crate::row::cast_to_schema(&batch, Arc::clone(view.codec.schema())).map_err(|e| sql_error(&e))
     }
 }
 
