@@ -54,7 +54,7 @@ use borderflow_engine::{
 };
 use borderflow_queries::{StandingViews, ViewError};
 
-use crate::job::{JobError, PostTables, demo_exchange_keys, post_views};
+use crate::job::{JobError, PostTables, post_exchange_keys, post_views};
 
 /// Why the engine could not start or take a change.
 #[derive(Debug, thiserror::Error)]
@@ -155,10 +155,7 @@ impl Engine {
             .map_err(|e| EngineError::Input(format!("starting the async runtime: {e}")))?;
         let storage = Storage::open(&config.storage)?;
         let empty_watchlist = RecordBatch::new_empty(watchlist_schema());
-        let keys = match config.peer.as_ref().and_then(|p| p.hmac_keys.as_ref()) {
-            Some(path) => borderflow_engine::config::read_exchange_keys(path).map_err(|e| EngineError::Input(e.to_string()))?,
-            None => demo_exchange_keys(),
-        };
+        let keys = post_exchange_keys(&config).map_err(EngineError::Input)?;
         let post = PostTables { views: &config.views, tables: &config.tables, watchlist: &empty_watchlist, keys: &keys, standard: options.standard_views };
         let mut views = runtime.block_on(post_views(&post, options.workers))?;
         let started = Instant::now();

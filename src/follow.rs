@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use borderflow_connectors::scenario::{self, ScenarioConfig};
-use borderflow_engine::{PlateRead, PostConfig, crossings, reads_to_batch};
+use borderflow_connectors::scenario;
+use borderflow_engine::{PlateRead, PostConfig, reads_to_batch};
 
 use crate::embedded::{Engine, EngineError, EngineOptions};
 
@@ -55,19 +55,7 @@ pub struct FollowReport {
 /// The post's scenario reads in commits: (commit time, reads), in order.
 /// The first commit carries no reads: it is the time the watchlist is loaded.
 pub fn scenario_ticks(config: &PostConfig, tick_ms: u64) -> Result<(Vec<(u64, Vec<PlateRead>)>, arrow::array::RecordBatch), String> {
-    let Some(source) = &config.scenario else {
-        return Err(format!("post `{}` has no [scenario] to follow", config.post.id));
-    };
-    let crossing = crossings::find_crossing(&config.post.crossing)
-        .ok_or_else(|| format!("post.crossing `{}` is not a known crossing", config.post.crossing))?;
-    let scenario = scenario::generate(&ScenarioConfig {
-        seed: source.seed,
-        start: source.start,
-        days: source.days,
-        traffic_scale: source.traffic_scale,
-        crossings: vec![crossing],
-        ..ScenarioConfig::default()
-    });
+    let scenario = scenario::generate(&crate::job::post_scenario(config)?);
     let tick_ms = tick_ms.max(1) as i64;
     let mut ticks: Vec<(u64, Vec<PlateRead>)> = Vec::new();
     for read in scenario.reads_for_post(&config.post.id) {

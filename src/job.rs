@@ -21,6 +21,7 @@ use borderflow_connectors::{ParquetStore, StoreError, WrittenFile};
 use borderflow_engine::passage_counts::{self, PassageCountChange, PassageKey};
 use borderflow_engine::crossings::{self, post_routes_batch, posts_batch};
 use borderflow_engine::{
+    PostConfig,
     Direction, ExchangeKeys, PlateRead, Runtime, TableConfig, ViewConfig, conform_watchlist, plate_read_schema,
     pre_arrival_records, pre_arrival_schema, read_keys_batch, read_keys_schema, reads_to_batch,
 };
@@ -60,6 +61,36 @@ pub struct JobSpec {
 /// the file `[peer] hmac_keys` names.
 pub fn demo_exchange_keys() -> ExchangeKeys {
     ExchangeKeys::single(b"borderflow demo exchange key: for simulated traffic only")
+}
+
+/// The keys a post hashes plates with: the file `[peer] hmac_keys` names,
+/// else (with a warning) the demo key, which no neighbour shares.
+pub fn post_exchange_keys(config: &PostConfig) -> Result<ExchangeKeys, String> {
+    match config.peer.as_ref().and_then(|p| p.hmac_keys.as_ref()) {
+        Some(path) => borderflow_engine::config::read_exchange_keys(path).map_err(|e| e.to_string()),
+        None => {
+            tracing::warn!(post = %config.post.id, "no [peer] hmac_keys: plates are hashed with the demo key, which no neighbour shares");
+            Ok(demo_exchange_keys())
+        }
+    }
+}
+
+/// The simulated traffic a post's `[scenario]` section describes: its
+/// crossing's, from the section's seed, start, days and traffic scale.
+pub fn post_scenario(config: &PostConfig) -> Result<ScenarioConfig, String> {
+    let Some(source) = &config.scenario else {
+        return Err(format!("post `{}` has no [scenario] section", config.post.id));
+    };
+    let crossing = crossings::find_crossing(&config.post.crossing)
+        .ok_or_else(|| format!("post.crossing `{}` is not a known crossing", config.post.crossing))?;
+    Ok(ScenarioConfig {
+        seed: source.seed,
+        start: source.start,
+        days: source.days,
+        traffic_scale: source.traffic_scale,
+        crossings: vec![crossing],
+        ..ScenarioConfig::default()
+    })
 }
 
 /// Why a job failed.
@@ -262,12 +293,20 @@ async fn maintain_views(
         ticks.entry(read.captured_at_ms.div_euclid(tick_ms)).or_default().1.push(read.clone());
     }
     for (tick, (reads, sent)) in ticks {
-        standing.insert("reads", &reads_to_batch(&reads))?;
-        standing.insert("read_keys", &read_keys_batch(&reads, post.keys))?;
-        standing.insert("pre_arrival", &pre_arrival_records(&sent, post.keys))?;
+        feed_reads(&mut standing, &reads, &sent, post.keys)?;
         standing.commit_at(((tick + 1) * tick_ms).max(0) as u64);
     }
     Ok(standing)
+}
+
+/// Adds a post's `reads` (and their hashed keys) and the neighbour's exit
+/// reads it was `sent` (as pre-arrival records) to the views' tables, for
+/// the next commit.
+pub fn feed_reads(views: &mut StandingViews, reads: &[PlateRead], sent: &[PlateRead], keys: &ExchangeKeys) -> Result<(), ViewError> {
+    views.insert("reads", &reads_to_batch(reads))?;
+    views.insert("read_keys", &read_keys_batch(reads, keys))?;
+    views.insert("pre_arrival", &pre_arrival_records(sent, keys))?;
+    Ok(())
 }
 
 /// A post's tables and standing views, before any read arrives: `reads`,

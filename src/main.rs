@@ -283,35 +283,21 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
     if let Some(storage) = storage {
         config.storage.url = storage_url(storage)?;
     }
-    let Some(source) = &config.scenario else {
+    if config.scenario.is_none() {
         return Err(format!(
-            "{}: post `{}` has no source this build can run: its cameras need the video pipeline; add a [scenario] section to run it on simulated traffic",
+            "{}: post `{}` has no source `run` can replay: add a [scenario] section to run it on simulated traffic, or read recorded video with `borderflow process`",
             config_path.display(),
             config.post.id
         ));
-    };
-    let crossing = crossings::find_crossing(&config.post.crossing).ok_or_else(|| {
-        format!("{}: post.crossing `{}` is not a known crossing", config_path.display(), config.post.crossing)
-    })?;
-    for camera in &config.cameras {
-        tracing::warn!(camera = %camera.id, uri = %camera.uri, "video cameras are not read by this build; the post runs on its scenario source");
     }
-    let exchange_keys = match config.peer.as_ref().and_then(|p| p.hmac_keys.as_ref()) {
-        Some(path) => borderflow::engine::config::read_exchange_keys(path).map_err(|e| e.to_string())?,
-        None => {
-            tracing::warn!("no [peer] hmac_keys: plates are hashed with the demo key, which no neighbour shares");
-            borderflow::job::demo_exchange_keys()
-        }
-    };
+    let scenario = borderflow::job::post_scenario(&config).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    for camera in &config.cameras {
+        tracing::warn!(camera = %camera.id, uri = %camera.uri, "`run` replays the post's scenario; its cameras are read by `process`");
+    }
+    let exchange_keys = borderflow::job::post_exchange_keys(&config)?;
+    let seed = scenario.seed;
     let spec = JobSpec {
-        scenario: ScenarioConfig {
-            seed: source.seed,
-            start: source.start,
-            days: source.days,
-            traffic_scale: source.traffic_scale,
-            crossings: vec![crossing],
-            ..ScenarioConfig::default()
-        },
+        scenario,
         posts: Some(vec![config.post.id.clone()]),
         storage_url: config.storage.url.clone(),
         runtime,
@@ -323,7 +309,7 @@ fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<()
         standard_views: false,
         video_lanes: false,
     };
-    println!("Borderflow post {} ({}), {} camera(s), scenario seed {}", config.post.id, config.post.name, config.cameras.len(), source.seed);
+    println!("Borderflow post {} ({}), {} camera(s), scenario seed {seed}", config.post.id, config.post.name, config.cameras.len());
     let spinner = Spinner::new();
     let report = run_job(&spec, &spinner).map_err(|e| e.to_string());
     spinner.0.finish_and_clear();

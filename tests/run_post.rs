@@ -70,6 +70,13 @@ fn a_config_table_joins_the_reads_in_a_view() {
     );
     std::fs::write(dir.path().join("post.toml"), config).expect("config");
     std::fs::write(dir.path().join("lane_kinds.csv"), "lane,kind\n1,cars\n2,cars\n3,trucks\n").expect("csv");
+    // The example's `[peer] hmac_keys` names a file beside the config.
+    std::fs::create_dir(dir.path().join("secrets")).expect("secrets dir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/secrets/exchange-keys.toml"),
+        dir.path().join("secrets/exchange-keys.toml"),
+    )
+    .expect("key file");
     let out = dir.path().join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_borderflow"))
         .args(["run", "--config"])

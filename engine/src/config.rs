@@ -106,9 +106,9 @@ mod source;
 
 /// A configuration error: what is wrong, and where.
 ///
-/// Displays as `file:line:column: field: message`.
+/// Displays as `file:line:column: field: message` (`file: field: message`
+/// when no place in the file is at fault).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
 pub struct ConfigError {
     /// The configuration file, as the caller named it.
     pub file: String,
@@ -126,6 +126,15 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong, in plain words.
     pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+            line => write!(f, "{}:{line}:{}: {}: {}", self.file, self.column, self.field, self.message),
+        }
+    }
 }
 
 /// `[post]`: which post this is.

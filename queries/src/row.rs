@@ -98,3 +98,23 @@ pub fn sorted_rows(batch: &RecordBatch) -> Result<Vec<String>, ArrowError> {
     rows.sort();
     Ok(rows)
 }
+
+/// The batch's columns cast to `schema`'s types, under its names: a batch
+/// DataFusion computed (which may choose Utf8View, or other nullability)
+/// in the form a table or view declares.
+pub fn cast_to_schema(batch: &RecordBatch, schema: SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(ArrowError::SchemaError(format!(
+            "{} columns where {} are expected",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}

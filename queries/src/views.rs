@@ -169,6 +169,9 @@ impl StandingViews {
         if self.tables.contains_key(name) {
             return Err(data(&"the table is already registered"));
         }
+        if self.views.contains_key(name) {
+            return Err(data(&"a view has this name"));
+        }
         let provider = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(|e| data(&e))?;
         self.ctx.register_table(name, Arc::new(provider)).map_err(|e| data(&e))?;
         self.workers.table(name).map_err(ViewError::Dataflow)?;
@@ -200,8 +203,11 @@ impl StandingViews {
         let optimized = state.optimize(&plan).map_err(sql_error)?;
         let lowered = lower(&optimized, sql).map_err(|source| ViewError::Refused { view: name.to_string(), source })?;
         let schema = self.build(name, sql, lowered)?;
-        // Later views may select from this one: DataFusion inlines its plan.
-        self.ctx.register_table(name, Arc::new(ViewTable::new(plan, Some(sql.to_string())))).map_err(sql_error)?;
+        // Later views may select from this one: to DataFusion it is a table
+        // (so their plans scan it rather than inline its query), and their
+        // dataflows import its arranged rows rather than compute them again.
+        let table = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).map_err(sql_error)?;
+        self.ctx.register_table(name, Arc::new(table)).map_err(sql_error)?;
         Ok(schema)
     }
 
@@ -392,15 +398,16 @@ impl StandingViews {
     /// views' snapshots (by their names), with `now()` at the last commit.
     pub async fn query(&mut self, sql: &str) -> Result<RecordBatch, ViewError> {
         let error = |e: &dyn std::fmt::Display| ViewError::Sql { view: "(query)".to_string(), message: e.to_string() };
-        let ctx = self.batch_context().await.map_err(|e| error(&e))?;
+        let ctx = self.batch_context(sql).await.map_err(|e| error(&e))?;
         self.register_snapshots(&ctx)?;
         self.run_batch(&ctx, sql).await.map_err(|e| error(&e))
     }
 
     /// A session over the tables' current contents, with the plate
-    /// functions, in which every view is a DataFusion view (planned anew, in
-    /// batch, from its SQL).
-    async fn batch_context(&self) -> datafusion::error::Result<SessionContext> {
+    /// functions, in which every view `sql` selects from (directly or
+    /// through other views) is a DataFusion view, planned anew, in batch,
+    /// from its SQL.
+    async fn batch_context(&self, sql: &str) -> datafusion::error::Result<SessionContext> {
         let ctx = SessionContext::new();
         crate::udf::register(&ctx, Arc::clone(&self.keys));
         for name in self.tables.keys() {
@@ -408,7 +415,18 @@ impl StandingViews {
             let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             ctx.register_table(name.as_str(), Arc::new(provider))?;
         }
-        for name in &self.order {
+        // A view can select only from views created before it: walking back
+        // from the newest finds every view that `sql` needs. Planning all of
+        // them for every batch answer would cost as many plans as views.
+        let mut needed = vec![sql];
+        let mut used = std::collections::BTreeSet::new();
+        for name in self.order.iter().rev() {
+            if needed.iter().any(|sql| mentions(sql, name)) {
+                used.insert(name.as_str());
+                needed.push(&self.views[name].sql);
+            }
+        }
+        for name in self.order.iter().filter(|n| used.contains(n.as_str())) {
             let sql = &self.views[name].sql;
             let mut plan = ctx.state().create_logical_plan(sql).await?;
             if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
@@ -466,21 +484,21 @@ impl StandingViews {
     pub async fn batch_answer(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let view = self.view(name)?;
         let sql_error = |e: &dyn std::fmt::Display| ViewError::Sql { view: name.to_string(), message: e.to_string() };
-        let ctx = self.batch_context().await.map_err(|e| sql_error(&e))?;
+        let ctx = self.batch_context(&view.sql).await.map_err(|e| sql_error(&e))?;
         let batch = self.run_batch(&ctx, &view.sql).await.map_err(|e| sql_error(&e))?;
         // The view's schema names the columns; DataFusion's batch plan may
         // differ in nullability, and in string representation (Utf8View
         // where the view's plan has Utf8).
-        let schema = Arc::clone(view.codec.schema());
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| sql_error(&e))?;
-        RecordBatch::try_new(schema, columns).map_err(|e| sql_error(&e))
+        crate::row::cast_to_schema(&batch, Arc::clone(view.codec.schema())).map_err(|e| sql_error(&e))
     }
+}
+
+/// Whether `sql` names `name` as a whole word (case-insensitively): a
+/// superset of the tables and views it selects from.
+fn mentions(sql: &str, name: &str) -> bool {
+    let (sql, name) = (sql.to_ascii_lowercase(), name.to_ascii_lowercase());
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    sql.match_indices(&name).any(|(at, _)| !word(sql[..at].chars().next_back()) && !word(sql[at + name.len()..].chars().next()))
 }
 
 /// Rows with their times and diffs as a batch: the view's columns plus
@@ -505,5 +523,20 @@ fn publish(name: &str, view: &View, table: &MemTable) {
             _ => tracing::warn!(view = %name, "snapshot table busy; it keeps the previous snapshot"),
         },
         Err(error) => tracing::error!(view = %name, %error, "snapshot not published"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn a_view_is_mentioned_as_a_whole_word_only() {
+        assert!(mentions("SELECT * FROM dwell_times WHERE x", "dwell_times"));
+        assert!(mentions("select * from \"Dwell_Times\"", "dwell_times"));
+        assert!(mentions("JOIN dwell_times\n", "dwell_times"));
+        assert!(!mentions("SELECT * FROM dwell_times_by_hour", "dwell_times"));
+        assert!(!mentions("SELECT * FROM my_dwell_times", "dwell_times"));
+        assert!(!mentions("SELECT 1", "dwell_times"));
     }
 }

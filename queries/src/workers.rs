@@ -3,11 +3,13 @@
 //! [`Workers`] starts `n` timely worker threads in this process. Each worker
 //! holds one input dataflow per table, whose rows are arranged once (a
 //! shared arrangement that every view imports instead of keeping its own
-//! copy), and one dataflow per view. Commands reach every worker in the
-//! same order, so all of them build the same dataflows; a commit hands each
-//! worker its share of the changes, and differential exchanges rows between
-//! workers by the hash of whatever key an operator arranges them by.
-//! Each worker returns the view changes it produced.
+//! copy), and one dataflow per view, whose rows are arranged the same way (a
+//! view that selects from another imports them, as it would a table's).
+//! Commands reach every worker in the same order, so all of them build the
+//! same dataflows; a commit hands each worker its share of the changes, and
+//! differential exchanges rows between workers by the hash of whatever key
+//! an operator arranges them by. Each worker returns the view changes it
+//! produced.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -151,7 +153,6 @@ impl Drop for Workers {
 
 struct TableInput {
     session: InputSession<u64, Row, isize>,
-    trace: TableTrace,
 }
 
 struct ViewOutput {
@@ -162,6 +163,8 @@ struct ViewOutput {
 
 fn run_worker(worker: &mut Worker, commands: Receiver<Command>, reply: Sender<Reply>) {
     let mut tables: BTreeMap<String, TableInput> = BTreeMap::new();
+    // The rows of every table and view, arranged: what views import.
+    let mut traces: BTreeMap<String, TableTrace> = BTreeMap::new();
     let keyed: Rc<RefCell<BTreeMap<String, KeyedTrace>>> = Rc::default();
     let mut views: Vec<ViewOutput> = Vec::new();
     let table_probe: Handle<u64> = Handle::new();
@@ -177,11 +180,15 @@ fn run_worker(worker: &mut Worker, commands: Receiver<Command>, reply: Sender<Re
                     (session, arranged.trace)
                 });
                 session.advance_to(time);
-                tables.insert(name, TableInput { session, trace });
+                traces.insert(name.clone(), trace);
+                tables.insert(name, TableInput { session });
             }
             Command::View { name, plan } => {
-                let built = build_view(worker, &name, &plan, &mut tables, &keyed);
-                let result = built.map(|output| views.push(output));
+                let built = build_view(worker, &name, &plan, &traces, &keyed);
+                let result = built.map(|(output, trace)| {
+                    traces.insert(name, trace);
+                    views.push(output)
+                });
                 if reply.send(Reply::Built(result)).is_err() {
                     return;
                 }
@@ -214,9 +221,9 @@ fn run_worker(worker: &mut Worker, commands: Receiver<Command>, reply: Sender<Re
                 }
                 // Nothing older than `time` will be asked of the shared traces.
                 let frontier = [time];
-                for table in tables.values_mut() {
-                    table.trace.set_logical_compaction(AntichainRef::new(&frontier));
-                    table.trace.set_physical_compaction(AntichainRef::new(&frontier));
+                for trace in traces.values_mut() {
+                    trace.set_logical_compaction(AntichainRef::new(&frontier));
+                    trace.set_physical_compaction(AntichainRef::new(&frontier));
                 }
                 for trace in keyed.borrow_mut().values_mut() {
                     trace.set_logical_compaction(AntichainRef::new(&frontier));
@@ -266,26 +273,29 @@ impl<'scope> Inputs<'scope> for WorkerInputs<'scope> {
     }
 }
 
+/// Builds the view's dataflow over the traces of the tables and views it
+/// selects from; returns its output and its rows arranged, for later views.
 fn build_view(
     worker: &mut Worker,
     name: &str,
     plan: &Plan,
-    tables: &mut BTreeMap<String, TableInput>,
+    arranged: &BTreeMap<String, TableTrace>,
     keyed: &Rc<RefCell<BTreeMap<String, KeyedTrace>>>,
-) -> Result<ViewOutput, String> {
+) -> Result<(ViewOutput, TableTrace), String> {
     let mut names = Vec::new();
     plan.tables(&mut names);
     let mut traces = Vec::new();
     for table in &names {
-        let input = tables.get(table).ok_or_else(|| format!("unknown table `{table}`"))?;
-        traces.push((table.clone(), input.trace.clone()));
+        let trace = arranged.get(table).ok_or_else(|| format!("unknown table or view `{table}`"))?;
+        traces.push((table.clone(), trace.clone()));
     }
     let index = worker.index();
     let probe = Handle::new();
     let sink = Rc::new(RefCell::new(Vec::new()));
     let (probe_in, sink_in) = (probe.clone(), Rc::clone(&sink));
     let keyed = Rc::clone(keyed);
-    worker.dataflow::<u64, _, _>(move |scope| {
+    let view = name.to_string();
+    let trace = worker.dataflow::<u64, _, _>(move |scope| {
         let tables = traces
             .into_iter()
             .map(|(name, mut trace)| {
@@ -297,8 +307,15 @@ fn build_view(
         let unit = unit_rows.to_stream(scope).as_collection();
         let inputs = WorkerInputs { scope, tables, unit, keyed, local: RefCell::default() };
         let rows = render(plan, &inputs).map_err(|e| e.to_string())?;
-        rows.consolidate().inspect(move |(row, time, diff)| sink_in.borrow_mut().push((row.clone(), *time, *diff))).probe_with(&probe_in);
-        Ok::<_, String>(())
+        // Arranged once: consolidated for the view's changes, and shared
+        // with the views that select from this one.
+        let arranged = rows.arrange_by_self_named(&format!("View {view}"));
+        let trace = arranged.trace.clone();
+        arranged
+            .as_collection(|row: &Row, _: &()| row.clone())
+            .inspect(move |(row, time, diff)| sink_in.borrow_mut().push((row.clone(), *time, *diff)))
+            .probe_with(&probe_in);
+        Ok::<_, String>(trace)
     })?;
-    Ok(ViewOutput { name: name.to_string(), probe, sink })
+    Ok((ViewOutput { name: name.to_string(), probe, sink }, trace))
 }

@@ -160,14 +160,7 @@ impl Runner {
         if batch.num_columns() != schema.fields().len() {
             return Err(format!("table `{table}` has {} columns, the rows {}", schema.fields().len(), batch.num_columns()));
         }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        RecordBatch::try_new(schema, columns).map_err(|e| format!("table `{table}`: {e}"))
+        crate::row::cast_to_schema(&batch, schema).map_err(|e| format!("table `{table}`: {e}"))
     }
 
     pub(super) async fn create_table(&mut self, sql: &str) -> Result<Change, String> {
