@@ -5,10 +5,11 @@
 //! Moldovan process; and who is refused (a peer from another authority, an
 //! analyst without a valid token), with the reason in the log.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,16 +116,7 @@ fn serve(post: &Post, pace_ms: u64, standard_views: bool) -> Served {
     if standard_views {
         command.arg("--standard-views");
     }
-    let mut child = command.env("BORDERFLOW_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("borderflow serve starts");
-    let log = Arc::new(Mutex::new(String::new()));
-    for stream in [Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().expect("stderr"))] {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                log.lock().expect("log").push_str(&format!("{line}\n"));
-            }
-        });
-    }
+    let (child, log) = common::spawn_logged(command.env("BORDERFLOW_LOG", "info"));
     Served { child, log }
 }
 

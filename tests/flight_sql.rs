@@ -4,11 +4,11 @@
 //! with the view's Parquet changelog history; and `borderflow sql` reads
 //! the same numbers locally and through the server.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use borderflow::engine::{Direction, Point, PostConfig};
@@ -69,23 +69,12 @@ traffic_scale = 0.2
         *exits_per_lane.entry(read.lane).or_default() += 1;
     }
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_borderflow"))
-        .args(["--workers", "1", "serve", "--config"])
-        .arg(&config)
-        .args(["--pace-ms", "0", "--sink-every", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let log = Arc::new(Mutex::new(String::new()));
-    for stream in [Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().expect("stderr"))] {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                log.lock().expect("log").push_str(&format!("{line}\n"));
-            }
-        });
-    }
+    let (mut child, log) = common::spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_borderflow"))
+            .args(["--workers", "1", "serve", "--config"])
+            .arg(&config)
+            .args(["--pace-ms", "0", "--sink-every", "1"]),
+    );
     let started = Instant::now();
     while !log.lock().expect("log").contains("scenario done") {
         if started.elapsed() > Duration::from_secs(90) {

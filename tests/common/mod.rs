@@ -10,6 +10,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use borderflow::engine::wal::{SegmentEnd, decode_segment};
@@ -172,4 +173,22 @@ pub fn assert_same_outputs(expected: &Outputs, actual: &Outputs) {
     let before = ids.len();
     ids.dedup();
     assert_eq!(before, ids.len(), "a read is in the log twice");
+}
+
+/// Starts `command` with its stdout and stderr copied, line by line, into
+/// one shared log (what a test waits on and prints when it fails).
+pub fn spawn_logged(command: &mut Command) -> (Child, Arc<Mutex<String>>) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the process starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let streams: [Box<dyn std::io::Read + Send>; 2] =
+        [Box::new(child.stdout.take().expect("stdout")), Box::new(child.stderr.take().expect("stderr"))];
+    for stream in streams {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                log.lock().expect("log").push_str(&format!("{line}\n"));
+            }
+        });
+    }
+    (child, log)
 }
