@@ -28,6 +28,7 @@ fn camera(uri: String) -> CameraConfig {
         counting_line: CountingLine { a: [0.0, LINE_Y], b: [1.0, LINE_Y] },
         from_side: Side::Top,
         max_fps: None,
+        source: Default::default(),
     }
 }
 

@@ -36,6 +36,10 @@
 //!   with the reads' retention. The post's own reads are hashed into
 //!   `read_keys` as they are applied, so `cross_border_matches` joins them.
 //!
+//! - Status: [`Engine::exchange_status`] (the exchange with the neighbour)
+//!   and [`Engine::camera_health`] (the cameras feeding the engine, attached
+//!   with [`Engine::attach_cameras`]: `crate::post_cameras` does).
+//!
 //! [`Engine::shutdown`] flushes the sinks, writes each view's snapshot
 //! (`views/<view>/snapshot.parquet`), sweeps and closes the log.
 
@@ -49,7 +53,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use borderflow_engine::storage::{Storage, StorageError};
 use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
 use borderflow_engine::{
-    ExchangeKeys, PlateRead, PostConfig, conform_watchlist, plate_read_schema, pre_arrival_schema, read_keys_batch, reads_from_batch, reads_to_batch,
+    CameraHealth, CameraStats, ExchangeKeys, PlateRead, PostConfig, conform_watchlist, plate_read_schema, pre_arrival_schema, read_keys_batch, reads_from_batch, reads_history_parts, reads_to_batch,
     watchlist_schema,
 };
 use borderflow_queries::{StandingViews, ViewError};
@@ -129,6 +133,8 @@ pub struct Engine {
     pre_arrival_ids: HashSet<String>,
     keys: ExchangeKeys,
     exchange: Option<borderflow_connectors::exchange::StatusHandle>,
+    /// The counters of the cameras feeding the engine, for [`camera_health`](Self::camera_health).
+    cameras: Vec<Arc<CameraStats>>,
     /// The watchlist's rows by plate (its first column), for upserts.
     watchlist: BTreeMap<String, Vec<RecordBatch>>,
     sinks: BTreeMap<String, Sink>,
@@ -195,6 +201,7 @@ impl Engine {
             pre_arrival_ids: HashSet::new(),
             keys,
             exchange: None,
+            cameras: Vec::new(),
             watchlist: BTreeMap::new(),
             sinks,
             commits_since_flush: 0,
@@ -325,6 +332,39 @@ impl Engine {
     /// lag, records received (`None`: no exchange attached).
     pub fn exchange_status(&self) -> Option<borderflow_connectors::exchange::ExchangeStatus> {
         self.exchange.as_ref().map(|s| s.get())
+    }
+
+    /// Attaches the counters of the cameras whose reads are pushed, reported
+    /// by [`camera_health`](Self::camera_health).
+    pub fn attach_cameras(&mut self, cameras: Vec<Arc<CameraStats>>) {
+        self.cameras = cameras;
+    }
+
+    /// Each attached camera's health now: state, frames in, processed,
+    /// dropped and skipped, reconnects, its last error (empty: no cameras).
+    pub fn camera_health(&self) -> Vec<CameraHealth> {
+        self.cameras.iter().map(|c| c.health()).collect()
+    }
+
+    /// Writes an object (a plate crop, …) at `path` in the post's store;
+    /// returns its URL.
+    pub fn put_object(&self, path: &str, bytes: Vec<u8>) -> Result<String, EngineError> {
+        self.runtime.block_on(self.storage.put(path, bytes))?;
+        Ok(format!("{}/{path}", self.storage.url().trim_end_matches('/')))
+    }
+
+    /// Writes reads (already pushed) to the Parquet history of the store,
+    /// `reads/<post>/<date>/part-<first read_id>.parquet` (see
+    /// [`reads_history_parts`]), where `borderflow sql` and analysts find
+    /// them; the log stays the record of what was applied. Returns the paths.
+    pub fn write_reads_history(&self, reads: &[PlateRead]) -> Result<Vec<String>, EngineError> {
+        let mut written = Vec::new();
+        for (path, rows) in reads_history_parts(reads) {
+            let bytes = parquet_bytes(&reads_to_batch(&rows)).map_err(|message| EngineError::Sink { path: path.clone(), message })?;
+            self.runtime.block_on(self.storage.put(&path, bytes))?;
+            written.push(path);
+        }
+        Ok(written)
     }
 
     /// Replaces the watchlist rows that have the same `plate` (first column)

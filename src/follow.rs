@@ -71,6 +71,49 @@ pub fn scenario_ticks(config: &PostConfig, tick_ms: u64) -> Result<(Vec<(u64, Ve
     Ok((ticks, scenario.watchlist_batch()))
 }
 
+/// Runs `push` until it succeeds; a failure of the log, the store or a sink
+/// (the object store is down) is retried with backoff until `give_up_after`
+/// has passed. Returns what `push` returned and the retries.
+pub(crate) fn push_with_retry(
+    engine: &mut Engine,
+    give_up_after: Duration,
+    mut push: impl FnMut(&mut Engine) -> Result<usize, EngineError>,
+) -> Result<(usize, usize), String> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let mut retries = 0;
+    loop {
+        match push(engine) {
+            Ok(n) => return Ok((n, retries)),
+            Err(error @ (EngineError::Wal(_) | EngineError::Storage(_) | EngineError::Sink { .. })) if started.elapsed() < give_up_after => {
+                retries += 1;
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "push failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+}
+
+/// Flushes the engine (retried: the final flush and sweep write to the
+/// store too), then shuts it down.
+pub(crate) fn flush_and_shut_down(mut engine: Engine) -> Result<(), String> {
+    let mut retries = 0;
+    loop {
+        match engine.flush() {
+            Ok(()) => break,
+            Err(error) if retries < 20 => {
+                retries += 1;
+                tracing::warn!(%error, "final flush failed; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    engine.shutdown().map_err(|e| e.to_string())
+}
+
 /// Runs the post to the end of its scenario (see the module documentation).
 pub fn follow(config: PostConfig, options: &FollowOptions, progress: &dyn Fn(&str)) -> Result<FollowReport, String> {
     let (ticks, watchlist) = scenario_ticks(&config, options.tick_ms)?;
@@ -98,30 +141,11 @@ pub fn follow(config: PostConfig, options: &FollowOptions, progress: &dyn Fn(&st
         if *time <= resume_after {
             continue;
         }
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let pushed = if i == 0 {
-                engine.upsert_watchlist_at(&watchlist, *time).map(|()| 0)
-            } else {
-                engine.push_reads_at(&reads_to_batch(reads), *time)
-            };
-            match pushed {
-                Ok(n) => {
-                    report.reads_pushed += n;
-                    break;
-                }
-                Err(error @ (EngineError::Wal(_) | EngineError::Storage(_) | EngineError::Sink { .. }))
-                    if started.elapsed() < options.give_up_after =>
-                {
-                    report.retries += 1;
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "push failed; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => return Err(error.to_string()),
-            }
-        }
+        let pushed = push_with_retry(&mut engine, options.give_up_after, |engine| {
+            if i == 0 { engine.upsert_watchlist_at(&watchlist, *time).map(|()| 0) } else { engine.push_reads_at(&reads_to_batch(reads), *time) }
+        })?;
+        report.reads_pushed += pushed.0;
+        report.retries += pushed.1;
         report.commits += 1;
         if !options.pace.is_zero() {
             std::thread::sleep(options.pace);
@@ -131,19 +155,6 @@ pub fn follow(config: PostConfig, options: &FollowOptions, progress: &dyn Fn(&st
         let rows = engine.snapshot(&name).map_err(|e| e.to_string())?.num_rows();
         report.views.push((name, rows));
     }
-    let mut retries = 0;
-    loop {
-        // The final flush and sweep write to the store too: retried alike.
-        match engine.flush() {
-            Ok(()) => break,
-            Err(error) if retries < 20 => {
-                retries += 1;
-                tracing::warn!(%error, "final flush failed; retrying");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(error) => return Err(error.to_string()),
-        }
-    }
-    engine.shutdown().map_err(|e| e.to_string())?;
+    flush_and_shut_down(engine)?;
     Ok(report)
 }

@@ -10,7 +10,9 @@
 //! write-ahead log before it is applied, and a restart replays it); views
 //! leave as Arrow record batches and as Parquet in the configured object
 //! store. [`follow`] runs a post's scenario through the engine as a
-//! long-running process (`borderflow run --config … --follow`); [`serve`]
+//! long-running process (`borderflow run --config … --follow`);
+//! [`post_cameras`] runs it on its cameras (`borderflow run --config` with
+//! `[[camera]]`s); [`serve`]
 //! runs it as a service that exchanges pre-arrival records with the
 //! neighbour's post and answers analysts over Flight SQL ([`flight_sql`]).
 
@@ -32,6 +34,7 @@ pub mod job;
 pub mod scoring;
 pub mod serve;
 pub mod sql_cli;
+pub mod post_cameras;
 pub mod process;
 pub mod video;
 pub mod video_job;

@@ -22,6 +22,14 @@ struct Cli {
     command: Command,
 }
 
+/// What `run` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RunSource {
+    Auto,
+    Cameras,
+    Scenario,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The main job: every crossing, both sides, one simulated day.
@@ -47,10 +55,17 @@ enum Command {
         #[arg(long)]
         standard_views: bool,
     },
-    /// Runs one post from its configuration.
+    /// Runs one post from its configuration: on its cameras, or on its
+    /// [scenario] (simulated traffic).
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// Where the reads come from: the config's [[camera]]s (read until
+        /// every recording ends, or until Ctrl-C or SIGTERM), or its
+        /// [scenario]; auto: the [scenario] when the config has one, else
+        /// the cameras.
+        #[arg(long, value_enum, default_value = "auto")]
+        source: RunSource,
         /// Write here instead of the config's `storage.url` (a folder or a URL).
         #[arg(long)]
         storage: Option<String>,
@@ -59,10 +74,11 @@ enum Command {
         /// resumes, and retention applies (see README, "Durability").
         #[arg(long)]
         follow: bool,
-        /// With --follow: wall-clock milliseconds between commits.
-        #[arg(long, default_value_t = 0)]
-        pace_ms: u64,
-        /// With --follow: write the views' changelog parts every N commits.
+        /// With --follow: wall-clock milliseconds between commits (default
+        /// 0); on cameras: between commits of their reads (default 1000).
+        #[arg(long)]
+        pace_ms: Option<u64>,
+        /// With --follow or on cameras: write the views' changelog parts every N commits.
         #[arg(long, default_value_t = 12)]
         sink_every: u64,
     },
@@ -181,9 +197,8 @@ fn main() -> ExitCode {
             demo(runtime, &out, seed, date, days, traffic_scale, standard_views)
         }
         Command::Process { videos, config, out, start } => process(runtime, &videos, &config, out.as_deref(), start),
-        Command::Run { config, storage, follow: false, .. } => run(runtime, &config, storage.as_deref()),
-        Command::Run { config, storage, follow: true, pace_ms, sink_every } => {
-            follow(runtime, &config, storage.as_deref(), pace_ms, sink_every)
+        Command::Run { config, source, storage, follow, pace_ms, sink_every } => {
+            run_post(runtime, &config, source, storage.as_deref(), follow, pace_ms, sink_every)
         }
         Command::Check { config } => check(&config),
         Command::Sql { sql, data, config, server, token, ca, format, output } => {
@@ -278,22 +293,77 @@ fn demo(runtime: Runtime, out: &str, seed: u64, date: NaiveDate, days: u32, scal
     Ok(())
 }
 
-fn run(runtime: Runtime, config_path: &Path, storage: Option<&str>) -> Result<(), String> {
+/// `run`: picks the source (and says which), then runs the post on it.
+fn run_post(
+    runtime: Runtime,
+    config_path: &Path,
+    source: RunSource,
+    storage: Option<&str>,
+    follow: bool,
+    pace_ms: Option<u64>,
+    sink_every: u64,
+) -> Result<(), String> {
     let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
     if let Some(storage) = storage {
         config.storage.url = storage_url(storage)?;
     }
-    if config.scenario.is_none() {
-        return Err(format!(
-            "{}: post `{}` has no source `run` can replay: add a [scenario] section to run it on simulated traffic, or read recorded video with `borderflow process`",
-            config_path.display(),
-            config.post.id
-        ));
+    let where_ = config_path.display();
+    let cameras = config.cameras.len();
+    let source = match source {
+        RunSource::Auto if config.scenario.is_some() => {
+            let note = if cameras > 0 { format!("; its {cameras} camera(s) are not opened (`--source cameras` reads them)") } else { String::new() };
+            println!("{where_}: replaying [scenario] (simulated traffic){note}");
+            RunSource::Scenario
+        }
+        RunSource::Auto if cameras > 0 => {
+            println!("{where_}: reading {cameras} camera(s) (the config has no [scenario])");
+            RunSource::Cameras
+        }
+        RunSource::Auto | RunSource::Scenario if config.scenario.is_none() => {
+            return Err(format!(
+                "{where_}: post `{}` has no source `run` can read: add [[camera]] tables, or a [scenario] section to run it on simulated traffic",
+                config.post.id
+            ));
+        }
+        RunSource::Cameras if cameras == 0 => return Err(format!("{where_}: post `{}` has no [[camera]] to read", config.post.id)),
+        chosen => chosen,
+    };
+    match (source, follow) {
+        (RunSource::Cameras, _) => run_cameras(runtime, config_path, config, pace_ms.unwrap_or(1000), sink_every),
+        (_, false) => run(runtime, config_path, config),
+        (_, true) => self::follow(runtime, config_path, config, pace_ms.unwrap_or(0), sink_every),
     }
+}
+
+fn run_cameras(runtime: Runtime, config_path: &Path, config: PostConfig, commit_ms: u64, sink_every: u64) -> Result<(), String> {
+    use borderflow::post_cameras::{CameraRunOptions, run_cameras};
+    let mut options = CameraRunOptions { commit_every: Duration::from_millis(commit_ms.max(1)), ..CameraRunOptions::default() };
+    options.engine.workers = runtime.workers();
+    options.video_runtime = runtime;
+    options.engine.sink_every_commits = sink_every.max(1);
+    println!("Borderflow post {} ({}) reading {} camera(s), storage {}", config.post.id, config.post.name, config.cameras.len(), config.storage.url);
+    let stop = stop_on_signals();
+    let report = run_cameras(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    print!("{}", borderflow::process::camera_table(&report.video));
+    println!(
+        "{} commits, {} reads pushed ({} pushes retried), {} Parquet file(s) of reads; views: {}",
+        report.commits,
+        report.reads_pushed,
+        report.retries,
+        report.history_files.len(),
+        report.views.iter().map(|(v, n)| format!("{v} {n} rows")).collect::<Vec<_>>().join(", ")
+    );
+    for error in &report.video.errors {
+        eprintln!("error: {error}");
+    }
+    match report.video.errors.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} camera(s) failed (the post carried on; the reads of the others were committed)")),
+    }
+}
+
+fn run(runtime: Runtime, config_path: &Path, config: PostConfig) -> Result<(), String> {
     let scenario = borderflow::job::post_scenario(&config).map_err(|e| format!("{}: {e}", config_path.display()))?;
-    for camera in &config.cameras {
-        tracing::warn!(camera = %camera.id, uri = %camera.uri, "`run` replays the post's scenario; its cameras are read by `process`");
-    }
     let exchange_keys = borderflow::job::post_exchange_keys(&config)?;
     let seed = scenario.seed;
     let spec = JobSpec {
@@ -350,12 +420,8 @@ fn process(
     }
 }
 
-fn follow(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, sink_every: u64) -> Result<(), String> {
+fn follow(runtime: Runtime, config_path: &Path, config: PostConfig, pace_ms: u64, sink_every: u64) -> Result<(), String> {
     use borderflow::follow::{FollowOptions, follow};
-    let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
-    if let Some(storage) = storage {
-        config.storage.url = storage_url(storage)?;
-    }
     let mut options = FollowOptions { pace: Duration::from_millis(pace_ms), ..FollowOptions::default() };
     options.engine.workers = runtime.workers();
     options.engine.sink_every_commits = sink_every.max(1);

@@ -90,10 +90,9 @@ pub fn process(
     Ok(ProcessReport { video, files, storage_url: store.url().to_string() })
 }
 
-/// The summary `process` prints: per camera, then the time per step.
-pub fn summary(report: &ProcessReport) -> String {
+/// Per camera: frames in, processed and dropped, reads each way, state.
+pub fn camera_table(video: &VideoReport) -> String {
     let mut out = String::new();
-    let video = &report.video;
     out.push_str(&format!("{:<28} {:>8} {:>10} {:>8} {:>6} {:>6}  state\n", "camera", "frames", "processed", "dropped", "entry", "exit"));
     for CameraHealth { camera_id, state, frames_in, frames_processed, frames_dropped, .. } in &video.health {
         let count = |d: Direction| video.reads.iter().filter(|r| &r.camera_id == camera_id && r.direction == d).count();
@@ -104,6 +103,13 @@ pub fn summary(report: &ProcessReport) -> String {
             state.as_str()
         ));
     }
+    out
+}
+
+/// The summary `process` prints: per camera, then the time per step.
+pub fn summary(report: &ProcessReport) -> String {
+    let video = &report.video;
+    let mut out = camera_table(video);
     let t = &video.times;
     let busy = (t.detect + t.recognise + t.track).as_secs_f64().max(1e-9);
     let frames: u64 = video.health.iter().map(|h| h.frames_processed).sum();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use borderflow_connectors::{CameraEvent, CameraSource, CameraSourceOptions};
 use borderflow_engine::{CameraConfig, CameraHealth, CameraStats, Frame, PlateRead, Runtime};
-use borderflow_operators::{CameraReader, PlateReader, PlateReaderOptions, StageTimes, VideoOptions};
+use borderflow_operators::{CameraReader, PlateCrop, PlateReader, PlateReaderOptions, StageTimes, VideoOptions};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -94,17 +94,35 @@ impl VideoRun {
     /// Starts every camera of `spec`. Recordings end by themselves; live
     /// cameras run until [`stop`](Self::stop).
     pub fn start(spec: VideoSpec) -> VideoRun {
+        VideoRun::start_inner(spec, None)
+    }
+
+    /// [`start`](Self::start), and each read's plate crop (from its best
+    /// frame) by read id, sent before the read itself; the receiver outlives the run.
+    pub fn start_with_crops(mut spec: VideoSpec) -> (VideoRun, Receiver<(String, PlateCrop)>) {
+        spec.video.keep_crops = true;
+        let (sender, crops) = channel();
+        (VideoRun::start_inner(spec, Some(sender)), crops)
+    }
+
+    fn start_inner(spec: VideoSpec, crops: Option<Sender<(String, PlateCrop)>>) -> VideoRun {
         let stats: Vec<Arc<CameraStats>> = spec.cameras.iter().map(|c| Arc::new(CameraStats::new(&c.id))).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, reads) = channel();
         let shared = (Arc::new(spec), stats.clone(), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || run(shared.0, shared.1, shared.2, sender));
+        let thread = std::thread::spawn(move || run(shared.0, shared.1, shared.2, sender, crops));
         VideoRun { stats, stop, reads, thread }
     }
 
     /// Each camera's health now.
     pub fn camera_health(&self) -> Vec<CameraHealth> {
         self.stats.iter().map(|s| s.health()).collect()
+    }
+
+    /// Each camera's live counters (for an engine to report, see
+    /// [`crate::Engine::attach_cameras`]).
+    pub fn camera_stats(&self) -> Vec<Arc<CameraStats>> {
+        self.stats.clone()
     }
 
     /// Reads as they are emitted (they are also in the final report).
@@ -133,7 +151,13 @@ pub fn run_video(spec: VideoSpec) -> VideoReport {
     VideoRun::start(spec).wait()
 }
 
-fn run(spec: Arc<VideoSpec>, stats: Vec<Arc<CameraStats>>, stop: Arc<AtomicBool>, sender: Sender<PlateRead>) -> VideoReport {
+fn run(
+    spec: Arc<VideoSpec>,
+    stats: Vec<Arc<CameraStats>>,
+    stop: Arc<AtomicBool>,
+    sender: Sender<PlateRead>,
+    crop_sender: Option<Sender<(String, PlateCrop)>>,
+) -> VideoReport {
     let started = Instant::now();
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let totals = Arc::new(Mutex::new((Vec::<PlateRead>::new(), StageTimes::default())));
@@ -141,6 +165,7 @@ fn run(spec: Arc<VideoSpec>, stats: Vec<Arc<CameraStats>>, stop: Arc<AtomicBool>
         Arc::new(stats.iter().map(|s| (s.camera_id().to_string(), Arc::clone(s))).collect());
     let (worker_errors, worker_totals) = (Arc::clone(&errors), Arc::clone(&totals));
     let sender = Mutex::new(sender);
+    let crop_sender = Mutex::new(crop_sender);
     let result = timely::execute(spec.runtime.timely_config(), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         // Cameras are dealt round-robin in the spec's order: balanced, and
@@ -170,6 +195,7 @@ fn run(spec: Arc<VideoSpec>, stats: Vec<Arc<CameraStats>>, stop: Arc<AtomicBool>
             }
         };
         let sender = sender.lock().map(|s| s.clone()).ok();
+        let crops = crop_sender.lock().ok().and_then(|s| s.clone());
         let reads = Rc::new(RefCell::new(Vec::new()));
         let times = Rc::new(RefCell::new(StageTimes::default()));
         let probe = ProbeHandle::new();
@@ -206,7 +232,16 @@ fn run(spec: Arc<VideoSpec>, stats: Vec<Arc<CameraStats>>, stop: Arc<AtomicBool>
                                         }
                                     };
                                     match result {
-                                        Ok(reads) => session.give_iterator(reads.into_iter()),
+                                        Ok(reads) => {
+                                            if let Some(crops) = &crops {
+                                                for read in &reads {
+                                                    if let Some(crop) = camera.take_crop(&read.read_id) {
+                                                        let _ = crops.send((read.read_id.clone(), crop));
+                                                    }
+                                                }
+                                            }
+                                            session.give_iterator(reads.into_iter())
+                                        }
                                         Err(e) => {
                                             let message = format!("camera {}: plate reading failed: {e}", camera.camera().id);
                                             tracing::error!("{message}");

@@ -115,6 +115,7 @@ pub fn replace_with_video_reads(reads: &mut Vec<PlateRead>, runtime: &Runtime) -
             counting_line: CountingLine { a: [0.0, LINE_Y], b: [1.0, LINE_Y] },
             from_side: Side::Top,
             max_fps: None,
+            source: Default::default(),
         });
     }
     let mut spec = VideoSpec::new("demo", "MD", cameras, runtime.clone());

@@ -13,12 +13,10 @@
 //! Every file is written whole with one `put`, which object stores make
 //! atomic: a reader never sees half a file.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use borderflow_engine::{PlateRead, reads_to_batch};
-use chrono::DateTime;
+use borderflow_engine::{PlateRead, reads_history_parts, reads_to_batch};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -108,18 +106,8 @@ impl ParquetStore {
     /// Writes reads partitioned by post and event date (UTC), one file per
     /// partition, named after the partition's first read id.
     pub async fn write_reads(&self, reads: &[PlateRead]) -> Result<Vec<WrittenFile>, StoreError> {
-        let mut partitions: BTreeMap<(&str, String), Vec<PlateRead>> = BTreeMap::new();
-        for read in reads {
-            let date = DateTime::from_timestamp_millis(read.captured_at_ms)
-                .map(|t| t.date_naive().to_string())
-                .unwrap_or_else(|| "invalid-date".to_string());
-            partitions.entry((read.post_id.as_str(), date)).or_default().push(read.clone());
-        }
-        let mut written = Vec::with_capacity(partitions.len());
-        for ((post_id, date), mut rows) in partitions {
-            rows.sort_by(|a, b| (a.captured_at_ms, &a.read_id).cmp(&(b.captured_at_ms, &b.read_id)));
-            let first = &rows[0].read_id;
-            let relative = format!("reads/{post_id}/{date}/part-{first}.parquet");
+        let mut written = Vec::new();
+        for (relative, rows) in reads_history_parts(reads) {
             written.push(self.write_batch(&relative, &reads_to_batch(&rows)).await?);
         }
         Ok(written)

@@ -19,6 +19,7 @@ fn camera(uri: String, max_fps: Option<u32>) -> CameraConfig {
         counting_line: CountingLine { a: [0.0, 0.6], b: [1.0, 0.6] },
         from_side: Side::Top,
         max_fps,
+        source: Default::default(),
     }
 }
 

@@ -69,6 +69,15 @@
 //! from_side = "top"           # required; "top", "bottom", "left" or "right": a track crossing the
 //!                             # line from this side is a passage
 //! max_fps = 25                # optional; default: every frame the camera sends
+//! transport = "tcp"           # optional, rtsp:// only, default "tcp": "tcp" (RTP interleaved in the
+//!                             # RTSP connection) or "udp"
+//! latency_ms = 200            # optional, rtsp:// only, default 200: the jitter buffer, 0 to 10000
+//! stall_timeout_ms = 5000     # optional, rtsp:// and http(s):// only, default 5000: a stream that
+//!                             # delivers no frame this long is reopened (with backoff); 100 or more
+//! image_interval_ms = 1000    # optional, dir:// only, default 1000: event time between two images
+//! queue_frames = 8            # optional, default 8: decoded frames waiting for the engine; a live
+//!                             # camera drops (and counts) frames when it is full; 1 to 10000
+//! decoder_threads = 0         # optional, default 0 (the decoder decides): video decoder threads, 0 to 64
 //!
 //! [[view]]                    # one table per standing SQL view; none is fine
 //! name = "exits_per_lane"     # required; an SQL identifier (letters, digits, `_`), unique
@@ -327,6 +336,27 @@ pub struct CameraConfig {
     pub from_side: Side,
     /// Frames per second to process at most; none (the default): all frames.
     pub max_fps: Option<u32>,
+    /// How the camera's stream is read; each setting left out keeps the reader's default.
+    pub source: CameraSourceSettings,
+}
+
+/// How RTSP media travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtspTransport {
+    Tcp,
+    Udp,
+}
+
+/// A `[[camera]]`'s settings of its stream reader (see the reference above
+/// for what each means and its default); `None`: not set in the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CameraSourceSettings {
+    pub transport: Option<RtspTransport>,
+    pub latency_ms: Option<u32>,
+    pub stall_timeout_ms: Option<u64>,
+    pub image_interval_ms: Option<u64>,
+    pub queue_frames: Option<usize>,
+    pub decoder_threads: Option<u32>,
 }
 
 /// `[[view]]`: a standing SQL view the engine keeps up to date.

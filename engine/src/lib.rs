@@ -16,8 +16,8 @@
 
 pub use camera_health::{CameraHealth, CameraState, CameraStats};
 pub use config::{
-    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
-    ENGINE_TABLES, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig,
+    CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
+    ENGINE_TABLES, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig,
 };
 pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
 pub use error::SchemaError;
@@ -29,7 +29,7 @@ pub use frame::Frame;
 pub use watchlist::{conform_watchlist, watchlist_schema};
 pub use plate_key::{plate_fuzzy, plate_norm};
 pub use exchange::{ExchangeKeys, key_variants, pre_arrival_records, pre_arrival_schema, read_keys_batch, read_keys_schema};
-pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, reads_from_batch, reads_to_batch};
+pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, reads_from_batch, reads_history_parts, reads_to_batch};
 
 mod camera_health;
 pub mod config;

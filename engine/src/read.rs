@@ -167,6 +167,27 @@ pub fn plate_read_schema() -> SchemaRef {
 }
 
 /// Converts reads to one record batch with [`plate_read_schema`].
+/// Reads as the Parquet history lays them out: one file per post and UTC
+/// event date, `reads/<post_id>/<YYYY-MM-DD>/part-<first read_id>.parquet`,
+/// its rows sorted by (captured_at, read_id). The name depends only on the
+/// rows, so writing the same reads again rewrites the same file.
+pub fn reads_history_parts(reads: &[PlateRead]) -> Vec<(String, Vec<PlateRead>)> {
+    let mut partitions: std::collections::BTreeMap<(&str, String), Vec<PlateRead>> = std::collections::BTreeMap::new();
+    for read in reads {
+        let date = chrono::DateTime::from_timestamp_millis(read.captured_at_ms)
+            .map(|t| t.date_naive().to_string())
+            .unwrap_or_else(|| "invalid-date".to_string());
+        partitions.entry((read.post_id.as_str(), date)).or_default().push(read.clone());
+    }
+    partitions
+        .into_iter()
+        .map(|((post_id, date), mut rows)| {
+            rows.sort_by(|a, b| (a.captured_at_ms, &a.read_id).cmp(&(b.captured_at_ms, &b.read_id)));
+            (format!("reads/{post_id}/{date}/part-{}.parquet", rows[0].read_id), rows)
+        })
+        .collect()
+}
+
 pub fn reads_to_batch(reads: &[PlateRead]) -> RecordBatch {
     fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
         Arc::new(StringArray::from_iter_values(values))

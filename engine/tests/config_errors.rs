@@ -430,3 +430,48 @@ fn serve_section_resolves_and_checks_its_fields() {
     let (error, path, _dir) = error_for(&bad);
     assert_at(&error, &path, line_of(&bad, "token ="), "serve.token");
 }
+
+#[test]
+fn camera_stream_settings_parse() {
+    let text = VALID.replace(
+        "max_fps = 25\n",
+        "max_fps = 25\ntransport = \"udp\"\nlatency_ms = 50\nstall_timeout_ms = 2000\nqueue_frames = 64\ndecoder_threads = 2\n",
+    );
+    let text = text.replace(
+        "uri = \"file://clips/otaci-exit-departure-1.mp4\"\n",
+        "uri = \"dir://frames/exit-1\"\nimage_interval_ms = 100\n",
+    );
+    let (_dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("the settings are valid");
+    let rtsp = &config.cameras[0].source;
+    assert_eq!(rtsp.transport, Some(borderflow_engine::RtspTransport::Udp));
+    assert_eq!((rtsp.latency_ms, rtsp.stall_timeout_ms, rtsp.queue_frames, rtsp.decoder_threads), (Some(50), Some(2000), Some(64), Some(2)));
+    assert_eq!(rtsp.image_interval_ms, None);
+    let folder = &config.cameras[1].source;
+    assert_eq!((folder.image_interval_ms, folder.transport, folder.latency_ms), (Some(100), None, None));
+}
+
+#[test]
+fn camera_transport_unknown() {
+    let text = VALID.replace("max_fps = 25\n", "max_fps = 25\ntransport = \"quic\"\n");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "transport = \"quic\""), "camera[1].transport");
+    assert!(error.message.contains("\"tcp\"") && error.message.contains("\"udp\""), "{error}");
+}
+
+#[test]
+fn camera_setting_out_of_range_or_on_the_wrong_kind_of_camera() {
+    let text = VALID.replace("max_fps = 25\n", "max_fps = 25\nlatency_ms = 60000\n");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "latency_ms"), "camera[1].latency_ms");
+    assert!(error.message.contains("from 0 to 10000") && error.message.contains("60000"), "{error}");
+
+    let text = VALID.replace("from_side = \"bottom\"\n", "from_side = \"bottom\"\nlatency_ms = 100\n");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "latency_ms"), "camera[2].latency_ms");
+    assert!(error.message.contains("rtsp:// cameras only") && error.message.contains("file://"), "{error}");
+
+    let text = VALID.replace("from_side = \"bottom\"\n", "from_side = \"bottom\"\nqueue_frames = 0\n");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "queue_frames"), "camera[2].queue_frames");
+}

@@ -61,6 +61,33 @@ pub struct VideoOptions {
     /// How long a track that ended without crossing waits before it is emitted, ms.
     pub hold_ms: i64,
     pub tracker: TrackerOptions,
+    /// Keep each read's plate crop from its best frame, for
+    /// [`CameraReader::take_crop`] (default: no).
+    pub keep_crops: bool,
+}
+
+/// A read's plate crop: the plate box of its best frame with a margin, packed RGB.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlateCrop {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl PlateCrop {
+    /// The box `[x, y, w, h]` (pixels) of `image`, a quarter of the box's
+    /// height added on each side, clipped to the image; `None` if nothing is left.
+    fn of(image: &RgbImage, [x, y, w, h]: [f32; 4]) -> Option<PlateCrop> {
+        let margin = 0.25 * h;
+        let (x0, y0) = ((x - margin).max(0.0) as u32, (y - margin).max(0.0) as u32);
+        let x1 = ((x + w + margin).ceil() as u32).min(image.width());
+        let y1 = ((y + h + margin).ceil() as u32).min(image.height());
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        let crop = borderflow_models::image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
+        Some(PlateCrop { width: crop.width(), height: crop.height(), rgb: crop.into_raw() })
+    }
 }
 
 impl Default for VideoOptions {
@@ -76,6 +103,7 @@ impl Default for VideoOptions {
             min_votes_at_crossing: 3,
             hold_ms: 4_000,
             tracker: TrackerOptions::default(),
+            keep_crops: false,
         }
     }
 }
@@ -138,6 +166,8 @@ struct TrackNotes {
     readings: usize,
     /// Confidence, time and box of the best reading.
     best: Option<(f32, i64, [f32; 4])>,
+    /// The plate crop of the best reading (with [`VideoOptions::keep_crops`]).
+    best_crop: Option<PlateCrop>,
     last_recognised: Option<u64>,
     first_centre: Option<[f32; 2]>,
     last_centre: Option<[f32; 2]>,
@@ -158,6 +188,8 @@ pub struct CameraReader {
     pending: Vec<(i64, PlateRead)>,
     recent: Vec<(i64, String)>,
     times: StageTimes,
+    /// Crops of reads made and not yet taken, by read id.
+    crops: HashMap<String, PlateCrop>,
 }
 
 impl CameraReader {
@@ -173,6 +205,7 @@ impl CameraReader {
             pending: Vec::new(),
             recent: Vec::new(),
             times: StageTimes::default(),
+            crops: HashMap::new(),
         }
     }
 
@@ -183,6 +216,12 @@ impl CameraReader {
     /// Time spent so far, per step.
     pub fn times(&self) -> &StageTimes {
         &self.times
+    }
+
+    /// The plate crop of a read this reader returned (once; with
+    /// [`VideoOptions::keep_crops`]).
+    pub fn take_crop(&mut self, read_id: &str) -> Option<PlateCrop> {
+        self.crops.remove(read_id)
     }
 
     /// Processes one frame; returns the reads it completes.
@@ -234,6 +273,9 @@ impl CameraReader {
                 if let Some(best) = readings.first() {
                     if notes.best.is_none_or(|(c, _, _)| best.confidence > c) {
                         notes.best = Some((best.confidence, t, best.bbox));
+                        if self.options.keep_crops {
+                            notes.best_crop = PlateCrop::of(&image, best.bbox);
+                        }
                     }
                     notes.readings += 1;
                 }
@@ -336,6 +378,10 @@ impl CameraReader {
         let voted = vote(&notes.ballots, Some(&self.country))?;
         notes.emitted = true;
         let (_, captured_at_ms, [x, y, w, h]) = notes.best?;
+        let read_id = read_id(&self.camera.id, notes.first_frame, captured_at_ms);
+        if let Some(crop) = notes.best_crop.take() {
+            self.crops.insert(read_id.clone(), crop);
+        }
         let forward = match notes.crossed {
             Some(Crossing::Forward) => true,
             Some(Crossing::Backward) => false,
@@ -357,7 +403,7 @@ impl CameraReader {
             (false, Direction::Exit) => Direction::Entry,
         };
         Some(PlateRead {
-            read_id: read_id(&self.camera.id, notes.first_frame, captured_at_ms),
+            read_id,
             post_id: self.post_id.clone(),
             camera_id: self.camera.id.clone(),
             country: self.country.clone(),
@@ -392,14 +438,20 @@ impl CameraReader {
         let hold = self.options.hold_ms;
         self.recent.retain(|(at, _)| now_ms - at <= 2 * hold);
         if read.plate_norm.len() < MIN_PLATE_CHARS || (read.plate_country.is_none() && read.confidence < MIN_UNKNOWN_FORMAT_CONFIDENCE) {
+            self.crops.remove(&read.read_id);
             return;
         }
         if self.recent.iter().any(|(_, plate)| same_vehicle(plate, &read.plate_norm)) {
             tracing::debug!(camera = %self.camera.id, plate = %read.plate_norm, "read again within the hold: dropped");
+            self.crops.remove(&read.read_id);
             return;
         }
         // Held pieces of the same vehicle's track give way.
-        self.pending.retain(|(_, p)| !same_vehicle(&p.plate_norm, &read.plate_norm));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, p)| same_vehicle(&p.plate_norm, &read.plate_norm));
+        self.pending = kept;
+        for (_, held) in gone {
+            self.crops.remove(&held.read_id);
+        }
         self.recent.push((now_ms, read.plate_norm.clone()));
         out.push(read);
     }

@@ -12,7 +12,7 @@
 //! grammar scoring of [`plate_text`]), per-character voting over a track's
 //! readings ([`plate_vote`]) and the counting-line geometry ([`line_crossing`]).
 
-pub use camera_reader::{CameraReader, StageTimes, VideoOptions};
+pub use camera_reader::{CameraReader, PlateCrop, StageTimes, VideoOptions};
 pub use line_crossing::{Crossing, crossing};
 pub use plate_reader::{PlateReader, PlateReaderError, PlateReaderOptions, PlateReading, load_rgb};
 pub use plate_vote::{Ballot, Voted, vote};

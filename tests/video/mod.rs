@@ -20,6 +20,7 @@ pub fn camera(id: &str, uri: &str) -> CameraConfig {
         counting_line: CountingLine { a: [0.0, y], b: [1.0, y] },
         from_side: Side::Top,
         max_fps: None,
+        source: Default::default(),
     }
 }
 

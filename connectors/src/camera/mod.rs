@@ -23,19 +23,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use borderflow_engine::{CameraConfig, CameraState, CameraStats, Frame};
+use borderflow_engine::{CameraConfig, CameraSourceSettings, CameraState, CameraStats, Frame};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+pub use borderflow_engine::RtspTransport;
 pub use pipeline::{SourceKind, path_of, pipeline_description, recording_duration_ms};
-
-/// How RTSP media travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RtspTransport {
-    Tcp,
-    Udp,
-}
 
 /// What a full queue means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +40,8 @@ pub enum Pacing {
     Recorded,
 }
 
-/// Settings of a camera source besides its configuration.
+/// Settings of a camera source. A camera's own settings in its `[[camera]]`
+/// table ([`CameraSourceSettings`]) win over these ([`with_camera`](Self::with_camera)).
 #[derive(Clone, Debug)]
 pub struct CameraSourceOptions {
     pub rtsp_transport: RtspTransport,
@@ -87,6 +82,20 @@ impl Default for CameraSourceOptions {
     }
 }
 
+impl CameraSourceOptions {
+    /// These options with the settings the camera's configuration gives.
+    pub fn with_camera(mut self, settings: &CameraSourceSettings) -> Self {
+        let CameraSourceSettings { transport, latency_ms, stall_timeout_ms, image_interval_ms, queue_frames, decoder_threads } = *settings;
+        self.rtsp_transport = transport.unwrap_or(self.rtsp_transport);
+        self.latency_ms = latency_ms.unwrap_or(self.latency_ms);
+        self.stall_timeout_ms = stall_timeout_ms.unwrap_or(self.stall_timeout_ms);
+        self.image_interval_ms = image_interval_ms.unwrap_or(self.image_interval_ms);
+        self.queue_frames = queue_frames.unwrap_or(self.queue_frames);
+        self.decoder_threads = decoder_threads.unwrap_or(self.decoder_threads);
+        self
+    }
+}
+
 /// A camera that failed, and why.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("camera {camera} ({uri}): {cause}")]
@@ -117,7 +126,7 @@ pub struct CameraSource {
 }
 
 impl CameraSource {
-    /// Starts reading `camera`. Never fails: a camera that cannot be opened
+    /// Starts reading `camera` (its configured settings over `options`). Never fails: a camera that cannot be opened
     /// reports it through its events (a recording) or keeps retrying (live).
     pub fn open(camera: &CameraConfig, options: CameraSourceOptions) -> CameraSource {
         CameraSource::open_with_stats(camera, options, Arc::new(CameraStats::new(&camera.id)))
@@ -126,6 +135,7 @@ impl CameraSource {
     /// [`open`](Self::open), counting into `stats` (made beforehand, so health
     /// can be reported before the source starts).
     pub fn open_with_stats(camera: &CameraConfig, options: CameraSourceOptions, stats: Arc<CameraStats>) -> CameraSource {
+        let options = options.with_camera(&camera.source);
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = sync_channel(options.queue_frames.max(1));
         let reader = Reader {
@@ -458,6 +468,7 @@ impl Reader {
             match self.decode_image(image, captured_at_ms) {
                 Ok(frame) => {
                     self.stats.set_state(CameraState::Up);
+                    self.stats.set_last_frame_ms(captured_at_ms);
                     if let Some(outcome) = self.deliver(frame) {
                         return outcome;
                     }

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `file://PATH` | `filesrc ! decodebin` (whatever the installed plugins decode) |
 //! | `rtsp://…` | `rtspsrc protocols=tcp\|udp latency=N ! decodebin` |
-//! | `http(s)://…` (MJPEG) | `souphttpsrc is-live=true ! multipartdemux ! jpegdec` |
+//! | `http(s)://…` (MJPEG) | `souphttpsrc is-live=true do-timestamp=true ! multipartdemux ! jpegdec` (a multipart part has no timestamp: each frame is stamped when it arrives) |
 //! | `dir://PATH` | one `filesrc ! decodebin` per image, in name order |
 
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ pub fn pipeline_description(kind: SourceKind) -> String {
     match kind {
         SourceKind::File | SourceKind::ImageFolder => format!("filesrc name=src ! decodebin name=decode ! {TAIL}"),
         SourceKind::Rtsp => format!("rtspsrc name=src ! decodebin name=decode ! {TAIL}"),
-        SourceKind::HttpMjpeg => format!("souphttpsrc name=src is-live=true ! multipartdemux ! jpegdec ! {TAIL}"),
+        SourceKind::HttpMjpeg => format!("souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec ! {TAIL}"),
     }
 }
 

@@ -94,3 +94,63 @@ fn bus_error(bus: &gst::Bus) -> String {
     }
     String::new()
 }
+
+/// Encodes each of `frames` (packed RGB, `width × height × 3` bytes) as a
+/// JPEG image of the given `quality` (1–100):
+/// `appsrc ! videoconvert ! jpegenc ! appsink`, one image out per frame in.
+pub fn encode_jpegs(width: u32, height: u32, quality: u32, frames: impl Iterator<Item = Vec<u8>>) -> Result<Vec<Vec<u8>>, RenderError> {
+    let error = |message: String| RenderError::Encode { path: "(JPEG in memory)".into(), message };
+    gst::init().map_err(|e| error(e.to_string()))?;
+    let description = format!("appsrc name=src format=time ! videoconvert ! jpegenc quality={} ! appsink name=sink sync=false", quality.clamp(1, 100));
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| error(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| error("not a pipeline".into()))?;
+    let src = pipeline.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or_else(|| error("no appsrc".into()))?;
+    let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| error("no appsink".into()))?;
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "RGB")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("framerate", gst::Fraction::new(0, 1))
+        .build();
+    src.set_caps(Some(&caps));
+    pipeline.set_state(gst::State::Playing).map_err(|e| error(format!("cannot start: {e}")))?;
+    let bus = pipeline.bus().ok_or_else(|| error("no bus".into()))?;
+    let expected = width as usize * height as usize * 3;
+    let mut images = Vec::new();
+    let mut result = Ok(());
+    for (i, rgb) in frames.enumerate() {
+        if rgb.len() != expected {
+            result = Err(error(format!("frame {i} has {} bytes, expected {expected}", rgb.len())));
+            break;
+        }
+        // GStreamer's RGB rows start at multiples of 4 bytes.
+        let row = width as usize * 3;
+        let stride = (row + 3) & !3;
+        let rgb = if stride == row { rgb } else { rgb.chunks(row).flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0, stride - row))).collect() };
+        let mut buffer = gst::Buffer::from_mut_slice(rgb);
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::from_mseconds(i as u64));
+        }
+        if let Err(flow) = src.push_buffer(buffer) {
+            result = Err(error(format!("pushing frame {i}: {flow:?}{}", bus_error(&bus))));
+            break;
+        }
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)).and_then(|s| s.buffer_owned()) {
+            Some(buffer) => match buffer.map_readable() {
+                Ok(map) => images.push(map.as_slice().to_vec()),
+                Err(e) => {
+                    result = Err(error(format!("frame {i}: {e}")));
+                    break;
+                }
+            },
+            None => {
+                result = Err(error(format!("frame {i}: no JPEG came out{}", bus_error(&bus))));
+                break;
+            }
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| images)
+}

@@ -15,7 +15,7 @@
 //! with the opposite direction.
 //!
 //! [`Scene::random`] draws a scene, [`render_mp4`] writes a time range of it
-//! and returns the ground truth: each vehicle's plate, when its plate crosses
+//! ([`render_jpegs`]: as JPEG images) and returns the ground truth: each vehicle's plate, when its plate crosses
 //! the line and from which side.
 
 mod draw;
@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use draw::{Canvas, render_plate};
-pub use encode::{RenderError, encode_mp4};
+pub use encode::{RenderError, encode_jpegs, encode_mp4};
 
 use crate::scenario::{PlateRegistry, TruePlate};
 
@@ -210,6 +210,18 @@ impl<'a> SceneRenderer<'a> {
         Ok(SceneRenderer { scene, background: draw::background(scene.width, scene.height), plates })
     }
 
+    /// The frames between `from_s` and `to_s` (packed RGB), drawn as they are taken.
+    pub fn frames_between(&self, from_s: f64, to_s: f64) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let scene = self.scene;
+        let first = (from_s * scene.fps as f64).round() as u64;
+        let last = ((to_s * scene.fps as f64).round() as u64).min(scene.frame_count());
+        let mut canvas = Canvas::new(scene.width, scene.height, [0, 0, 0]);
+        (first..last).map(move |i| {
+            self.frame(i, &mut canvas);
+            canvas.rgb.clone()
+        })
+    }
+
     /// Frame `index` of the scene into `canvas` (which is resized as needed).
     pub fn frame(&self, index: u64, canvas: &mut Canvas) {
         let scene = self.scene;
@@ -236,16 +248,19 @@ impl<'a> SceneRenderer<'a> {
     }
 }
 
+/// Renders the scene's frames between `from_s` and `to_s` as JPEG images
+/// (for image folders and MJPEG streams) and returns the vehicles that cross
+/// the line in them (times relative to `from_s`).
+pub fn render_jpegs(scene: &Scene, from_s: f64, to_s: f64) -> Result<(Vec<Vec<u8>>, Vec<VehicleTruth>), RenderError> {
+    let renderer = SceneRenderer::new(scene)?;
+    let images = encode_jpegs(scene.width, scene.height, 90, renderer.frames_between(from_s, to_s))?;
+    Ok((images, scene.truth(from_s, to_s)))
+}
+
 /// Renders the scene between `from_s` and `to_s` to an H.264 MP4 at `path`
 /// and returns the vehicles that cross the line in it (times relative to `from_s`).
 pub fn render_mp4(scene: &Scene, path: &Path, from_s: f64, to_s: f64) -> Result<Vec<VehicleTruth>, RenderError> {
     let renderer = SceneRenderer::new(scene)?;
-    let first = (from_s * scene.fps as f64).round() as u64;
-    let last = ((to_s * scene.fps as f64).round() as u64).min(scene.frame_count());
-    let mut canvas = Canvas::new(scene.width, scene.height, [0, 0, 0]);
-    encode_mp4(path, scene.width, scene.height, scene.fps, (first..last).map(|i| {
-        renderer.frame(i, &mut canvas);
-        canvas.rgb.clone()
-    }))?;
+    encode_mp4(path, scene.width, scene.height, scene.fps, renderer.frames_between(from_s, to_s))?;
     Ok(scene.truth(from_s, to_s))
 }

@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawServe, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::{
-    CameraConfig, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
+    CameraConfig, CameraSourceSettings, ConfigError, CountingLine, RtspTransport, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig,
 };
 use crate::{Direction, Point};
@@ -345,7 +345,7 @@ fn cameras(source: &Source<'_>, post: &PostSection, raw: Vec<RawCamera>) -> Resu
     for (index, camera) in raw.into_iter().enumerate() {
         let at = format!("camera[{}]", index + 1);
         let id_span = camera.id.span();
-        let id = identifier(source, camera.id, &format!("{at}.id"), "camera id")?;
+        let id = identifier(source, camera.id.clone(), &format!("{at}.id"), "camera id")?;
         if let Some(first_line) = first_line_of_id.get(&id) {
             return Err(source.error_at(
                 id_span,
@@ -357,20 +357,99 @@ fn cameras(source: &Source<'_>, post: &PostSection, raw: Vec<RawCamera>) -> Resu
         }
         first_line_of_id.insert(id.clone(), source.line_of(id_span.start));
         let side_span = camera.from_side.span();
+        let uri = camera_uri(source, camera.uri.clone(), &format!("{at}.uri"))?;
+        let settings = camera_source_settings(source, &at, &uri, &camera)?;
         let config = CameraConfig {
-            uri: camera_uri(source, camera.uri, &format!("{at}.uri"))?,
+            uri,
             lane: lane(source, camera.lane, &format!("{at}.lane"))?,
             direction: direction(source, camera.direction, &format!("{at}.direction"), &post.country)?,
             point: point(source, camera.point, &format!("{at}.point"))?,
             counting_line: counting_line(source, camera.counting_line, &format!("{at}.counting_line"))?,
             from_side: side(source, camera.from_side, &format!("{at}.from_side"))?,
             max_fps: camera.max_fps.map(|fps| max_fps(source, fps, &format!("{at}.max_fps"))).transpose()?,
+            source: settings,
             id,
         };
         check_side_against_line(source, &config, side_span, &format!("{at}.from_side"))?;
         cameras.push(config);
     }
     Ok(cameras)
+}
+
+/// The camera's stream reader settings: each in its range, and only on the
+/// kind of camera it applies to (a `latency_ms` on a `file://` camera is a
+/// mistake worth saying, not a setting to ignore).
+fn camera_source_settings(source: &Source<'_>, at: &str, uri: &str, camera: &RawCamera) -> Result<CameraSourceSettings, ConfigError> {
+    let scheme = uri.split_once("://").map_or("", |(s, _)| s);
+    let rtsp = &["rtsp"][..];
+    let live = &["rtsp", "http", "https"][..];
+    let number = |value: &Option<Spanned<i64>>,
+                  key: &str,
+                  range: std::ops::RangeInclusive<i64>,
+                  schemes: Option<&[&str]>,
+                  what: &str|
+     -> Result<Option<i64>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let field = format!("{at}.{key}");
+        fits_scheme(source, value.span(), &field, key, scheme, schemes)?;
+        let n = *value.get_ref();
+        if !range.contains(&n) {
+            return Err(source.error_at(
+                value.span(),
+                field,
+                format!("{key} is {what}, from {} to {}; found {n}", range.start(), range.end()),
+            ));
+        }
+        Ok(Some(n))
+    };
+    let transport = match &camera.transport {
+        None => None,
+        Some(value) => {
+            let field = format!("{at}.transport");
+            fits_scheme(source, value.span(), &field, "transport", scheme, Some(rtsp))?;
+            match value.get_ref().as_str() {
+                "tcp" => Some(RtspTransport::Tcp),
+                "udp" => Some(RtspTransport::Udp),
+                other => {
+                    return Err(source.error_at(
+                        value.span(),
+                        field,
+                        format!("unknown transport \"{other}\"; use \"tcp\" (RTP inside the RTSP connection, through firewalls) or \"udp\""),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(CameraSourceSettings {
+        transport,
+        latency_ms: number(&camera.latency_ms, "latency_ms", 0..=10_000, Some(rtsp), "the RTSP jitter buffer in milliseconds")?.map(|n| n as u32),
+        stall_timeout_ms: number(&camera.stall_timeout_ms, "stall_timeout_ms", 100..=3_600_000, Some(live), "how long a live stream may deliver no frame, in milliseconds")?
+            .map(|n| n as u64),
+        image_interval_ms: number(&camera.image_interval_ms, "image_interval_ms", 1..=86_400_000, Some(&["dir"][..]), "the event time between two images, in milliseconds")?
+            .map(|n| n as u64),
+        queue_frames: number(&camera.queue_frames, "queue_frames", 1..=10_000, None, "the number of decoded frames waiting for the engine")?.map(|n| n as usize),
+        decoder_threads: number(&camera.decoder_threads, "decoder_threads", 0..=64, None, "the number of video decoder threads (0: the decoder decides)")?
+            .map(|n| n as u32),
+    })
+}
+
+/// An error when `key` is set on a camera whose scheme it does not apply to.
+fn fits_scheme(
+    source: &Source<'_>,
+    span: std::ops::Range<usize>,
+    field: &str,
+    key: &str,
+    scheme: &str,
+    schemes: Option<&[&str]>,
+) -> Result<(), ConfigError> {
+    match schemes {
+        Some(schemes) if !schemes.contains(&scheme) => Err(source.error_at(
+            span,
+            field,
+            format!("{key} applies to {} cameras only; this camera's uri is {scheme}://", scheme_list(schemes)),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn camera_uri(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<String, ConfigError> {

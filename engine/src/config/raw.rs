@@ -121,6 +121,12 @@ pub(super) struct RawCamera {
     pub counting_line: RawLine,
     pub from_side: Spanned<String>,
     pub max_fps: Option<Spanned<i64>>,
+    pub transport: Option<Spanned<String>>,
+    pub latency_ms: Option<Spanned<i64>>,
+    pub stall_timeout_ms: Option<Spanned<i64>>,
+    pub image_interval_ms: Option<Spanned<i64>>,
+    pub queue_frames: Option<Spanned<i64>>,
+    pub decoder_threads: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
