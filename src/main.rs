@@ -344,7 +344,8 @@ fn run_cameras(runtime: Runtime, config_path: &Path, config: PostConfig, commit_
     println!("Borderflow post {} ({}) reading {} camera(s), storage {}", config.post.id, config.post.name, config.cameras.len(), config.storage.url);
     let stop = stop_on_signals();
     let report = run_cameras(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
-    print!("{}", borderflow::process::camera_table(&report.video));
+    let per_camera = |camera: &str, d| report.reads_per_camera.get(&(camera.to_string(), d)).copied().unwrap_or(0);
+    print!("{}", borderflow::process::camera_table_with(&report.video, &per_camera));
     println!(
         "{} commits, {} reads pushed ({} pushes retried), {} Parquet file(s) of reads; views: {}",
         report.commits,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use borderflow_connectors::CameraSourceOptions;
 use borderflow_connectors::synthetic_video::encode_jpegs;
-use borderflow_engine::{CameraState, PlateRead, PostConfig, Runtime, reads_to_batch};
+use borderflow_engine::{CameraState, Direction, PlateRead, PostConfig, Runtime, reads_to_batch};
 use borderflow_operators::PlateCrop;
 
 use crate::embedded::{Engine, EngineOptions};
@@ -79,6 +79,8 @@ pub struct CameraRunReport {
     pub history_files: Vec<String>,
     /// Each view's rows at the end.
     pub views: Vec<(String, usize)>,
+    /// Reads the engine took, per camera and direction.
+    pub reads_per_camera: std::collections::BTreeMap<(String, Direction), usize>,
 }
 
 /// Runs the post on its cameras until they end or `stop` is set (see the module documentation).
@@ -88,6 +90,8 @@ pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<Ato
     }
     let mut spec = VideoSpec::new(&config.post.id, &config.post.country, config.cameras.clone(), options.video_runtime.clone());
     spec.source = options.source.clone();
+    // Reads are taken from the run as they come; the report keeps only the last ones.
+    spec.keep_reads = false;
     let mut engine = Engine::open(config, options.engine.clone()).map_err(|e| e.to_string())?;
     let recovery = engine.recovery().clone();
     progress(&format!("recovered {} log records ({} reads) in {:.3}s", recovery.records, recovery.reads, recovery.duration.as_secs_f64()));
@@ -102,6 +106,7 @@ pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<Ato
         retries: 0,
         history_files: Vec::new(),
         views: Vec::new(),
+        reads_per_camera: Default::default(),
     };
     let mut states: HashMap<String, CameraState> = HashMap::new();
     let mut health_at = Instant::now() + options.health_every;
@@ -136,7 +141,7 @@ pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<Ato
         }
     }
     let video = if stop.load(Ordering::Relaxed) { run.stop() } else { run.wait() };
-    // Reads given after the last drain are in the run's report.
+    // The reads given after the last drain (the report keeps no others).
     pending_crops.extend(crops.try_iter());
     commit(&mut engine, video.reads.clone(), &mut pending_crops, options, &mut report)?;
     report_states(&engine, &mut states, progress);
@@ -177,6 +182,9 @@ fn commit(
     report.commits += 1;
     // Those the engine took (it drops reads older than the reads' retention).
     let taken: Vec<PlateRead> = fresh.into_iter().filter(|r| engine.has_read(&r.read_id)).collect();
+    for read in &taken {
+        *report.reads_per_camera.entry((read.camera_id.clone(), read.direction)).or_default() += 1;
+    }
     let mut files = Vec::new();
     let (_, retries) = push_with_retry(engine, options.give_up_after, |engine| {
         files = engine.write_reads_history(&taken)?;

@@ -92,10 +92,15 @@ pub fn process(
 
 /// Per camera: frames in, processed and dropped, reads each way, state.
 pub fn camera_table(video: &VideoReport) -> String {
+    camera_table_with(video, &|camera, d| video.reads.iter().filter(|r| r.camera_id == camera && r.direction == d).count())
+}
+
+/// [`camera_table`] with the reads per camera and direction counted by `count`.
+pub fn camera_table_with(video: &VideoReport, count: &dyn Fn(&str, Direction) -> usize) -> String {
     let mut out = String::new();
     out.push_str(&format!("{:<28} {:>8} {:>10} {:>8} {:>6} {:>6}  state\n", "camera", "frames", "processed", "dropped", "entry", "exit"));
     for CameraHealth { camera_id, state, frames_in, frames_processed, frames_dropped, .. } in &video.health {
-        let count = |d: Direction| video.reads.iter().filter(|r| &r.camera_id == camera_id && r.direction == d).count();
+        let count = |d: Direction| count(camera_id, d);
         out.push_str(&format!(
             "{camera_id:<28} {frames_in:>8} {frames_processed:>10} {frames_dropped:>8} {:>6} {:>6}  {}\n",
             count(Direction::Entry),

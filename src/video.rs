@@ -43,6 +43,10 @@ pub struct VideoSpec {
     pub video: VideoOptions,
     pub reader: PlateReaderOptions,
     pub runtime: Runtime,
+    /// Keep every read for the final report (offline runs). A live post
+    /// takes its reads from [`VideoRun::reads`] and keeps none here, so a
+    /// run of months does not grow without bound.
+    pub keep_reads: bool,
 }
 
 impl VideoSpec {
@@ -58,6 +62,7 @@ impl VideoSpec {
             video: VideoOptions::default(),
             reader,
             runtime,
+            keep_reads: true,
         }
     }
 }
@@ -87,6 +92,7 @@ pub struct VideoRun {
     stats: Vec<Arc<CameraStats>>,
     stop: Arc<AtomicBool>,
     reads: Receiver<PlateRead>,
+    keep_reads: bool,
     thread: JoinHandle<VideoReport>,
 }
 
@@ -109,9 +115,10 @@ impl VideoRun {
         let stats: Vec<Arc<CameraStats>> = spec.cameras.iter().map(|c| Arc::new(CameraStats::new(&c.id))).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, reads) = channel();
+        let keep_reads = spec.keep_reads;
         let shared = (Arc::new(spec), stats.clone(), Arc::clone(&stop));
         let thread = std::thread::spawn(move || run(shared.0, shared.1, shared.2, sender, crops));
-        VideoRun { stats, stop, reads, thread }
+        VideoRun { stats, stop, reads, keep_reads, thread }
     }
 
     /// Each camera's health now.
@@ -125,7 +132,8 @@ impl VideoRun {
         self.stats.clone()
     }
 
-    /// Reads as they are emitted (they are also in the final report).
+    /// Reads as they are emitted (also in the final report when the spec
+    /// keeps reads; otherwise the report has those not taken from here).
     pub fn reads(&self) -> &Receiver<PlateRead> {
         &self.reads
     }
@@ -136,7 +144,13 @@ impl VideoRun {
 
     /// Waits for every camera to finish (recordings only; live cameras run on).
     pub fn wait(self) -> VideoReport {
-        self.thread.join().unwrap_or_else(|_| VideoReport { errors: vec!["a video worker panicked".into()], ..Default::default() })
+        let mut report =
+            self.thread.join().unwrap_or_else(|_| VideoReport { errors: vec!["a video worker panicked".into()], ..Default::default() });
+        if !self.keep_reads {
+            // The workers have stopped: what they sent and nobody took is all here.
+            report.reads.extend(self.reads.try_iter());
+        }
+        report
     }
 
     /// Stops every camera, then returns the report.
@@ -260,11 +274,14 @@ fn run(
                 })
                 .inspect({
                     let reads = Rc::clone(&reads);
+                    let keep = spec.keep_reads;
                     move |read: &PlateRead| {
                         if let Some(sender) = &sender {
                             let _ = sender.send(read.clone());
                         }
-                        reads.borrow_mut().push(read.clone());
+                        if keep {
+                            reads.borrow_mut().push(read.clone());
+                        }
                     }
                 })
                 .probe_with(&probe);

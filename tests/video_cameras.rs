@@ -83,12 +83,7 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn rtsp_camera_reconnects_after_a_server_restart_and_reads_every_vehicle_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut scene = Scene::random(960, 540, 10, 24.0, 4, 7);
-    for (vehicle, at) in scene.vehicles.iter_mut().zip([2.5, 5.0, 15.0, 18.5]) {
-        vehicle.crosses_at_s = at;
-        vehicle.approaching = true;
-    }
-    scene.vehicles[3].approaching = false;
+    let scene = video::four_vehicles_one_leaving();
     // The camera's picture goes on while the server is down: the second
     // segment starts two seconds after the first ends.
     let (first, mut truth) = video::render(&scene, dir.path(), "first.mp4", 0.0, 10.0);
