@@ -21,10 +21,17 @@
 //!   shutdown. A part holds every change up to its last commit time, and
 //!   after a restart a sink writes only changes after the newest part's
 //!   time: the sink is idempotent, nothing repeats and nothing is skipped.
+//! - Every read applied goes to the reads' Parquet history,
+//!   `reads/<post>/<date>/part-<first time>-<last commit time>.parquet`,
+//!   written with the changelog parts and idempotent the same way
+//!   ([`crate::reads_history`]): a read in the log is in the history after
+//!   the next flush, whenever the process was killed.
 //! - After a flush, at most once per [`EngineOptions::retention_sweep_ms`] of
 //!   engine time, the store is swept: expired reads leave the log (whole
-//!   segments and date partitions where possible), changelog parts older
-//!   than `storage.retention.flags` are deleted, and an audit record
+//!   segments and date partitions where possible) and from the reads'
+//!   history, plate crops older than `storage.retention.crops` go,
+//!   changelog parts older than `storage.retention.flags` are deleted, and
+//!   an audit record
 //!   `audit/<post>/retention/<time>.json` says what went and when. The sweep
 //!   only removes reads already retracted in flushed changelogs, so a
 //!   replay after it still reproduces every change not yet written.
@@ -43,7 +50,7 @@
 //! [`Engine::shutdown`] flushes the sinks, writes each view's snapshot
 //! (`views/<view>/snapshot.parquet`), sweeps and closes the log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -53,12 +60,13 @@ use arrow::datatypes::{DataType, Field, Schema};
 use borderflow_engine::storage::{Storage, StorageError};
 use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
 use borderflow_engine::{
-    CameraHealth, CameraStats, ExchangeKeys, PlateRead, PostConfig, conform_watchlist, plate_read_schema, pre_arrival_schema, read_keys_batch, reads_from_batch, reads_history_parts, reads_to_batch,
+    CameraHealth, CameraStats, ExchangeKeys, PlateRead, PostConfig, conform_watchlist, plate_read_schema, pre_arrival_schema, read_keys_batch, reads_from_batch, reads_to_batch,
     watchlist_schema,
 };
 use borderflow_queries::{StandingViews, ViewError};
 
 use crate::job::{JobError, PostTables, post_exchange_keys, post_views};
+use crate::reads_history::{HistoryError, HistorySink, parquet_bytes, part_range, sweep_crops, sweep_history};
 
 /// Why the engine could not start or take a change.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +83,15 @@ pub enum EngineError {
     Input(String),
     #[error("sink `{path}`: {message}")]
     Sink { path: String, message: String },
+}
+
+impl From<HistoryError> for EngineError {
+    fn from(error: HistoryError) -> Self {
+        match error {
+            HistoryError::Storage(error) => EngineError::Storage(error),
+            HistoryError::File { path, message } => EngineError::Sink { path, message },
+        }
+    }
 }
 
 /// How the engine runs.
@@ -138,6 +155,8 @@ pub struct Engine {
     /// The watchlist's rows by plate (its first column), for upserts.
     watchlist: BTreeMap<String, Vec<RecordBatch>>,
     sinks: BTreeMap<String, Sink>,
+    /// The reads' Parquet history (`reads/<post>/<date>/`).
+    history: HistorySink,
     commits_since_flush: u64,
     /// Every view's changes up to this commit time are in the store.
     flushed_through: u64,
@@ -146,6 +165,7 @@ pub struct Engine {
 }
 
 const READS: &str = "reads";
+const DAY_MS: i64 = 86_400_000;
 const WATCHLIST: &str = "watchlist";
 const PRE_ARRIVAL: &str = "pre_arrival";
 const READ_KEYS: &str = "read_keys";
@@ -188,6 +208,7 @@ impl Engine {
             sinks.insert(name.clone(), Sink { changes: views.subscribe(&name)?, pending, written_through });
         }
         let flushed_through = sinks.values().map(|s| s.written_through).min().unwrap_or(0);
+        let history = runtime.block_on(HistorySink::open(&storage, &config.post.id))?;
         let mut engine = Engine {
             config,
             options,
@@ -204,6 +225,7 @@ impl Engine {
             cameras: Vec::new(),
             watchlist: BTreeMap::new(),
             sinks,
+            history,
             commits_since_flush: 0,
             flushed_through,
             last_sweep_ms: 0,
@@ -353,18 +375,19 @@ impl Engine {
         Ok(format!("{}/{path}", self.storage.url().trim_end_matches('/')))
     }
 
-    /// Writes reads (already pushed) to the Parquet history of the store,
-    /// `reads/<post>/<date>/part-<first read_id>.parquet` (see
-    /// [`reads_history_parts`]), where `borderflow sql` and analysts find
-    /// them; the log stays the record of what was applied. Returns the paths.
-    pub fn write_reads_history(&self, reads: &[PlateRead]) -> Result<Vec<String>, EngineError> {
-        let mut written = Vec::new();
-        for (path, rows) in reads_history_parts(reads) {
-            let bytes = parquet_bytes(&reads_to_batch(&rows)).map_err(|message| EngineError::Sink { path: path.clone(), message })?;
-            self.runtime.block_on(self.storage.put(&path, bytes))?;
-            written.push(path);
+    /// The object at `path` in the post's store; `None` when there is none.
+    pub fn get_object(&self, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let listed = self.runtime.block_on(self.storage.list(folder))?;
+        if !listed.iter().any(|o| o.path == path) {
+            return Ok(None);
         }
-        Ok(written)
+        Ok(Some(self.runtime.block_on(self.storage.get(path))?))
+    }
+
+    /// Files of the reads' history this engine has written since it opened.
+    pub fn history_files_written(&self) -> usize {
+        self.history.files_written()
     }
 
     /// Replaces the watchlist rows that have the same `plate` (first column)
@@ -424,6 +447,7 @@ impl Engine {
                 if !reads.is_empty() {
                     self.views.insert(READS, &record.batch)?;
                     self.views.insert(READ_KEYS, &read_keys_batch(&reads, &self.keys))?;
+                    self.history.add(record.time_ms, &reads);
                 }
                 for read in reads {
                     self.read_ids.insert(read.read_id.clone());
@@ -542,6 +566,7 @@ impl Engine {
             sink.pending.clear();
             sink.written_through = now;
         }
+        self.runtime.block_on(self.history.flush(&self.storage, now))?;
         self.flushed_through = now;
         self.commits_since_flush = 0;
         Ok(())
@@ -562,8 +587,16 @@ impl Engine {
                 parts.push(object.path);
             }
         }
+        let post_id = self.config.post.id.clone();
+        let history = self.runtime.block_on(sweep_history(&self.storage, &post_id, reads_cutoff))?;
+        // A crop never outlives its read.
+        let crops_cutoff = through as i64 - retention.crops.min(retention.reads).as_millis() as i64;
+        let day_start = crops_cutoff - crops_cutoff.rem_euclid(DAY_MS);
+        let on_cutoff_day: HashMap<&str, i64> =
+            self.reads.range((day_start, String::new())..(day_start + DAY_MS, String::new())).map(|((t, id), _)| (id.as_str(), *t)).collect();
+        let crops = self.runtime.block_on(sweep_crops(&self.storage, &post_id, crops_cutoff, |id| on_cutoff_day.get(id).copied()))?;
         self.last_sweep_ms = through;
-        if expired.rows == 0 && expired.deleted_segments.is_empty() && parts.is_empty() {
+        if expired.rows == 0 && expired.deleted_segments.is_empty() && parts.is_empty() && history.files_deleted == 0 && history.files_rewritten.is_empty() && crops.files_deleted == 0 {
             return Ok(());
         }
         let audit = serde_json::json!({
@@ -580,6 +613,18 @@ impl Engine {
                 "partitions_deleted": expired.deleted_partitions,
                 "segments_deleted": expired.deleted_segments.iter().map(|(p, n)| serde_json::json!({"path": p, "rows": n})).collect::<Vec<_>>(),
                 "segments_rewritten": expired.rewritten_segments.iter().map(|(p, n)| serde_json::json!({"path": p, "rows_removed": n})).collect::<Vec<_>>(),
+            },
+            "reads_history": {
+                "cutoff": iso(reads_cutoff),
+                "partitions_deleted": history.partitions_deleted,
+                "files_deleted": history.files_deleted,
+                "files_rewritten": history.files_rewritten.iter().map(|(p, n)| serde_json::json!({"path": p, "rows_removed": n})).collect::<Vec<_>>(),
+            },
+            "crops": {
+                "retention_s": retention.crops.min(retention.reads).as_secs(),
+                "cutoff": iso(crops_cutoff),
+                "partitions_deleted": crops.partitions_deleted,
+                "files_deleted": crops.files_deleted,
             },
             "view_changes": {
                 "retention_s": retention.flags.as_secs(),
@@ -646,12 +691,6 @@ impl Engine {
     }
 }
 
-/// `part-<from>-<to>.parquet` → (from, to).
-fn part_range(name: &str) -> Option<(u64, u64)> {
-    let (from, to) = name.strip_prefix("part-")?.strip_suffix(".parquet")?.split_once('-')?;
-    Some((from.parse().ok()?, to.parse().ok()?))
-}
-
 fn time_column(batch: &RecordBatch) -> Option<&UInt64Array> {
     batch.column_by_name("_time")?.as_any().downcast_ref::<UInt64Array>()
 }
@@ -673,17 +712,6 @@ fn with_change_columns(batch: &RecordBatch, diff: i64, time: u64) -> Result<Reco
     columns.push(Arc::new(Int64Array::from(vec![diff; batch.num_rows()])));
     columns.push(Arc::new(UInt64Array::from(vec![time; batch.num_rows()])));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| EngineError::Input(e.to_string()))
-}
-
-fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut buffer = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(buffer)
 }
 
 fn iso(ms: i64) -> String {

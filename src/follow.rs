@@ -97,8 +97,9 @@ pub(crate) fn push_with_retry(
 }
 
 /// Flushes the engine (retried: the final flush and sweep write to the
-/// store too), then shuts it down.
-pub(crate) fn flush_and_shut_down(mut engine: Engine) -> Result<(), String> {
+/// store too), then shuts it down. Returns the reads' history files the
+/// engine wrote.
+pub(crate) fn flush_and_shut_down(mut engine: Engine) -> Result<usize, String> {
     let mut retries = 0;
     loop {
         match engine.flush() {
@@ -111,7 +112,9 @@ pub(crate) fn flush_and_shut_down(mut engine: Engine) -> Result<(), String> {
             Err(error) => return Err(error.to_string()),
         }
     }
-    engine.shutdown().map_err(|e| e.to_string())
+    let files = engine.history_files_written();
+    engine.shutdown().map_err(|e| e.to_string())?;
+    Ok(files)
 }
 
 /// Runs the post to the end of its scenario (see the module documentation).

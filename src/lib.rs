@@ -36,5 +36,6 @@ pub mod serve;
 pub mod sql_cli;
 pub mod post_cameras;
 pub mod process;
+pub mod reads_history;
 pub mod video;
 pub mod video_job;

@@ -92,7 +92,7 @@ enum Command {
         /// Write here instead of the config's `storage.url` (a folder or a URL).
         #[arg(long)]
         storage: Option<String>,
-        /// Wall-clock milliseconds between scenario ticks.
+        /// Wall-clock milliseconds between scenario ticks, or between commits of the cameras' reads.
         #[arg(long, default_value_t = 1000)]
         pace_ms: u64,
         /// Simulated milliseconds per scenario tick.
@@ -351,7 +351,7 @@ fn run_cameras(runtime: Runtime, config_path: &Path, config: PostConfig, commit_
         report.commits,
         report.reads_pushed,
         report.retries,
-        report.history_files.len(),
+        report.history_files,
         report.views.iter().map(|(v, n)| format!("{v} {n} rows")).collect::<Vec<_>>().join(", ")
     );
     for error in &report.video.errors {
@@ -450,6 +450,7 @@ fn serve(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u
     options.follow.engine.workers = runtime.workers();
     options.follow.engine.sink_every_commits = sink_every.max(1);
     options.follow.engine.standard_views = standard_views;
+    options.video_runtime = runtime;
     let stop = stop_on_signals();
     println!("Borderflow post {} ({}) serving, storage {}", config.post.id, config.post.name, config.storage.url);
     serve(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;

@@ -2,8 +2,8 @@
 //! `[[camera]]` is opened ([`VideoRun`]: detect, track, recognise, vote on
 //! timely workers), and the reads they give go into the embedded [`Engine`]
 //! the way every read does: in the write-ahead log first, then applied to the
-//! views; each commit's reads are then also written to the Parquet history
-//! (`reads/<post>/<date>/`). Each read's plate crop (from its best frame)
+//! views and, with the views' changelogs, written to the Parquet history
+//! (`reads/<post>/<date>/`, see [`crate::reads_history`]). Each read's plate crop (from its best frame)
 //! is written before the read is pushed, as a JPEG at
 //! `crops/<post>/<date>/<read_id>.jpg`, and the read's `crop_uri` says
 //! where; a crop that cannot be written is logged and the read goes without.
@@ -17,12 +17,19 @@
 //! happen, and its health is attached to the engine
 //! ([`Engine::camera_health`]).
 //!
+//! Recordings (`file://`, `dir://`) are stamped from one start time kept in
+//! the store (`cameras/<post>/recordings.json`): a run started again over
+//! the same recordings (after a crash, or to finish) stamps every frame as
+//! the first run did, so each read comes out with the same `read_id` and
+//! the engine takes none twice; only the reads it lacks are pushed.
+//!
 //! The run ends when every camera has ended (recordings) or when `stop` is
 //! set (Ctrl-C or SIGTERM for a live post); the reads the cameras gave up to
 //! then are committed, the views flushed and the log closed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -75,51 +82,105 @@ pub struct CameraRunReport {
     pub reads_pushed: usize,
     /// Pushes that failed and were retried.
     pub retries: usize,
-    /// Parquet files written to the reads history.
-    pub history_files: Vec<String>,
+    /// Parquet files written to the reads' history by this process.
+    pub history_files: usize,
     /// Each view's rows at the end.
     pub views: Vec<(String, usize)>,
     /// Reads the engine took, per camera and direction.
     pub reads_per_camera: std::collections::BTreeMap<(String, Direction), usize>,
 }
 
-/// Runs the post on its cameras until they end or `stop` is set (see the module documentation).
-pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<AtomicBool>, progress: &dyn Fn(&str)) -> Result<CameraRunReport, String> {
-    if config.cameras.is_empty() {
-        return Err(format!("post `{}` has no [[camera]] to read", config.post.id));
-    }
-    let mut spec = VideoSpec::new(&config.post.id, &config.post.country, config.cameras.clone(), options.video_runtime.clone());
-    spec.source = options.source.clone();
-    // Reads are taken from the run as they come; the report keeps only the last ones.
-    spec.keep_reads = false;
-    let mut engine = Engine::open(config, options.engine.clone()).map_err(|e| e.to_string())?;
-    let recovery = engine.recovery().clone();
-    progress(&format!("recovered {} log records ({} reads) in {:.3}s", recovery.records, recovery.reads, recovery.duration.as_secs_f64()));
+/// A post's cameras feeding an engine: the video run, the plate crops it
+/// gives, and the cameras' states as last reported. `run_cameras` and
+/// `serve` take reads from it.
+pub struct CameraFeed {
+    run: Option<VideoRun>,
+    crops: Receiver<(String, PlateCrop)>,
+    /// A read's crop comes before the read: crops of reads not taken yet.
+    pending_crops: HashMap<String, PlateCrop>,
+    states: HashMap<String, CameraState>,
+    health_every: Duration,
+    health_at: Instant,
+}
 
-    let (run, crops) = VideoRun::start_with_crops(spec);
-    let mut pending_crops: HashMap<String, PlateCrop> = HashMap::new();
-    engine.attach_cameras(run.camera_stats());
-    let mut report = CameraRunReport {
-        video: VideoReport::default(),
-        commits: 0,
-        reads_pushed: 0,
-        retries: 0,
-        history_files: Vec::new(),
-        views: Vec::new(),
-        reads_per_camera: Default::default(),
-    };
-    let mut states: HashMap<String, CameraState> = HashMap::new();
-    let mut health_at = Instant::now() + options.health_every;
-    loop {
-        // Whether the run had finished before this drain: then nothing comes after it.
-        let finished = run.is_finished();
-        let reads: Vec<PlateRead> = run.reads().try_iter().collect();
+impl CameraFeed {
+    /// Opens the post's cameras (recordings stamped as the module
+    /// documentation says) and attaches their health to `engine`.
+    pub fn start(engine: &mut Engine, runtime: Runtime, source: CameraSourceOptions, health_every: Duration, progress: &dyn Fn(&str)) -> Result<CameraFeed, String> {
+        let config = engine.config();
+        if config.cameras.is_empty() {
+            return Err(format!("post `{}` has no [[camera]] to read", config.post.id));
+        }
+        let mut spec = VideoSpec::new(&config.post.id, &config.post.country, config.cameras.clone(), runtime);
+        spec.source = source;
+        // Reads are taken from the run as they come; the run keeps none.
+        spec.keep_reads = false;
+        if spec.source.start_ms.is_none() {
+            spec.source.start_ms = recordings_start(engine, progress)?;
+        }
+        let (run, crops) = VideoRun::start_with_crops(spec);
+        engine.attach_cameras(run.camera_stats());
+        Ok(CameraFeed { run: Some(run), crops, pending_crops: HashMap::new(), states: HashMap::new(), health_every, health_at: Instant::now() + health_every })
+    }
+
+    /// Whether every camera has ended (recordings; live cameras never end).
+    pub fn is_finished(&self) -> bool {
+        self.run.as_ref().is_none_or(VideoRun::is_finished)
+    }
+
+    /// The reads given since the last call that the engine does not have,
+    /// each with its crop written (see [`write_crop`]).
+    pub fn take(&mut self, engine: &Engine) -> Vec<PlateRead> {
+        let reads: Vec<PlateRead> = self.run.as_ref().map(|run| run.reads().try_iter().collect()).unwrap_or_default();
+        self.fresh_with_crops(engine, reads)
+    }
+
+    /// Stops the cameras (`stop`) or waits for the recordings to end;
+    /// returns the reads given after the last [`take`](Self::take), as it
+    /// does, and the run's report.
+    pub fn finish(&mut self, engine: &Engine, stop: bool) -> (Vec<PlateRead>, VideoReport) {
+        let Some(run) = self.run.take() else { return (Vec::new(), VideoReport::default()) };
+        let video = if stop { run.stop() } else { run.wait() };
+        let reads = self.fresh_with_crops(engine, video.reads.clone());
+        (reads, video)
+    }
+
+    fn fresh_with_crops(&mut self, engine: &Engine, reads: Vec<PlateRead>) -> Vec<PlateRead> {
         // A read's crop is sent before the read: after this, every drained read's crop is here.
-        pending_crops.extend(crops.try_iter());
-        commit(&mut engine, reads, &mut pending_crops, options, &mut report)?;
-        report_states(&engine, &mut states, progress);
-        if Instant::now() >= health_at {
-            health_at = Instant::now() + options.health_every;
+        self.pending_crops.extend(self.crops.try_iter());
+        let mut fresh: Vec<PlateRead> = reads.into_iter().filter(|r| !engine.has_read(&r.read_id)).collect();
+        for read in &mut fresh {
+            let Some(crop) = self.pending_crops.remove(&read.read_id) else { continue };
+            match write_crop(engine, read, crop) {
+                Ok(uri) => read.crop_uri = Some(uri),
+                Err(error) => tracing::warn!(camera = %read.camera_id, read = %read.read_id, "plate crop not written: {error}"),
+            }
+        }
+        fresh
+    }
+
+    /// Reports each camera whose state changed since the last call (with
+    /// its last error when it is down or failed), and every camera's
+    /// counters every `health_every`.
+    pub fn report(&mut self, engine: &Engine, progress: &dyn Fn(&str)) {
+        for h in engine.camera_health() {
+            if self.states.get(&h.camera_id) == Some(&h.state) {
+                continue;
+            }
+            self.states.insert(h.camera_id.clone(), h.state);
+            match (h.state, &h.last_error) {
+                (CameraState::Down | CameraState::Failed, Some(error)) => {
+                    tracing::warn!(camera = %h.camera_id, state = h.state.as_str(), "{error}");
+                    progress(&format!("camera {}: {} ({error})", h.camera_id, h.state.as_str()));
+                }
+                _ => {
+                    tracing::info!(camera = %h.camera_id, state = h.state.as_str(), "camera state");
+                    progress(&format!("camera {}: {}", h.camera_id, h.state.as_str()));
+                }
+            }
+        }
+        if Instant::now() >= self.health_at {
+            self.health_at = Instant::now() + self.health_every;
             for h in engine.camera_health() {
                 progress(&format!(
                     "camera {}: {}, {} frames in, {} processed, {} dropped, {} reconnects",
@@ -132,48 +193,57 @@ pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<Ato
                 ));
             }
         }
+    }
+}
+
+/// Runs the post on its cameras until they end or `stop` is set (see the module documentation).
+pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<AtomicBool>, progress: &dyn Fn(&str)) -> Result<CameraRunReport, String> {
+    if config.cameras.is_empty() {
+        return Err(format!("post `{}` has no [[camera]] to read", config.post.id));
+    }
+    let mut engine = Engine::open(config, options.engine.clone()).map_err(|e| e.to_string())?;
+    let recovery = engine.recovery().clone();
+    progress(&format!("recovered {} log records ({} reads) in {:.3}s", recovery.records, recovery.reads, recovery.duration.as_secs_f64()));
+    let mut feed = CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.health_every, progress)?;
+    let mut report = CameraRunReport {
+        video: VideoReport::default(),
+        commits: 0,
+        reads_pushed: 0,
+        retries: 0,
+        history_files: 0,
+        views: Vec::new(),
+        reads_per_camera: Default::default(),
+    };
+    loop {
+        // Whether the run had finished before this drain: then nothing comes after it.
+        let finished = feed.is_finished();
+        let reads = feed.take(&engine);
+        commit(&mut engine, reads, options, &mut report)?;
+        feed.report(&engine, progress);
         if finished || stop.load(Ordering::Relaxed) {
             break;
         }
         let until = Instant::now() + options.commit_every;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) && !run.is_finished() {
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) && !feed.is_finished() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let video = if stop.load(Ordering::Relaxed) { run.stop() } else { run.wait() };
-    // The reads given after the last drain (the report keeps no others).
-    pending_crops.extend(crops.try_iter());
-    commit(&mut engine, video.reads.clone(), &mut pending_crops, options, &mut report)?;
-    report_states(&engine, &mut states, progress);
+    let (reads, video) = feed.finish(&engine, stop.load(Ordering::Relaxed));
+    commit(&mut engine, reads, options, &mut report)?;
+    feed.report(&engine, progress);
     report.video = video;
     for name in engine.view_names() {
         let rows = engine.snapshot(&name).map_err(|e| e.to_string())?.num_rows();
         report.views.push((name, rows));
     }
-    flush_and_shut_down(engine)?;
+    report.history_files = flush_and_shut_down(engine)?;
     Ok(report)
 }
 
-/// Writes the crops of the reads the engine does not have yet, pushes the
-/// reads (durable in the log when this returns), then writes them to the
-/// Parquet history.
-fn commit(
-    engine: &mut Engine,
-    reads: Vec<PlateRead>,
-    crops: &mut HashMap<String, PlateCrop>,
-    options: &CameraRunOptions,
-    report: &mut CameraRunReport,
-) -> Result<(), String> {
-    let mut fresh: Vec<PlateRead> = reads.into_iter().filter(|r| !engine.has_read(&r.read_id)).collect();
+/// Pushes fresh reads (durable in the log when this returns).
+fn commit(engine: &mut Engine, fresh: Vec<PlateRead>, options: &CameraRunOptions, report: &mut CameraRunReport) -> Result<(), String> {
     if fresh.is_empty() {
         return Ok(());
-    }
-    for read in &mut fresh {
-        let Some(crop) = crops.remove(&read.read_id) else { continue };
-        match write_crop(engine, read, crop) {
-            Ok(uri) => read.crop_uri = Some(uri),
-            Err(error) => tracing::warn!(camera = %read.camera_id, read = %read.read_id, "plate crop not written: {error}"),
-        }
     }
     let batch = reads_to_batch(&fresh);
     let (pushed, retries) = push_with_retry(engine, options.give_up_after, |engine| engine.push_reads(&batch))?;
@@ -181,17 +251,9 @@ fn commit(
     report.retries += retries;
     report.commits += 1;
     // Those the engine took (it drops reads older than the reads' retention).
-    let taken: Vec<PlateRead> = fresh.into_iter().filter(|r| engine.has_read(&r.read_id)).collect();
-    for read in &taken {
+    for read in fresh.iter().filter(|r| engine.has_read(&r.read_id)) {
         *report.reads_per_camera.entry((read.camera_id.clone(), read.direction)).or_default() += 1;
     }
-    let mut files = Vec::new();
-    let (_, retries) = push_with_retry(engine, options.give_up_after, |engine| {
-        files = engine.write_reads_history(&taken)?;
-        Ok(files.len())
-    })?;
-    report.retries += retries;
-    report.history_files.extend(files);
     Ok(())
 }
 
@@ -203,22 +265,36 @@ fn write_crop(engine: &Engine, read: &PlateRead, crop: PlateCrop) -> Result<Stri
     engine.put_object(&format!("crops/{}/{date}/{}.jpg", read.post_id, read.read_id), jpeg).map_err(|e| e.to_string())
 }
 
-/// Reports each camera whose state changed since the last call, with its last error when it is down or failed.
-fn report_states(engine: &Engine, states: &mut HashMap<String, CameraState>, progress: &dyn Fn(&str)) {
-    for h in engine.camera_health() {
-        if states.get(&h.camera_id) == Some(&h.state) {
-            continue;
-        }
-        states.insert(h.camera_id.clone(), h.state);
-        match (h.state, &h.last_error) {
-            (CameraState::Down | CameraState::Failed, Some(error)) => {
-                tracing::warn!(camera = %h.camera_id, state = h.state.as_str(), "{error}");
-                progress(&format!("camera {}: {} ({error})", h.camera_id, h.state.as_str()));
-            }
-            _ => {
-                tracing::info!(camera = %h.camera_id, state = h.state.as_str(), "camera state");
-                progress(&format!("camera {}: {}", h.camera_id, h.state.as_str()));
-            }
+/// The event time of the recordings' first frames (see the module
+/// documentation): the one kept in the store when the post's recordings
+/// are the same as then, else now (and kept). `None` without recordings.
+fn recordings_start(engine: &Engine, progress: &dyn Fn(&str)) -> Result<Option<i64>, String> {
+    let config = engine.config();
+    let recordings: BTreeMap<&str, &str> = config
+        .cameras
+        .iter()
+        .filter(|c| c.uri.starts_with("file://") || c.uri.starts_with("dir://"))
+        .map(|c| (c.id.as_str(), c.uri.as_str()))
+        .collect();
+    if recordings.is_empty() {
+        return Ok(None);
+    }
+    let path = format!("cameras/{}/recordings.json", config.post.id);
+    let kept = engine.get_object(&path).map_err(|e| e.to_string())?;
+    if let Some(bytes) = kept {
+        let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        let same = record["recordings"].as_object().is_some_and(|r| {
+            r.len() == recordings.len() && recordings.iter().all(|(id, uri)| r.get(*id).and_then(|u| u.as_str()) == Some(*uri))
+        });
+        if same && let Some(start) = record["started_at_ms"].as_i64() {
+            let at = chrono::DateTime::from_timestamp_millis(start).map_or_else(|| start.to_string(), |t| t.to_rfc3339());
+            progress(&format!("recordings already started at {at}: reads the engine has are not pushed again"));
+            return Ok(Some(start));
         }
     }
+    let start = chrono::Utc::now().timestamp_millis();
+    let record = serde_json::json!({ "started_at_ms": start, "recordings": recordings });
+    engine.put_object(&path, serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    Ok(Some(start))
 }
+

@@ -1,12 +1,16 @@
 //! `borderflow serve --config post.toml`: a post as a service.
 //!
 //! One thread owns the embedded [`Engine`] and does everything that changes
-//! it, in order: the post's scenario ticks (as `run --follow` does), the
-//! pre-arrival records the neighbour sends, and the analysts' queries. The
-//! network runs on a tokio runtime beside it:
+//! it, in order: the post's own reads, the pre-arrival records the
+//! neighbour sends, and the analysts' queries. The post's reads come from
+//! its `[scenario]` when the config has one (ticks, as `run --follow`
+//! does), else from its `[[camera]]`s ([`CameraFeed`], committed every
+//! `pace` of wall time, as `run --source cameras` does). The network runs
+//! on a tokio runtime beside it:
 //!
 //! - the exchange sender ([`ExchangeSender`]): each tick's exit reads are
-//!   hashed into pre-arrival records and put in the durable outbox *before*
+//!   (or each commit's camera reads') hashed into pre-arrival records and
+//!   put in the durable outbox *before*
 //!   the reads are pushed into the engine, so a crash between the two
 //!   only sends a record twice (the receiver drops repeats by `read_id`);
 //! - the exchange receiver (`[serve] exchange_listen`, mutual TLS with the
@@ -33,18 +37,32 @@ use tokio::sync::oneshot;
 
 use crate::embedded::{Engine, EngineError};
 use crate::follow::{FollowOptions, scenario_ticks};
+use crate::post_cameras::CameraFeed;
 
 /// How `serve` runs.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// The scenario's pace, or the cameras' time between commits (`pace`), and the engine's options.
     pub follow: FollowOptions,
     /// Log the exchange's status this often.
     pub status_every: Duration,
+    /// Timely workers for the cameras (a post without `[scenario]`).
+    pub video_runtime: borderflow_engine::Runtime,
+    /// Stream reader settings; each camera's own `[[camera]]` settings win.
+    pub source: borderflow_connectors::CameraSourceOptions,
+    /// Report every camera's counters this often.
+    pub camera_health_every: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { follow: FollowOptions::default(), status_every: Duration::from_secs(5) }
+        ServeOptions {
+            follow: FollowOptions::default(),
+            status_every: Duration::from_secs(5),
+            video_runtime: borderflow_engine::Runtime::default(),
+            source: borderflow_connectors::CameraSourceOptions::default(),
+            camera_health_every: Duration::from_secs(30),
+        }
     }
 }
 
@@ -98,6 +116,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         }
         None => (Vec::new(), None),
     };
+    let on_cameras = config.scenario.is_none() && !config.cameras.is_empty();
     let serve_config = config.serve.clone().unwrap_or_default();
     let peer = config.peer.clone();
     let mut engine = Engine::open(config, options.follow.engine.clone()).map_err(|e| e.to_string())?;
@@ -141,7 +160,17 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         progress(&format!("Flight SQL for analysts on {bound}"));
     }
 
-    // The engine thread's loop: ticks at their pace, requests in between.
+    let mut feed = match on_cameras {
+        true => {
+            progress(&format!("reading {} camera(s) (the config has no [scenario])", engine.config().cameras.len()));
+            Some(CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.camera_health_every, progress)?)
+        }
+        false => None,
+    };
+    // Camera reads taken and not yet pushed (a push failed: tried again at the next commit).
+    let mut camera_reads: Vec<PlateRead> = Vec::new();
+
+    // The engine thread's loop: ticks (or camera commits) at their pace, requests in between.
     let mut next = ticks.iter().position(|(time, reads)| {
         if reads.is_empty() {
             *time > engine.log_time_ms()
@@ -191,6 +220,30 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             status_at = Instant::now() + options.status_every;
             log_status(&engine);
         }
+        if let Some(cameras) = feed.as_mut() {
+            if Instant::now() >= next_at {
+                next_at = Instant::now() + options.follow.pace;
+                let ended = cameras.is_finished();
+                camera_reads.extend(cameras.take(&engine));
+                if ended {
+                    let (rest, video) = cameras.finish(&engine, false);
+                    camera_reads.extend(rest);
+                    for error in &video.errors {
+                        progress(&format!("error: {error}"));
+                    }
+                }
+                cameras.report(&engine, progress);
+                match send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
+                    Ok(()) => camera_reads.clear(),
+                    Err(error) => tracing::warn!(%error, reads = camera_reads.len(), "camera reads not pushed; trying again at the next commit"),
+                }
+                if ended {
+                    progress(&format!("cameras ended: {} reads; serving", engine.live_reads()));
+                    feed = None;
+                }
+            }
+            continue;
+        }
         let Some(i) = next else {
             if !told_done {
                 told_done = true;
@@ -233,10 +286,33 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             Err(error) => return Err(error.to_string()),
         }
     }
+    if let Some(mut cameras) = feed {
+        let (rest, _) = cameras.finish(&engine, true);
+        camera_reads.extend(rest);
+        if let Err(error) = send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
+            tracing::warn!(%error, reads = camera_reads.len(), "the cameras' last reads were not pushed");
+        }
+    }
     log_status(&engine);
     engine.shutdown().map_err(|e| e.to_string())?;
     network.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// Puts the exit reads' pre-arrival records in the exchange's outbox, then
+/// pushes the reads into the engine (the same order as the scenario's
+/// ticks: a crash between the two only sends a record twice).
+fn send_and_push(engine: &mut Engine, sender: Option<&ExchangeSender>, network: &tokio::runtime::Runtime, reads: &[PlateRead]) -> Result<(), String> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    if let Some(sender) = sender {
+        let exits: Vec<PlateRead> = reads.iter().filter(|r| r.direction == Direction::Exit).cloned().collect();
+        if !exits.is_empty() {
+            network.block_on(sender.send(pre_arrival_records(&exits, engine.exchange_keys()))).map_err(|e| format!("exchange outbox: {e}"))?;
+        }
+    }
+    engine.push_reads(&reads_to_batch(reads)).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Deliveries applied in one commit, at most.

@@ -1,13 +1,16 @@
 //! `borderflow run --config` runs a post on its scenario source and keeps the
 //! config's SQL views, whose snapshots match a count over the post's reads;
 //! on its cameras, it reads a rendered clip into the post's reads and views
-//! while a broken camera is reported and the post carries on.
+//! while a broken camera is reported and the post carries on; `serve` reads
+//! the same cameras and answers analysts' SQL on their reads, and a post
+//! killed with SIGKILL mid-recording and run again reads every vehicle once.
 
 mod video;
 
 use std::fs::File;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use arrow::array::{Int64Array, RecordBatch, UInt16Array};
 use borderflow::engine::{Direction, Point, reads_from_batch};
@@ -124,6 +127,24 @@ fn stored_reads(root: &Path) -> Vec<borderflow::engine::PlateRead> {
     reads
 }
 
+/// The read ids in a post's write-ahead log (a torn tail is left out).
+fn logged_read_ids(root: &Path, post: &str) -> Vec<String> {
+    // wal/<post>/<date>/<first sequence number>.bfwal
+    let mut segments = Vec::new();
+    for day in std::fs::read_dir(root.join("wal").join(post)).into_iter().flatten() {
+        segments.extend(std::fs::read_dir(day.expect("day").path()).expect("day folder").map(|e| e.expect("segment").path()));
+    }
+    segments.sort();
+    let mut ids = Vec::new();
+    for segment in segments {
+        let (records, _) = borderflow::engine::wal::decode_segment(&std::fs::read(&segment).expect("segment"));
+        for record in records.into_iter().filter(|r| r.table == "reads") {
+            ids.extend(reads_from_batch(&record.batch).expect("reads").into_iter().map(|r| r.read_id));
+        }
+    }
+    ids
+}
+
 #[test]
 fn a_post_runs_on_its_cameras_and_a_broken_camera_does_not_stop_it() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -137,35 +158,81 @@ fn a_post_runs_on_its_cameras_and_a_broken_camera_does_not_stop_it() {
              counting_line = [[0.0, 0.6], [1.0, 0.6]]\nfrom_side = \"top\"\n\n"
         )
     };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let token = "camera-test-token";
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    std::fs::write(dir.path().join("tokens.toml"), format!("[[token]]\nuser = \"analyst\"\nsha256 = \"{hash}\"\n")).expect("tokens");
     let config = format!(
         "[post]\nid = \"otaci\"\nname = \"Otaci\"\ncountry = \"MD\"\ncrossing = \"otaci-mohyliv-podilskyi\"\n\n\
+         [serve]\nsql_listen = \"127.0.0.1:{port}\"\ntokens = \"tokens.toml\"\n\n\
          [storage]\nurl = \"file://./data\"\n\n{}{}\
          [[view]]\nname = \"passages_per_camera\"\nsql = \"SELECT camera_id, direction, count(*) AS passages FROM reads GROUP BY camera_id, direction\"\n",
         camera("otaci-entry-arrival-1", &format!("file://{}", clip.display())),
         camera("otaci-entry-arrival-2", "file://clips/missing.mp4"),
     );
     std::fs::write(dir.path().join("post.toml"), config).expect("config");
-    let run = Command::new(env!("CARGO_BIN_EXE_borderflow"))
-        .args(["--workers", "2", "run", "--config"])
-        .arg(dir.path().join("post.toml"))
-        .args(["--pace-ms", "200"])
-        .output()
-        .expect("borderflow runs");
+    let post = |command: &str| {
+        let mut post = Command::new(env!("CARGO_BIN_EXE_borderflow"));
+        post.args(["--workers", "2", command, "--config"]).arg(dir.path().join("post.toml")).args(["--pace-ms", "200"]);
+        post
+    };
+    let data = dir.path().join("data");
+
+    // First life: `serve` on the cameras, asked over Flight SQL until a read is there, then killed with SIGKILL.
+    let mut first = post("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("borderflow starts");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let served_reads = || {
+        let sql = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+            .args(["sql", "SELECT count(*) AS n FROM reads", "--server", &format!("grpc://127.0.0.1:{port}"), "--format", "csv"])
+            .env("BORDERFLOW_TOKEN", token)
+            .output()
+            .expect("sql runs");
+        let out = String::from_utf8_lossy(&sql.stdout);
+        out.lines().nth(1).and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0)
+    };
+    let served = loop {
+        assert!(first.try_wait().expect("try_wait").is_none(), "serve ended before reading a plate");
+        assert!(Instant::now() < deadline, "no read served within 4 minutes");
+        match served_reads() {
+            0 => std::thread::sleep(Duration::from_millis(500)),
+            n => break n,
+        }
+    };
+    first.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    first.wait().expect("reaped");
+    let before_restart = logged_read_ids(&data, "otaci");
+    eprintln!("serve answered {served} read(s); killed with {} read(s) logged", before_restart.len());
+    assert!(before_restart.len() >= served, "a read served is not in the log");
+
+    // Second life: `run` to the end of the recording.
+    let run = post("run").output().expect("borderflow runs");
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     eprintln!("{stdout}\n{stderr}");
-    // The broken camera is named with its cause, in the exit status too; the other camera's reads are all there.
+    // The broken camera (its relative path is beside the config) is named with its cause, in the exit status too.
     assert_eq!(run.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stdout.contains("reading 2 camera(s)"), "{stdout}");
     assert!(stdout.contains("camera otaci-entry-arrival-2: failed") && stdout.contains("no such file"), "{stdout}");
+    assert!(stdout.contains(&dir.path().join("clips/missing.mp4").display().to_string()), "{stdout}");
+    assert!(stdout.contains("recordings already started at"), "{stdout}");
     assert!(stderr.contains("1 camera(s) failed"), "{stderr}");
 
-    let data = dir.path().join("data");
+    // Every vehicle once, over both lives: in the log and in the history.
+    let mut logged = logged_read_ids(&data, "otaci");
+    assert!(before_restart.iter().all(|id| logged.contains(id)), "a read of the first life is gone");
+    logged.sort();
+    let all = logged.len();
+    logged.dedup();
+    assert_eq!(all, logged.len(), "a read is in the log twice: {logged:?}");
     let reads = stored_reads(&data);
+    let mut history: Vec<&String> = reads.iter().map(|r| &r.read_id).collect();
+    history.sort();
+    assert_eq!(history, logged.iter().collect::<Vec<_>>(), "the history holds the logged reads, each once");
     assert!(reads.iter().all(|r| r.post_id == "otaci" && r.camera_id == "otaci-entry-arrival-1" && r.lane == 1 && r.point == Point::Arrival), "{reads:?}");
     let score = video::score(&truth, &reads);
     eprintln!("truth: {truth:?}\nreads: {:?}", reads.iter().map(|r| (&r.plate_norm, r.confidence, r.captured_at_ms, r.bbox)).collect::<Vec<_>>());
     assert_eq!(score.right, truth.len(), "{score:?}");
     assert!(score.strays.is_empty(), "{score:?}");
+    assert!(score.doubles.is_empty(), "{score:?}");
     // The reads went through the write-ahead log, and the view counts them.
     assert!(std::fs::read_dir(data.join("wal/otaci")).expect("the log").count() >= 1);
     let mut from_view = 0;

@@ -60,7 +60,8 @@
 //! [[camera]]                  # one table per camera; none is fine
 //! id = "otaci-entry-arrival-1"   # required; unique in this file
 //! uri = "rtsp://127.0.0.1:8554/otaci-entry-arrival-1"   # required; file://, rtsp://, http://,
-//!                             # https:// (MJPEG) or dir:// (a folder of images); kept as written
+//!                             # https:// (MJPEG) or dir:// (a folder of images); a relative
+//!                             # file:// or dir:// path is beside this file, the rest kept as written
 //! lane = 1                    # required; 1 or more
 //! direction = "entry"         # required; "entry" or "exit": vehicles entering or leaving `country`
 //! point = "arrival"           # required; "arrival" or "departure": where in the control zone
@@ -323,7 +324,9 @@ pub struct CountingLine {
 pub struct CameraConfig {
     /// Unique within the file; letters, digits, `-` and `_`.
     pub id: String,
-    /// `file://`, `rtsp://`, `http://`, `https://` or `dir://`, as written.
+    /// `file://`, `rtsp://`, `http://`, `https://` or `dir://`, as written,
+    /// except that a relative `file://` or `dir://` path is made absolute
+    /// against the configuration file's folder.
     pub uri: String,
     /// 1 or more.
     pub lane: u16,

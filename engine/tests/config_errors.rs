@@ -351,6 +351,25 @@ fn storage_urls_resolve_against_the_config_folder() {
 }
 
 #[test]
+fn recording_and_image_folder_paths_resolve_against_the_config_folder() {
+    let text = VALID.replace("file://clips/otaci-exit-departure-1.mp4", "file://../recordings/./lane-1.mp4");
+    let (dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    let parent = dir.path().parent().expect("the temp dir has a parent");
+    assert_eq!(config.cameras[1].uri, format!("file://{}", parent.join("recordings/lane-1.mp4").display()));
+
+    let (dir, path) = write_config(&VALID.replace("file://clips/otaci-exit-departure-1.mp4", "dir://frames/lane-1"));
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!(config.cameras[1].uri, format!("dir://{}", dir.path().join("frames/lane-1").display()));
+
+    // Absolute paths and streams are kept as written.
+    let (_dir, path) = write_config(&VALID.replace("file://clips/otaci-exit-departure-1.mp4", "file:///srv/clips/lane-1.mp4"));
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!(config.cameras[1].uri, "file:///srv/clips/lane-1.mp4");
+    assert!(config.cameras[0].uri.starts_with("rtsp://"), "{}", config.cameras[0].uri);
+}
+
+#[test]
 fn every_example_config_parses() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for crossing in CROSSINGS {

@@ -98,6 +98,8 @@ pub struct Outputs {
     pub logged_reads: Vec<(u64, String)>,
     /// Every read's `captured_at` in the log.
     pub logged_captured_at: Vec<i64>,
+    /// Every row of the reads' Parquet history (`reads/<post>/`): (read_id, captured_at), sorted.
+    pub history: Vec<(String, i64)>,
 }
 
 /// Reads back a post's outputs (see [`Outputs`]).
@@ -139,7 +141,17 @@ pub fn outputs(config: &PostConfig) -> Outputs {
                 }
             }
         }
-        Outputs { snapshots, changes, logged_reads, logged_captured_at }
+        let mut history = Vec::new();
+        for object in storage.list(&format!("reads/{}", config.post.id)).await.expect("history listed") {
+            let bytes = storage.get(&object.path).await.expect("history file");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("parquet").build().expect("reader");
+            for batch in reader {
+                let reads = reads_from_batch(&batch.expect("batch")).unwrap_or_else(|e| panic!("{}: {e}", object.path));
+                history.extend(reads.into_iter().map(|r| (r.read_id, r.captured_at_ms)));
+            }
+        }
+        history.sort();
+        Outputs { snapshots, changes, logged_reads, logged_captured_at, history }
     })
 }
 
@@ -173,6 +185,11 @@ pub fn assert_same_outputs(expected: &Outputs, actual: &Outputs) {
     let before = ids.len();
     ids.dedup();
     assert_eq!(before, ids.len(), "a read is in the log twice");
+    // The reads' history holds every logged read once, as the uninterrupted run's does.
+    assert_eq!(expected.history.len(), actual.history.len(), "rows in the reads' history");
+    assert_eq!(expected.history, actual.history, "the reads' history");
+    let history_ids: Vec<&String> = actual.history.iter().map(|(id, _)| id).collect();
+    assert_eq!(history_ids, ids, "the reads' history holds the logged reads, each once");
 }
 
 /// Starts `command` with its stdout and stderr copied, line by line, into

@@ -474,6 +474,11 @@ fn camera_uri(source: &Source<'_>, value: Spanned<String>, field: &str) -> Resul
     if rest.trim().is_empty() {
         return Err(source.error_at(span, field, format!("the {scheme}:// URI names nothing after the scheme")));
     }
+    // A recording or an image folder given by a relative path is beside
+    // the configuration file, like every other path in it.
+    if matches!(scheme, "file" | "dir") && !rest.starts_with('/') {
+        return Ok(format!("{scheme}://{}", normalize(&source.base_dir.join(rest)).display()));
+    }
     Ok(uri)
 }
 
