@@ -55,7 +55,17 @@ pub enum EngineRequest {
     /// An ad-hoc query over the tables and the views' snapshots.
     Sql { sql: String, reply: oneshot::Sender<Result<RecordBatch, String>> },
     /// Every table's contents and every view's snapshot, and the exchange keys.
-    Tables { reply: oneshot::Sender<Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String>> },
+    Tables { reply: oneshot::Sender<Result<EngineTables, String>> },
+}
+
+/// What the engine holds now, for the analysts' queries and catalog.
+pub struct EngineTables {
+    /// The engine's tables (`reads`, `pre_arrival`, …), by name.
+    pub tables: Vec<(String, RecordBatch)>,
+    /// Every standing view's snapshot, by the view's name.
+    pub views: Vec<(String, RecordBatch)>,
+    /// The keys plates are hashed with (for the plate functions).
+    pub keys: ExchangeKeys,
 }
 
 /// A handle to the engine thread, for the network side.
@@ -74,7 +84,7 @@ impl EngineHandle {
 
     /// Every table's contents and every view's snapshot, by name, and
     /// the keys plates are hashed with (for the plate functions).
-    pub async fn tables(&self) -> Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String> {
+    pub async fn tables(&self) -> Result<EngineTables, String> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(EngineRequest::Tables { reply }).map_err(|_| "the engine has stopped".to_string())?;
         answer.await.map_err(|_| "the engine has stopped".to_string())?
@@ -294,17 +304,17 @@ fn handle_request(engine: &mut Engine, request: EngineRequest) {
             let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
         }
         EngineRequest::Tables { reply } => {
-            let tables = || -> Result<Vec<(String, RecordBatch)>, EngineError> {
-                let mut all = Vec::new();
+            let tables = || -> Result<EngineTables, EngineError> {
+                let mut held = EngineTables { tables: Vec::new(), views: Vec::new(), keys: engine.exchange_keys().clone() };
                 for name in engine.table_names() {
-                    all.push((name.clone(), engine.table(&name)?));
+                    held.tables.push((name.clone(), engine.table(&name)?));
                 }
                 for name in engine.view_names() {
-                    all.push((name.clone(), engine.snapshot(&name)?));
+                    held.views.push((name.clone(), engine.snapshot(&name)?));
                 }
-                Ok(all)
+                Ok(held)
             };
-            let _ = reply.send(tables().map(|t| (t, engine.exchange_keys().clone())).map_err(|e| e.to_string()));
+            let _ = reply.send(tables().map_err(|e| e.to_string()));
         }
     }
 }

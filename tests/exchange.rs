@@ -324,20 +324,7 @@ fn a_peer_from_another_authority_and_an_analyst_without_a_token_are_refused() {
     assert!(int(&ok, 0) > 0);
     // Every request, refused ones included, is in the audit log.
     let audit = crossing.md.config.parent().expect("dir").join("data/audit/otaci/sql");
-    let records: Vec<String> = walk(&audit).iter().map(|p| std::fs::read_to_string(p).expect("audit record")).collect();
+    let records: Vec<String> = common::files_under(&audit).iter().map(|p| std::fs::read_to_string(p).expect("audit record")).collect();
     assert!(records.iter().any(|r| r.contains("\"user\": \"ana\"") && r.contains("FROM posts") && r.contains("\"rows\": 1")), "{records:?}");
     assert!(records.iter().any(|r| r.contains("(refused)")), "{records:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
