@@ -141,7 +141,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         if let Some(listen) = &serve_config.exchange_listen {
             let deliver_to = requests.clone();
             let deliver: borderflow_connectors::exchange::Deliver = Arc::new(move |d| deliver_to.send(EngineRequest::Deliver(d)).is_ok());
-            let service = ExchangeService::new(&peer.post, deliver, status.clone());
+            let service = ExchangeService::new(&peer.post, deliver, status.clone()).with_key_versions(engine.exchange_keys().versions());
             let bound = network.block_on(serve_exchange(listen, tls.as_ref(), service)).map_err(|e| e.to_string())?;
             progress(&format!("receiving pre-arrival records from {} on {bound}{}", peer.post, if tls.is_some() { " (mutual TLS)" } else { " (plain text)" }));
         }
@@ -332,6 +332,7 @@ fn log_status(engine: &Engine) {
             received_rows = status.received_rows,
             duplicate_rows = status.duplicate_rows,
             refused = status.refused,
+            unknown_key_rows = status.unknown_key_rows,
             last_error = ?status.last_error,
             "exchange status"
         );
