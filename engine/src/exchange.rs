@@ -80,7 +80,8 @@ impl ExchangeKeys {
         known
     }
 
-    /// The version this post hashes its own reads with (0: no keys).
+    /// The version `plate_hmac(text)` uses by default in SQL (0: no keys);
+    /// reads and records are hashed under every version.
     pub fn current(&self) -> u16 {
         self.current
     }
