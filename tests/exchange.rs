@@ -378,7 +378,7 @@ fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
 
     // The right authority, but a certificate for another post: refused, with the reason.
     let wrong_post = block_on(put_as(&crossing, "mamalyha", "mohyliv-podilskyi"));
-    assert!(wrong_post.as_ref().is_err_and(|e| e.contains("certificate is for `mamalyha`, not for the peer post `mohyliv-podilskyi`")), "{wrong_post:?}");
+    assert!(wrong_post.as_ref().is_err_and(|e| e.contains("certificate is for `mamalyha`, not for the peer post `mohyliv-podilskyi`")), "{wrong_post:?}\nMD log:\n{}", md.log());
     md.wait_for("exchange call refused", Duration::from_secs(10));
     assert!(md.log().lines().any(|l| l.contains("exchange call refused") && l.contains("mamalyha")), "{}", md.log());
     // The peer's own certificate is admitted (an empty batch: nothing to apply).
