@@ -73,7 +73,17 @@ pub enum EngineRequest {
     /// An ad-hoc query over the tables and the views' snapshots.
     Sql { sql: String, reply: oneshot::Sender<Result<RecordBatch, String>> },
     /// Every table's contents and every view's snapshot, and the exchange keys.
-    Tables { reply: oneshot::Sender<Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String>> },
+    Tables { reply: oneshot::Sender<Result<EngineTables, String>> },
+}
+
+/// What the engine holds now, for the analysts' queries and catalog.
+pub struct EngineTables {
+    /// The engine's tables (`reads`, `pre_arrival`, …), by name.
+    pub tables: Vec<(String, RecordBatch)>,
+    /// Every standing view's snapshot, by the view's name.
+    pub views: Vec<(String, RecordBatch)>,
+    /// The keys plates are hashed with (for the plate functions).
+    pub keys: ExchangeKeys,
 }
 
 /// A handle to the engine thread, for the network side.
@@ -92,7 +102,7 @@ impl EngineHandle {
 
     /// Every table's contents and every view's snapshot, by name, and
     /// the keys plates are hashed with (for the plate functions).
-    pub async fn tables(&self) -> Result<(Vec<(String, RecordBatch)>, ExchangeKeys), String> {
+    pub async fn tables(&self) -> Result<EngineTables, String> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(EngineRequest::Tables { reply }).map_err(|_| "the engine has stopped".to_string())?;
         answer.await.map_err(|_| "the engine has stopped".to_string())?
@@ -150,7 +160,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         if let Some(listen) = &serve_config.exchange_listen {
             let deliver_to = requests.clone();
             let deliver: borderflow_connectors::exchange::Deliver = Arc::new(move |d| deliver_to.send(EngineRequest::Deliver(d)).is_ok());
-            let service = ExchangeService::new(&peer.post, deliver, status.clone());
+            let service = ExchangeService::new(&peer.post, deliver, status.clone()).with_key_versions(engine.exchange_keys().versions());
             let bound = network.block_on(serve_exchange(listen, tls.as_ref(), service)).map_err(|e| e.to_string())?;
             progress(&format!("receiving pre-arrival records from {} on {bound}{}", peer.post, if tls.is_some() { " (mutual TLS)" } else { " (plain text)" }));
         }
@@ -370,17 +380,17 @@ fn handle_request(engine: &mut Engine, request: EngineRequest) {
             let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
         }
         EngineRequest::Tables { reply } => {
-            let tables = || -> Result<Vec<(String, RecordBatch)>, EngineError> {
-                let mut all = Vec::new();
+            let tables = || -> Result<EngineTables, EngineError> {
+                let mut held = EngineTables { tables: Vec::new(), views: Vec::new(), keys: engine.exchange_keys().clone() };
                 for name in engine.table_names() {
-                    all.push((name.clone(), engine.table(&name)?));
+                    held.tables.push((name.clone(), engine.table(&name)?));
                 }
                 for name in engine.view_names() {
-                    all.push((name.clone(), engine.snapshot(&name)?));
+                    held.views.push((name.clone(), engine.snapshot(&name)?));
                 }
-                Ok(all)
+                Ok(held)
             };
-            let _ = reply.send(tables().map(|t| (t, engine.exchange_keys().clone())).map_err(|e| e.to_string()));
+            let _ = reply.send(tables().map_err(|e| e.to_string()));
         }
     }
 }
@@ -398,6 +408,7 @@ fn log_status(engine: &Engine) {
             received_rows = status.received_rows,
             duplicate_rows = status.duplicate_rows,
             refused = status.refused,
+            unknown_key_rows = status.unknown_key_rows,
             last_error = ?status.last_error,
             "exchange status"
         );

@@ -2,8 +2,12 @@
 //! 127.0.0.1, with mutual TLS from certificates made here (rcgen): the
 //! Ukrainian post's exit reads reach the Moldovan post as pre-arrival
 //! records and produce cross-border matches, across a SIGKILL of the
-//! Moldovan process; and who is refused (a peer from another authority, an
-//! analyst without a valid token), with the reason in the log.
+//! Moldovan process; a key rotation (records under the old key and under
+//! the new one both match, a version Otaci does not hold is refused); and
+//! who is refused (a peer from another authority, a certificate for another
+//! post, an analyst without a valid token or with a foreign certificate),
+//! with the reason in the log, and who is admitted (an analyst's
+//! certificate from `[serve] client_ca`, without a token).
 
 mod common;
 
@@ -15,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use borderflow::engine::{Direction, PostConfig};
-use futures::TryStreamExt;
+use borderflow::connectors::exchange::{ExchangeSender, SenderConfig, StatusHandle, TlsFiles};
+use borderflow::engine::{Direction, ExchangeKeys, PlateRead, PostConfig, Storage, pre_arrival_records};
+use futures::{StreamExt, TryStreamExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sha2::Digest;
 
@@ -64,7 +69,7 @@ struct Post {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_post(dir: &Path, id: &str, name: &str, country: &str, peer: &str, peer_port: u16, listen_port: u16, sql_port: u16, peer_ca: &str) -> Post {
+fn write_post(dir: &Path, id: &str, name: &str, country: &str, peer: &str, peer_port: u16, listen_port: u16, sql_port: u16, peer_ca: &str, serve_extra: &str) -> Post {
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/secrets/exchange-keys.toml"), dir.join("exchange-keys.toml")).expect("keys");
     let token_hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
     std::fs::write(dir.join("tokens.toml"), format!("[[token]]\nuser = \"ana\"\nsha256 = \"{token_hash}\"\n")).expect("tokens");
@@ -89,6 +94,7 @@ exchange_listen = "127.0.0.1:{listen_port}"
 sql_listen = "127.0.0.1:{sql_port}"
 tokens = "tokens.toml"
 query_timeout = "60s"
+{serve_extra}
 
 [storage]
 url = "file://./data"
@@ -147,11 +153,16 @@ impl Drop for Served {
 
 /// Runs `sql` on a post's Flight SQL server with `token`.
 async fn query(port: u16, token: Option<&str>, sql: &str) -> Result<RecordBatch, String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .map_err(|e| e.to_string())?
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
+    query_over(port, None, token, sql).await
+}
+
+/// Runs `sql` on a post's Flight SQL server, over TLS with `tls`.
+async fn query_over(port: u16, tls: Option<tonic::transport::ClientTlsConfig>, token: Option<&str>, sql: &str) -> Result<RecordBatch, String> {
+    let endpoint = match tls {
+        Some(tls) => tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}")).map_err(|e| e.to_string())?.tls_config(tls).map_err(|e| e.to_string())?,
+        None => tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?,
+    };
+    let channel = endpoint.connect().await.map_err(error_chain)?;
     let mut client = FlightSqlServiceClient::new(channel);
     if let Some(token) = token {
         client.set_token(token.to_string());
@@ -167,6 +178,32 @@ async fn query(port: u16, token: Option<&str>, sql: &str) -> Result<RecordBatch,
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
 }
 
+/// An error with its sources (tonic's connect errors say little on top).
+fn error_chain(error: impl std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// TLS for a client of Otaci's servers: trusts the Moldovan authority,
+/// presents `identity` (a name under `certs`), if any.
+fn client_tls(certs: &Path, identity: Option<&str>) -> tonic::transport::ClientTlsConfig {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name("127.0.0.1")
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(certs.join("md-ca.pem")).expect("ca")));
+    if let Some(name) = identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            std::fs::read(certs.join(format!("{name}.pem"))).expect("cert"),
+            std::fs::read(certs.join(format!("{name}.key"))).expect("key"),
+        ));
+    }
+    tls
+}
+
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
 }
@@ -179,9 +216,18 @@ struct Crossing {
     _dir: tempfile::TempDir,
     md: Post,
     ua: Post,
+    /// Where Otaci receives pre-arrival records.
+    md_listen: u16,
+    /// Every certificate made for the test.
+    certs: PathBuf,
 }
 
-fn crossing() -> Crossing {
+/// The Otaci–Mohyliv-Podilskyi pair, with each service's authority and
+/// post certificate; a foreign authority (`rogue`); a certificate of the
+/// Ukrainian authority for another Ukrainian post (`mamalyha`); and the
+/// Moldovan analysts' authority with one analyst (`dana`). `md_serve_extra`:
+/// more `[serve]` lines for Otaci.
+fn crossing_with(md_serve_extra: &str) -> Crossing {
     let dir = tempfile::tempdir().expect("temp dir");
     let certs = dir.path().join("certs");
     std::fs::create_dir_all(&certs).expect("certs dir");
@@ -190,16 +236,24 @@ fn crossing() -> Crossing {
     ua_ca.write(&certs.join("ua-ca.pem"));
     md_ca.leaf(&certs, "otaci");
     ua_ca.leaf(&certs, "mohyliv-podilskyi");
+    ua_ca.leaf(&certs, "mamalyha");
     let rogue = Authority::new("Not a customs CA");
     rogue.write(&certs.join("rogue-ca.pem"));
     rogue.leaf(&certs, "rogue");
+    let analysts = Authority::new("MD analysts test CA");
+    analysts.write(&certs.join("md-analysts-ca.pem"));
+    analysts.leaf(&certs, "dana");
     let (md_listen, ua_listen) = (free_port(), free_port());
     let (md_dir, ua_dir) = (dir.path().join("otaci"), dir.path().join("mohyliv-podilskyi"));
     std::fs::create_dir_all(&md_dir).expect("md dir");
     std::fs::create_dir_all(&ua_dir).expect("ua dir");
-    let md = write_post(&md_dir, "otaci", "Otaci", "MD", "mohyliv-podilskyi", ua_listen, md_listen, free_port(), "../certs/ua-ca.pem");
-    let ua = write_post(&ua_dir, "mohyliv-podilskyi", "Mohyliv-Podilskyi", "UA", "otaci", md_listen, ua_listen, free_port(), "../certs/md-ca.pem");
-    Crossing { _dir: dir, md, ua }
+    let md = write_post(&md_dir, "otaci", "Otaci", "MD", "mohyliv-podilskyi", ua_listen, md_listen, free_port(), "../certs/ua-ca.pem", md_serve_extra);
+    let ua = write_post(&ua_dir, "mohyliv-podilskyi", "Mohyliv-Podilskyi", "UA", "otaci", md_listen, ua_listen, free_port(), "../certs/md-ca.pem", "");
+    Crossing { _dir: dir, md, ua, md_listen, certs }
+}
+
+fn crossing() -> Crossing {
+    crossing_with("")
 }
 
 /// The Ukrainian post's exit reads, by read id.
@@ -280,64 +334,172 @@ fn exit_reads_cross_once_through_a_sigkill_and_make_matches() {
     );
 }
 
+/// A `DoPut` of pre-arrival records for `from_post` to Otaci's exchange,
+/// presenting the certificate `identity`: the first error, if any.
+async fn put_as(crossing: &Crossing, identity: &str, from_post: &str) -> Result<(), String> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name("127.0.0.1")
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(crossing.certs.join("md-ca.pem")).expect("ca")))
+        .identity(tonic::transport::Identity::from_pem(
+            std::fs::read(crossing.certs.join(format!("{identity}.pem"))).expect("cert"),
+            std::fs::read(crossing.certs.join(format!("{identity}.key"))).expect("key"),
+        ));
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", crossing.md_listen)).expect("url").tls_config(tls).expect("tls");
+    let channel = endpoint.connect().await.map_err(error_chain)?;
+    let mut client = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
+    let batch = pre_arrival_records(&[], &ExchangeKeys::single(b"any"));
+    let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(arrow_flight::FlightDescriptor::new_path(vec!["pre_arrival".to_string(), from_post.to_string()])))
+        .build(futures::stream::iter([Ok(batch)]))
+        .map(|d| d.expect("encoded"));
+    let mut answers = client.do_put(data).await.map_err(|e| e.to_string())?.into_inner();
+    while let Some(answer) = answers.next().await {
+        answer.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[test]
-fn a_peer_from_another_authority_and_an_analyst_without_a_token_are_refused() {
-    let crossing = crossing();
+fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
+    // Otaci's Flight SQL server speaks TLS and admits analysts with a
+    // certificate from the Moldovan analysts' authority.
+    let crossing = crossing_with("tls_cert = \"../certs/otaci.pem\"\ntls_key = \"../certs/otaci.key\"\nclient_ca = \"../certs/md-analysts-ca.pem\"");
     let md = serve(&crossing.md, 1000, false);
     md.wait_for("Flight SQL for analysts", Duration::from_secs(60));
-    let certs = crossing.md.config.parent().and_then(Path::parent).expect("dir").join("certs");
-    let md_listen = std::fs::read_to_string(&crossing.md.config).expect("config");
-    let port: u16 = md_listen.split("exchange_listen = \"127.0.0.1:").nth(1).and_then(|r| r.split('"').next()).and_then(|p| p.parse().ok()).expect("port");
+    md.wait_for("receiving pre-arrival records", Duration::from_secs(60));
 
-    // A "peer" whose certificate comes from another authority.
-    let refused = block_on(async {
-        let tls = tonic::transport::ClientTlsConfig::new()
-            .domain_name("127.0.0.1")
-            .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(certs.join("md-ca.pem")).expect("ca")))
-            .identity(tonic::transport::Identity::from_pem(
-                std::fs::read(certs.join("rogue.pem")).expect("cert"),
-                std::fs::read(certs.join("rogue.key")).expect("key"),
-            ));
-        let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}")).expect("url").tls_config(tls).expect("tls").connect().await;
-        match channel {
-            Err(error) => Err(error.to_string()),
-            Ok(channel) => {
-                let mut client = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
-                client.list_actions(arrow_flight::Empty {}).await.map(|_| ()).map_err(|e| e.to_string())
-            }
-        }
-    });
+    // A "peer" whose certificate comes from another authority: refused in the handshake.
+    let refused = block_on(put_as(&crossing, "rogue", "mohyliv-podilskyi"));
     assert!(refused.is_err(), "a certificate from another authority was accepted");
     md.wait_for("TLS handshake refused", Duration::from_secs(10));
     let log = md.log();
-    let line = log.lines().find(|l| l.contains("TLS handshake refused")).expect("refusal line");
+    let line = log.lines().find(|l| l.contains("TLS handshake refused") && l.contains("exchange")).expect("refusal line");
     assert!(line.contains("UnknownIssuer") || line.to_lowercase().contains("unknown issuer"), "the reason is logged: {line}");
 
-    // Analysts: no token, a wrong token, then the right one.
-    let none = block_on(query(crossing.md.sql_port, None, "SELECT 1"));
+    // The right authority, but a certificate for another post: refused, with the reason.
+    let wrong_post = block_on(put_as(&crossing, "mamalyha", "mohyliv-podilskyi"));
+    assert!(wrong_post.as_ref().is_err_and(|e| e.contains("certificate is for `mamalyha`, not for the peer post `mohyliv-podilskyi`")), "{wrong_post:?}\nMD log:\n{}", md.log());
+    md.wait_for("exchange call refused", Duration::from_secs(10));
+    assert!(md.log().lines().any(|l| l.contains("exchange call refused") && l.contains("mamalyha")), "{}", md.log());
+    // The peer's own certificate is admitted (an empty batch: nothing to apply).
+    block_on(put_as(&crossing, "mohyliv-podilskyi", "mohyliv-podilskyi")).expect("the peer's certificate is admitted");
+
+    // Analysts over TLS: no token, a wrong token, then the right one.
+    let tls = || Some(client_tls(&crossing.certs, None));
+    let none = block_on(query_over(crossing.md.sql_port, tls(), None, "SELECT 1"));
     assert!(none.as_ref().is_err_and(|e| e.contains("no bearer token")), "{none:?}");
-    let wrong = block_on(query(crossing.md.sql_port, Some("guess"), "SELECT 1"));
+    let wrong = block_on(query_over(crossing.md.sql_port, tls(), Some("guess"), "SELECT 1"));
     assert!(wrong.as_ref().is_err_and(|e| e.contains("unknown bearer token")), "{wrong:?}");
     md.wait_for("unknown bearer token", Duration::from_secs(5));
     assert!(md.log().contains("Flight SQL request refused"));
-    let ok = block_on(query(crossing.md.sql_port, Some(TOKEN), "SELECT count(*) AS n FROM posts")).expect("a valid token is admitted");
+    let ok = block_on(query_over(crossing.md.sql_port, tls(), Some(TOKEN), "SELECT count(*) AS n FROM posts")).expect("a valid token is admitted");
     assert!(int(&ok, 0) > 0);
-    // Every request, refused ones included, is in the audit log.
+    // An analyst's certificate from the analysts' authority: admitted without a token.
+    let by_certificate = block_on(query_over(crossing.md.sql_port, Some(client_tls(&crossing.certs, Some("dana"))), None, "SELECT count(*) AS n FROM post_routes"))
+        .expect("a certificate from client_ca is admitted");
+    assert!(int(&by_certificate, 0) > 0);
+    // A certificate from another authority: refused in the handshake, logged.
+    let rogue = block_on(query_over(crossing.md.sql_port, Some(client_tls(&crossing.certs, Some("rogue"))), None, "SELECT 1"));
+    assert!(rogue.is_err(), "an analyst certificate from another authority was admitted");
+    let refused_line = || md.log().lines().find(|l| l.contains("TLS handshake refused") && l.contains("flight-sql")).map(str::to_string);
+    let started = Instant::now();
+    while refused_line().is_none() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = refused_line().unwrap_or_else(|| panic!("no refusal logged:\n{}", md.log()));
+    assert!(line.contains("UnknownIssuer") || line.to_lowercase().contains("unknown issuer"), "the reason is logged: {line}");
+
+    // Every request, refused ones included, is in the audit log, with who and how.
     let audit = crossing.md.config.parent().expect("dir").join("data/audit/otaci/sql");
-    let records: Vec<String> = walk(&audit).iter().map(|p| std::fs::read_to_string(p).expect("audit record")).collect();
-    assert!(records.iter().any(|r| r.contains("\"user\": \"ana\"") && r.contains("FROM posts") && r.contains("\"rows\": 1")), "{records:?}");
-    assert!(records.iter().any(|r| r.contains("(refused)")), "{records:?}");
+    let records: Vec<serde_json::Value> = common::files_under(&audit)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("audit record")).expect("audit JSON"))
+        .collect();
+    let sql_of = |r: &serde_json::Value| r["sql"].as_str().unwrap_or("").to_string();
+    assert!(records.iter().any(|r| r["user"] == "ana" && r["auth"] == "token" && sql_of(r).contains("FROM posts") && r["rows"] == 1), "{records:?}");
+    assert!(records.iter().any(|r| r["user"] == "dana" && r["auth"] == "certificate" && sql_of(r).contains("FROM post_routes") && r["rows"] == 1), "{records:?}");
+    assert!(records.iter().any(|r| r["user"] == "(refused)" && r["error"] == "no bearer token and no client certificate"), "{records:?}");
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
+#[test]
+fn a_key_rotation_keeps_matching_and_an_unknown_key_version_is_refused() {
+    let crossing = crossing();
+    // Otaci holds the old key (1, the example's) and the new one (2), and hashes with the new.
+    let md_dir = crossing.md.config.parent().expect("dir");
+    let old_keys = std::fs::read_to_string(md_dir.join("exchange-keys.toml")).expect("keys");
+    let old_secret = old_keys.split("secret = \"").nth(1).and_then(|r| r.split('"').next()).expect("secret").to_string();
+    let new_secret = "4f1c2b9a8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170655aa01";
+    std::fs::write(
+        md_dir.join("exchange-keys.toml"),
+        format!("current = 2\n\n[[key]]\nversion = 1\nsecret = \"{old_secret}\"\n\n[[key]]\nversion = 2\nsecret = \"{new_secret}\"\n"),
+    )
+    .expect("keys");
+    let md = serve(&crossing.md, 0, true);
+    md.wait_for("scenario done", Duration::from_secs(120));
+
+    // Mohyliv-Podilskyi's exit reads in three runs of the day: hashed under
+    // the old key only, then (switched) the new key only, then a key version
+    // Otaci does not hold.
+    let ua_config = PostConfig::from_file(&crossing.ua.config).expect("UA config");
+    let (ticks, _) = borderflow::follow::scenario_ticks(&ua_config, 300_000).expect("ticks");
+    let exits: Vec<PlateRead> = ticks.iter().flat_map(|(_, reads)| reads.iter()).filter(|r| r.direction == Direction::Exit).cloned().collect();
+    let third = exits.len() / 3;
+    let mut old = ExchangeKeys::default();
+    old.insert(1, hex::decode(&old_secret).expect("hex"));
+    old.set_current(1);
+    let mut new = ExchangeKeys::default();
+    new.insert(2, hex::decode(new_secret).expect("hex"));
+    new.set_current(2);
+    let mut unknown = ExchangeKeys::default();
+    unknown.insert(3, b"a key Otaci was never given".to_vec());
+    unknown.set_current(3);
+    let parts = [(&exits[..third], &old), (&exits[third..2 * third], &new), (&exits[2 * third..], &unknown)];
+
+    // Sent over the wire as the post sends: outbox, DoPut, mutual TLS.
+    let certs = &crossing.certs;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let storage = Storage::open(&ua_config.storage).expect("UA storage");
+    let status = StatusHandle::new("otaci");
+    let sender_config = SenderConfig {
+        post_id: "mohyliv-podilskyi".into(),
+        peer_post: "otaci".into(),
+        endpoint: format!("https://127.0.0.1:{}", crossing.md_listen),
+        tls: Some(TlsFiles { cert: certs.join("mohyliv-podilskyi.pem"), key: certs.join("mohyliv-podilskyi.key"), ca: Some(certs.join("md-ca.pem")) }),
+        window: 64,
+    };
+    let sender = runtime.block_on(ExchangeSender::start(storage, sender_config, status.clone())).expect("sender");
+    for (reads, keys) in parts {
+        for chunk in reads.chunks(20) {
+            runtime.block_on(sender.send(pre_arrival_records(chunk, keys))).expect("outbox");
         }
     }
-    files
+    let started = Instant::now();
+    while status.get().outbox_batches > 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not all acknowledged: {:?}\nMD log:\n{}", status.get(), md.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Both known versions arrived, the unknown one did not, and its refusal is logged.
+    let versions = block_on(query(crossing.md.sql_port, Some(TOKEN), "SELECT key_version, count(DISTINCT read_id) AS n FROM pre_arrival GROUP BY key_version ORDER BY key_version"))
+        .expect("versions");
+    let version_column = versions.column(0).as_any().downcast_ref::<arrow::array::UInt16Array>().expect("UInt16");
+    let count_column = versions.column(1).as_any().downcast_ref::<Int64Array>().expect("Int64");
+    let per_version: Vec<(u16, usize)> = (0..versions.num_rows()).map(|i| (version_column.value(i), count_column.value(i) as usize)).collect();
+    assert_eq!(per_version, vec![(1, third), (2, third)]);
+    md.wait_for("key version this post does not hold", Duration::from_secs(5));
+    let line = md.log().lines().find(|l| l.contains("key version this post does not hold")).map(str::to_string).expect("line");
+    assert!(line.contains("mohyliv-podilskyi") && line.contains("[3]") && line.contains("[1, 2]"), "{line}");
+
+    // Records under either known version make cross-border matches at Otaci.
+    let matches = block_on(query(crossing.md.sql_port, Some(TOKEN), "SELECT exit_read_id FROM cross_border_matches WHERE exit_post_id = 'mohyliv-podilskyi'")).expect("matches");
+    let ids = matches.column(0).as_any().downcast_ref::<StringArray>().expect("text");
+    let matched: BTreeSet<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
+    for (i, (reads, _)) in parts.iter().enumerate() {
+        let n = reads.iter().filter(|r| matched.contains(r.read_id.as_str())).count();
+        // Two exit reads a vehicle; most vehicles leaving Ukraine here arrive at Otaci.
+        match i {
+            2 => assert_eq!(n, 0, "records under an unknown key version matched"),
+            _ => assert!(n * 4 >= reads.len(), "part {i}: {n} of {} exit reads matched", reads.len()),
+        }
+    }
 }

@@ -105,6 +105,28 @@ cur.execute('''
     ORDER BY v.lane''')
 for lane, passages, net in cur.fetchall():
     print("joined", lane, passages, net)
+# Browsing, as tools do: objects with their columns, table types, server info.
+objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+for catalog in objects:
+    for schema in catalog["catalog_db_schemas"]:
+        for table in schema["db_schema_tables"]:
+            columns = ",".join(c["column_name"] for c in table["table_columns"])
+            print("object", catalog["catalog_name"], schema["db_schema_name"], table["table_name"], table["table_type"], columns)
+print("types", ",".join(sorted(conn.adbc_get_table_types())))
+info = conn.adbc_get_info()
+print("info", info["vendor_name"], info["vendor_version"])
+# A prepared statement with a parameter, executed twice with different values.
+sql = "SELECT lane, passages FROM exits_per_lane WHERE lane = $1"
+params = cur.adbc_prepare(sql)
+print("parameters", ",".join(params.names) if params is not None else "-")
+for lane in (int(sys.argv[3]), int(sys.argv[4])):
+    cur.execute(sql, parameters=(lane,))
+    for lane, passages in cur.fetchall():
+        print("prepared", lane, passages)
+# And one without parameters, executed twice on the same statement.
+for _ in range(2):
+    cur.execute("SELECT count(*) AS n FROM exits_per_lane")
+    print("again", cur.fetchone()[0])
 cur.close()
 conn.close()
 try:
@@ -116,13 +138,30 @@ except Exception as e:
     print("refused", "yes" if "unknown bearer token" in str(e) else str(e).replace("\n", " "))
 "#;
     let uri = format!("grpc://127.0.0.1:{port}");
-    let output = Command::new(&python).arg("-c").arg(script).arg(&uri).arg(TOKEN).output().expect("python runs");
+    // Two lanes for the prepared statement: the first and last with exits.
+    let (first_lane, last_lane) = match (exits_per_lane.keys().next(), exits_per_lane.keys().last()) {
+        (Some(first), Some(last)) if first != last => (*first, *last),
+        _ => panic!("the scenario has exits on at least two lanes: {exits_per_lane:?}"),
+    };
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&uri)
+        .arg(TOKEN)
+        .arg(first_lane.to_string())
+        .arg(last_lane.to_string())
+        .output()
+        .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "{stdout}\n{}\nserver log:\n{}", String::from_utf8_lossy(&output.stderr), log.lock().expect("log"));
 
     let mut snapshot = BTreeMap::new();
     let mut joined = BTreeMap::new();
     let mut reads_seen = 0;
+    let mut objects: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut prepared = Vec::new();
+    let mut again = Vec::new();
+    let (mut types, mut info, mut parameters) = (String::new(), String::new(), String::new());
     for line in stdout.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
@@ -135,12 +174,52 @@ except Exception as e:
                 joined.insert(lane.parse::<u16>().expect("lane"), n.parse::<i64>().expect("n"));
             }
             ["refused", answer] => assert_eq!(*answer, "yes", "a wrong token is refused: {line}"),
+            ["object", catalog, schema, table, kind, columns] => {
+                assert_eq!((*catalog, *schema), ("otaci", "public"), "{line}");
+                objects.insert(table.to_string(), (kind.to_string(), columns.to_string()));
+            }
+            ["types", list] => types = list.to_string(),
+            ["info", vendor, version] => info = format!("{vendor} {version}"),
+            ["parameters", names] => parameters = names.to_string(),
+            ["prepared", lane, n] => prepared.push((lane.parse::<u16>().expect("lane"), n.parse::<i64>().expect("n"))),
+            ["again", n] => again.push(n.parse::<usize>().expect("n")),
             _ => panic!("unexpected line {line}"),
         }
     }
     assert_eq!(reads_seen, reads.len(), "{stdout}");
     assert_eq!(snapshot, exits_per_lane);
     assert_eq!(joined, exits_per_lane);
+
+    // Browsing: the engine's tables, the view and its changelog, with their columns.
+    assert_eq!(objects.get("exits_per_lane"), Some(&("VIEW".to_string(), "lane,passages".to_string())), "{objects:?}");
+    let reads_columns = borderflow::engine::plate_read_schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>().join(",");
+    assert_eq!(objects.get("reads"), Some(&("TABLE".to_string(), reads_columns)), "{objects:?}");
+    assert_eq!(objects.get("exits_per_lane_changes").map(|(kind, columns)| (kind.as_str(), columns.as_str())), Some(("TABLE", "lane,passages,_diff,_time")));
+    for table in ["pre_arrival", "read_keys", "posts", "post_routes", "watchlist"] {
+        assert_eq!(objects.get(table).map(|(kind, _)| kind.as_str()), Some("TABLE"), "{table} in {objects:?}");
+    }
+    assert_eq!(types, "TABLE,VIEW");
+    assert_eq!(info, format!("Borderflow {}", env!("CARGO_PKG_VERSION")));
+    // The prepared statement: one parameter, two executions, each lane's own count.
+    assert_eq!(parameters, "$1");
+    assert_eq!(prepared, vec![(first_lane, exits_per_lane[&first_lane]), (last_lane, exits_per_lane[&last_lane])]);
+    assert_eq!(again, vec![exits_per_lane.len(); 2]);
+    // Every request is audited with the analyst's name: catalog commands,
+    // preparing, binding and executing.
+    let audit = dir.path().join("data/audit/otaci/sql");
+    let records: Vec<serde_json::Value> = common::files_under(&audit)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("audit record")).expect("audit JSON"))
+        .collect();
+    let by = |request: &str| records.iter().filter(|r| r["request"] == request && r["user"] == "analyst" && r["auth"] == "token").count();
+    for request in ["GetCatalogs", "GetDbSchemas", "GetTables", "GetTableTypes", "GetSqlInfo", "CreatePreparedStatement", "ClosePreparedStatement"] {
+        assert!(by(request) >= 1, "no audited {request}: {records:?}");
+    }
+    assert_eq!(by("BindParameters"), 2, "{records:?}");
+    let bound: Vec<&serde_json::Value> = records.iter().filter(|r| r["request"] == "PreparedStatementQuery" && r["sql"] == "SELECT lane, passages FROM exits_per_lane WHERE lane = $1").collect();
+    assert_eq!(bound.len(), 2, "{records:?}");
+    assert!(bound.iter().all(|r| r["rows"] == 1 && r["parameters"].as_array().is_some_and(|p| p.len() == 1)), "{bound:?}");
+    assert!(records.iter().any(|r| r["user"] == "(refused)" && r["error"] == "unknown bearer token"), "{records:?}");
 
     // `borderflow sql` against the server, as CSV.
     let remote = Command::new(env!("CARGO_BIN_EXE_borderflow"))

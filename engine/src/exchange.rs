@@ -16,9 +16,13 @@
 //! with hashes of the same variant. The receiver learns which variant
 //! matched, never a character.
 //!
-//! Keys are versioned. The sender hashes under every valid version (two
-//! during a rotation); the receiver hashes with its current version, so
-//! both sides can switch on their own schedule.
+//! Keys are versioned. The sender hashes under every version its key file
+//! lists (two during a rotation), and the receiver hashes its own reads
+//! under every version its file lists too; the two are joined version by
+//! version. So each side can add the new key and drop the old one on its
+//! own schedule: records match as long as the sender's versions and the
+//! receiver's have one in common. A record under a version the receiver
+//! does not hold can match nothing; the exchange refuses it, logged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,7 +80,8 @@ impl ExchangeKeys {
         known
     }
 
-    /// The version this post hashes its own reads with (0: no keys).
+    /// The version `plate_hmac(text)` uses by default in SQL (0: no keys);
+    /// reads and records are hashed under every version.
     pub fn current(&self) -> u16 {
         self.current
     }
@@ -134,12 +139,13 @@ pub fn pre_arrival_schema() -> SchemaRef {
     ]))
 }
 
-/// The schema of a post's own hashed keys: `read_id`, `variant` and
-/// `plate_hmac` under the current key version.
+/// The schema of a post's own hashed keys: `read_id`, `variant`,
+/// `key_version` and `plate_hmac` under that version (every version held).
 pub fn read_keys_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("read_id", DataType::Utf8, false),
         Field::new("variant", DataType::Int16, false),
+        Field::new("key_version", DataType::UInt16, false),
         Field::new("plate_hmac", DataType::Utf8, false),
     ]))
 }
@@ -174,20 +180,22 @@ pub fn pre_arrival_records(reads: &[PlateRead], keys: &ExchangeKeys) -> RecordBa
 }
 
 /// A post's own reads hashed as the neighbour hashes its pre-arrival
-/// records, under the current key version ([`read_keys_schema`]).
+/// records, under every key version held ([`read_keys_schema`]).
 pub fn read_keys_batch(reads: &[PlateRead], keys: &ExchangeKeys) -> RecordBatch {
-    let mut rows: Vec<(&str, i16, String)> = Vec::new();
+    let mut rows: Vec<(&str, i16, u16, String)> = Vec::new();
     for read in reads {
         for (variant, text) in key_variants(&read.plate_norm) {
-            if let Some(hash) = keys.hmac(&text, keys.current()) {
-                rows.push((&read.read_id, variant, hash));
+            for version in keys.versions() {
+                let hash = keys.hmac(&text, version).expect("listed versions have secrets");
+                rows.push((&read.read_id, variant, version, hash));
             }
         }
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
         Arc::new(Int16Array::from_iter_values(rows.iter().map(|r| r.1))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
+        Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.2))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3.as_str()))),
     ];
     RecordBatch::try_new(read_keys_schema(), columns).expect("columns match the read keys schema")
 }
@@ -205,6 +213,38 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(keys.hmac("x", 2), None);
+    }
+
+    #[test]
+    fn during_a_rotation_reads_are_keyed_under_both_versions() {
+        let mut keys = ExchangeKeys::single(b"old");
+        assert!(keys.insert(2, b"new".to_vec()));
+        let read = PlateRead {
+            read_id: "r1".into(),
+            post_id: "otaci".into(),
+            camera_id: "otaci-entry-1".into(),
+            country: "MD".into(),
+            lane: 1,
+            direction: Direction::Entry,
+            point: crate::Point::Arrival,
+            captured_at_ms: 0,
+            plate_text: "ABC 123".into(),
+            plate_norm: "ABC123".into(),
+            plate_country: None,
+            confidence: 0.9,
+            frames: 3,
+            bbox: None,
+            crop_uri: None,
+        };
+        let batch = read_keys_batch(std::slice::from_ref(&read), &keys);
+        let variants = key_variants("ABC123").len();
+        assert_eq!(batch.num_rows(), variants * 2);
+        let versions = batch.column(2).as_any().downcast_ref::<UInt16Array>().unwrap();
+        let hashes = batch.column(3).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(versions.iter().filter(|v| *v == Some(2)).count(), variants);
+        // The same text under each version: a different hash, each the one the sender computes.
+        assert_eq!(hashes.value(0), keys.hmac("ABC123", versions.value(0)).unwrap());
+        assert_ne!(keys.hmac("ABC123", 1), keys.hmac("ABC123", 2));
     }
 
     #[test]

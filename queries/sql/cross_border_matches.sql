@@ -26,10 +26,13 @@
 --   transit_s         seconds from exit_at to entry_at (bridge transit when
 --                     exit_point is departure)
 --   match             'exact' or 'fuzzy'
---   matched_keys      how many of the plate's hashed keys agreed (more is surer)
+--   matched_keys      how many of the plate's hashed keys agreed (more is surer;
+--                     during a key rotation a key that agrees under both
+--                     versions counts once)
 
 -- Every entry read (arrival or departure point) with every pre-arrival exit
--- read from the neighbour that shares a key with it within 12 hours.
+-- read from the neighbour that shares a key with it within 12 hours (under
+-- the same key version: each side hashes under every version it holds).
 CREATE VIEW pre_arrival_candidates AS
 SELECT
     r.read_id AS entry_read_id,
@@ -45,13 +48,14 @@ SELECT
     p.captured_at AS exit_at,
     max(CASE WHEN k.variant = 0 THEN 1 ELSE 0 END) AS exact,
     max(CASE WHEN k.variant >= 0 THEN 1 ELSE 0 END) AS close,
-    count(*) AS matched_keys
+    count(DISTINCT k.variant) AS matched_keys
 FROM reads r
 JOIN posts s ON s.post_id = r.post_id
 JOIN read_keys k ON k.read_id = r.read_id
 JOIN pre_arrival p
     ON p.plate_hmac = k.plate_hmac
    AND p.variant = k.variant
+   AND p.key_version = k.key_version
    AND p.post_id = s.neighbour
    AND p.captured_at BETWEEN r.captured_at - INTERVAL '12 hours' AND r.captured_at
 WHERE r.direction = 'entry' AND p.direction = 'exit'

@@ -45,7 +45,7 @@ CREATE VIEW departures_with_arrival AS
 SELECT DISTINCT d.read_id
 FROM reads d
 JOIN read_keys kd ON kd.read_id = d.read_id
-JOIN read_keys ka ON ka.plate_hmac = kd.plate_hmac AND ka.variant = kd.variant
+JOIN read_keys ka ON ka.plate_hmac = kd.plate_hmac AND ka.variant = kd.variant AND ka.key_version = kd.key_version
 JOIN reads a
     ON a.read_id = ka.read_id
    AND a.post_id = d.post_id

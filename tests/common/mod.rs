@@ -209,3 +209,17 @@ pub fn spawn_logged(command: &mut Command) -> (Child, Arc<Mutex<String>>) {
     }
     (child, log)
 }
+
+/// Every file under `dir`, at any depth (none if it is missing).
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

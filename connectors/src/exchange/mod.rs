@@ -18,8 +18,11 @@
 //!
 //! The receiving side is [`ExchangeService`], a Flight service that accepts
 //! only `DoPut` from the configured peer post, over TLS whose client
-//! certificate must chain to the peer's authority ([`tls`]); a refused
-//! handshake or a wrong post is logged with the reason. Received batches go
+//! certificate must chain to the peer's authority ([`tls`]) and name the
+//! peer post (its common name); a refused handshake, a certificate for
+//! another post or a wrong post in the descriptor is logged with the
+//! reason. Records hashed under a key version this post does not hold are
+//! dropped and logged ([`ExchangeService::with_key_versions`]). Received batches go
 //! to the engine through a [`Delivery`] channel, and are acknowledged when
 //! the engine says they are durable.
 //!
@@ -102,6 +105,9 @@ pub struct ExchangeStatus {
     pub duplicate_rows: u64,
     /// Receiving side: handshakes or calls refused.
     pub refused: u64,
+    /// Receiving side: rows dropped because they were hashed under a key
+    /// version this post does not hold.
+    pub unknown_key_rows: u64,
 }
 
 /// The status shared by the sender, the receiver and the engine.

@@ -33,6 +33,8 @@ pub struct ExchangeService {
     peer_post: String,
     deliver: Deliver,
     status: StatusHandle,
+    /// The key versions this post holds (`None`: take every version).
+    key_versions: Option<Vec<u16>>,
 }
 
 /// Hands a delivery to the engine; false when the engine is gone.
@@ -42,7 +44,16 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl ExchangeService {
     pub fn new(peer_post: &str, deliver: Deliver, status: StatusHandle) -> Self {
-        ExchangeService { peer_post: peer_post.to_string(), deliver, status }
+        ExchangeService { peer_post: peer_post.to_string(), deliver, status, key_versions: None }
+    }
+
+    /// Takes only records hashed under these key versions (the ones this
+    /// post holds): a record under another version could never match, so
+    /// it is dropped, counted ([`super::ExchangeStatus::unknown_key_rows`])
+    /// and logged with the versions on both sides.
+    pub fn with_key_versions(mut self, versions: impl IntoIterator<Item = u16>) -> Self {
+        self.key_versions = Some(versions.into_iter().collect());
+        self
     }
 
     fn refuse(&self, remote: Option<SocketAddr>, reason: String) -> Status {
@@ -96,7 +107,18 @@ impl FlightService for ExchangeService {
 
     async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
         let remote = request.remote_addr();
-        let certificate = request.peer_certs().and_then(|certs| certs.first().and_then(subject_common_name));
+        // With TLS, the handshake has checked the chain to the peer's
+        // authority; the certificate must also be the peer post's own.
+        let certificate = match request.peer_certs() {
+            Some(certs) => match certs.first().and_then(subject_common_name) {
+                Some(name) if name == self.peer_post => Some(name),
+                Some(name) => {
+                    return Err(self.refuse(remote, format!("the client certificate is for `{name}`, not for the peer post `{}`", self.peer_post)));
+                }
+                None => return Err(self.refuse(remote, format!("the client certificate names no post (no common name); expected `{}`", self.peer_post))),
+            },
+            None => None,
+        };
         let mut decoder = FlightDataDecoder::new(request.into_inner().map_err(FlightError::from));
         // The first message names the sender and carries the schema.
         let first = decoder.next().await.ok_or_else(|| self.refuse(remote, "an empty DoPut".into()))?;
@@ -129,6 +151,8 @@ impl FlightService for ExchangeService {
         // one commit); their outcomes are awaited in order, and acknowledged.
         let (pending, mut outcomes) = tokio::sync::mpsc::channel::<(bytes::Bytes, oneshot::Receiver<Result<(usize, usize), String>>)>(1024);
         let peer = from_post.clone();
+        let key_versions = self.key_versions.clone();
+        let refusals = self.status.clone();
         tokio::spawn(async move {
             while let Some((seq, outcome)) = outcomes.recv().await {
                 match outcome.await {
@@ -164,8 +188,18 @@ impl FlightService for ExchangeService {
                     }
                 };
                 let DecodedPayload::RecordBatch(batch) = message.payload else { continue };
+                let batch = match &key_versions {
+                    Some(held) => held_versions_only(batch, held, &from_post, &refusals),
+                    None => batch,
+                };
                 let (done, outcome) = oneshot::channel();
-                if !deliver(Delivery { from_post: from_post.clone(), batch, done }) || pending.send((message.inner.app_metadata.clone(), outcome)).await.is_err() {
+                if batch.num_rows() == 0 {
+                    // Nothing to apply: acknowledged at its turn.
+                    let _ = done.send(Ok((0, 0)));
+                } else if !deliver(Delivery { from_post: from_post.clone(), batch, done }) {
+                    return;
+                }
+                if pending.send((message.inner.app_metadata.clone(), outcome)).await.is_err() {
                     return;
                 }
             }
@@ -200,4 +234,29 @@ impl FlightService for ExchangeService {
     async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
         Err(Status::unimplemented("the exchange takes DoPut only"))
     }
+}
+
+/// The rows of `batch` hashed under a key version in `held`; the others are
+/// counted and logged (once a batch, with the versions on both sides).
+fn held_versions_only(batch: RecordBatch, held: &[u16], from_post: &str, status: &StatusHandle) -> RecordBatch {
+    let Some(versions) = batch.column_by_name("key_version").and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt16Array>()) else {
+        return batch;
+    };
+    let keep: arrow::array::BooleanArray = versions.iter().map(|v| Some(v.is_some_and(|v| held.contains(&v)))).collect();
+    let dropped = keep.false_count();
+    if dropped == 0 {
+        return batch;
+    }
+    let mut unknown: Vec<u16> = versions.iter().flatten().filter(|v| !held.contains(v)).collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    tracing::warn!(
+        peer = %from_post,
+        rows = dropped,
+        versions = ?unknown,
+        held = ?held,
+        "pre-arrival records refused: hashed under a key version this post does not hold (add it to [peer] hmac_keys)"
+    );
+    status.update(|s| s.unknown_key_rows += dropped as u64);
+    arrow::compute::filter_record_batch(&batch, &keep).unwrap_or_else(|_| batch.slice(0, 0))
 }

@@ -2,7 +2,8 @@
 //! customs services share to pseudonymise plates that cross the border.
 //!
 //! ```toml
-//! current = 2                 # required; the version this post hashes its own reads with
+//! current = 2                 # required; the version SQL's plate_hmac(text) uses by default
+//!                             # (reads and pre-arrival records are hashed under every version)
 //!
 //! [[key]]                     # one per valid version: one normally, two during a rotation
 //! version = 1                 # required; 1 to 65535, unique
