@@ -23,10 +23,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::{SortColumn, lexsort_to_indices, take};
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Int64Type, Schema, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::window::WindowExpr;
 use differential_dataflow::VecCollection;
 use differential_dataflow::collection::AsCollection;
@@ -68,9 +69,9 @@ fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> datafusion::er
 }
 
 /// Runs `logic` over each chunk of updates, decoded as one record batch
-/// (with the chunk's items beside it), and emits, for every input update it
-/// returns `Some(value)` for, that value with the update's time and diff.
-/// `row_of` picks the row to decode out of an item.
+/// (with the chunk's updates beside it, read in place), and emits, for every
+/// input update it returns `Some(value)` for, that value with the update's
+/// time and diff. `row_of` picks the row to decode out of an item.
 fn map_batches<'scope, I, D, L>(
     rows: VecCollection<'scope, u64, I, isize>,
     name: &str,
@@ -81,18 +82,17 @@ fn map_batches<'scope, I, D, L>(
 where
     I: differential_dataflow::Data,
     D: differential_dataflow::Data,
-    L: FnMut(&RecordBatch, &[I]) -> datafusion::error::Result<Vec<Option<D>>> + 'static,
+    L: FnMut(&RecordBatch, &[(I, u64, isize)]) -> datafusion::error::Result<Vec<Option<D>>> + 'static,
 {
     let name = name.to_string();
     rows.inner
         .unary(Pipeline, &name.clone(), move |_, _| {
             move |input, output| {
                 input.for_each(|time, data| {
-                    let chunk: Vec<I> = data.iter().map(|(item, _, _)| item.clone()).collect();
                     let result = codec
-                        .decode(chunk.iter().map(row_of))
+                        .decode(data.iter().map(|(item, _, _)| row_of(item)))
                         .map_err(datafusion::error::DataFusionError::from)
-                        .and_then(|batch| logic(&batch, &chunk));
+                        .and_then(|batch| logic(&batch, &data[..]));
                     match result {
                         Ok(out) => {
                             let mut session = output.session(&time);
@@ -121,22 +121,52 @@ fn second(pair: &(Row, Row)) -> &Row {
     &pair.1
 }
 
-/// Rows of `columns`, `None` where `keep` is false or null.
-fn encode_kept(
-    codec: &RowCodec,
-    columns: &[ArrayRef],
-    num_rows: usize,
-    keep: Option<&BooleanArray>,
-) -> datafusion::error::Result<Vec<Option<Row>>> {
-    let rows = codec.encode(columns, num_rows)?;
-    Ok(rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| match keep {
-            Some(mask) if !(mask.is_valid(i) && mask.value(i)) => None,
-            _ => Some(row),
-        })
-        .collect())
+/// One step of a chain of maps: keep the rows where `filter` holds, then
+/// compute `exprs` (a batch of `schema`, every field nullable: only the
+/// last step's rows are encoded under the declared schema).
+struct MapStep {
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+}
+
+/// Runs a chain of map steps over a batch: the output row of each input
+/// row, `None` where a filter dropped it.
+fn apply_steps(steps: &[MapStep], out_codec: &RowCodec, batch: &RecordBatch) -> datafusion::error::Result<Vec<Option<Row>>> {
+    let num_rows = batch.num_rows();
+    // Which input row each row of `current` came from.
+    let mut origin: Vec<u32> = (0..num_rows as u32).collect();
+    let mut current = batch.clone();
+    for step in steps {
+        if let Some(filter) = &step.filter {
+            let mask = as_mask(&evaluate(filter, &current)?)?;
+            // NULL is not true: it drops the row, as `filter` does.
+            origin = origin.iter().enumerate().filter(|(i, _)| mask.is_valid(*i) && mask.value(*i)).map(|(_, o)| *o).collect();
+            current = arrow::compute::filter_record_batch(&current, &mask)?;
+        }
+        if current.num_rows() == 0 {
+            return Ok(vec![None; num_rows]);
+        }
+        let columns: Vec<ArrayRef> = step.exprs.iter().map(|e| evaluate(e, &current)).collect::<Result<_, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(current.num_rows()));
+        current = RecordBatch::try_new_with_options(Arc::clone(&step.schema), columns, &options)?;
+    }
+    let mut out = vec![None; num_rows];
+    for (row, o) in out_codec.encode(current.columns(), current.num_rows())?.into_iter().zip(origin) {
+        out[o as usize] = Some(row);
+    }
+    Ok(out)
+}
+
+/// Whether `exprs` pass every column of `schema` through, in order.
+fn is_identity(exprs: &[Arc<dyn PhysicalExpr>], schema: &Schema) -> bool {
+    exprs.len() == schema.fields().len()
+        && exprs.iter().enumerate().all(|(i, e)| e.downcast_ref::<Column>().is_some_and(|c| c.index() == i))
+}
+
+/// `schema` with every field nullable.
+fn nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()))
 }
 
 fn as_mask(array: &ArrayRef) -> datafusion::error::Result<BooleanArray> {
@@ -163,7 +193,7 @@ fn key_by<'scope>(
             .into_iter()
             .zip(chunk)
             .enumerate()
-            .map(|(i, (key, row))| {
+            .map(|(i, (key, (row, _, _)))| {
                 let has_null = columns.iter().any(|c| c.is_null(i));
                 (!(drop_null_keys && has_null)).then(|| (key, row.clone()))
             })
@@ -217,7 +247,7 @@ fn bucket_by<'scope>(
         let out = chunk
             .iter()
             .zip(spans)
-            .map(|(row, span)| span.map(|span| keys.by_ref().take(span.len()).map(|key| (key, row.clone())).collect::<Vec<_>>()))
+            .map(|((row, _, _), span)| span.map(|span| keys.by_ref().take(span.len()).map(|key| (key, row.clone())).collect::<Vec<_>>()))
             .collect();
         Ok(out)
     })
@@ -230,15 +260,27 @@ type Error = datafusion::error::DataFusionError;
 pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'scope>, Error> {
     Ok(match plan {
         Plan::Scan { table, .. } => inputs.table(table),
-        Plan::Map { input, filter, exprs, schema } => {
-            let codec = RowCodec::new(input.schema())?;
+        Plan::Map { schema, .. } => {
+            // A chain of maps (a scan's filter and projection, a WHERE, a
+            // SELECT list) runs as one operator that decodes once, applies
+            // each step to the surviving rows and encodes once; a step that
+            // only passes its input through is skipped.
+            let mut steps = Vec::new();
+            let mut below = plan;
+            while let Plan::Map { input, filter, exprs, schema } = below {
+                if filter.is_some() || !is_identity(exprs, &input.schema()) {
+                    steps.push(MapStep { filter: filter.clone(), exprs: exprs.clone(), schema: nullable(schema) });
+                }
+                below = input;
+            }
+            steps.reverse();
+            let rows = render(below, inputs)?;
+            if steps.is_empty() {
+                return Ok(rows);
+            }
+            let codec = RowCodec::new(below.schema())?;
             let out_codec = RowCodec::new(Arc::clone(schema))?;
-            let (filter, exprs) = (filter.clone(), exprs.clone());
-            map_batches(render(input, inputs)?, "Map", codec, itself, move |batch, _| {
-                let mask = filter.as_ref().map(|f| evaluate(f, batch).and_then(|a| as_mask(&a))).transpose()?;
-                let columns: Vec<ArrayRef> = exprs.iter().map(|e| evaluate(e, batch)).collect::<Result<_, _>>()?;
-                encode_kept(&out_codec, &columns, batch.num_rows(), mask.as_ref())
-            })
+            map_batches(rows, "Map", codec, itself, move |batch, _| apply_steps(&steps, &out_codec, batch))
         }
         Plan::Distinct { input } => render(input, inputs)?.distinct(),
         Plan::Union { inputs: parts, .. } => {
@@ -299,7 +341,7 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
                     Ok(chunk
                         .iter()
                         .enumerate()
-                        .map(|(i, pair)| (mask.is_valid(i) && mask.value(i)).then(|| pair.clone()))
+                        .map(|(i, (pair, _, _))| (mask.is_valid(i) && mask.value(i)).then(|| pair.clone()))
                         .collect())
                 });
             }
@@ -377,7 +419,7 @@ pub fn render<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> Result<Rows<'
                 Ok(chunk
                     .iter()
                     .zip(interval)
-                    .map(|(row, interval)| interval.filter(|(f, u)| f < u).map(|(f, u)| (row.clone(), f, u)))
+                    .map(|((row, _, _), interval)| interval.filter(|(f, u)| f < u).map(|(f, u)| (row.clone(), f, u)))
                     .collect())
             });
             with_interval
@@ -481,7 +523,7 @@ fn null_aware_anti<'scope>(
         let keys = left_keys.to_vec();
         move |batch, chunk| {
             let columns: Vec<ArrayRef> = keys.iter().map(|k| evaluate(k, batch)).collect::<Result<_, _>>()?;
-            Ok(chunk.iter().enumerate().map(|(i, row)| Some((columns.iter().any(|c| c.is_null(i)), row.clone()))).collect())
+            Ok(chunk.iter().enumerate().map(|(i, (row, _, _))| Some((columns.iter().any(|c| c.is_null(i)), row.clone()))).collect())
         }
     });
     // A left row is removed by the marker that applies to it: "has a NULL key"
