@@ -491,6 +491,32 @@ impl StandingViews {
         // where the view's plan has Utf8).
         crate::row::cast_to_schema(&batch, Arc::clone(view.codec.schema())).map_err(|e| sql_error(&e))
     }
+
+    /// What DataFusion computes in batch for the view's SQL over the current
+    /// tables and the current contents of the views it selects from (as
+    /// tables: their queries are not run again), with `now()` at the last
+    /// commit. One step of the oracle: when every view equals this answer,
+    /// each also equals its full [`batch_answer`](Self::batch_answer), by
+    /// induction over the views it selects from, and checking all of them
+    /// runs each view's query once instead of once per view that uses it.
+    pub async fn batch_step_answer(&self, name: &str) -> Result<RecordBatch, ViewError> {
+        let view = self.view(name)?;
+        let sql_error = |e: &dyn std::fmt::Display| ViewError::Sql { view: name.to_string(), message: e.to_string() };
+        let ctx = SessionContext::new();
+        crate::udf::register(&ctx, Arc::clone(&self.keys));
+        let register = |table: &str, batch: RecordBatch| -> datafusion::error::Result<()> {
+            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            ctx.register_table(table, Arc::new(provider)).map(|_| ())
+        };
+        for table in self.tables.keys() {
+            register(table, self.table(table)?).map_err(|e| sql_error(&e))?;
+        }
+        for other in self.order.iter().filter(|o| o.as_str() != name && mentions(&view.sql, o)) {
+            register(other, self.snapshot(other)?).map_err(|e| sql_error(&e))?;
+        }
+        let batch = self.run_batch(&ctx, &view.sql).await.map_err(|e| sql_error(&e))?;
+        crate::row::cast_to_schema(&batch, Arc::clone(view.codec.schema())).map_err(|e| sql_error(&e))
+    }
 }
 
 /// Whether `sql` names `name` as a whole word (case-insensitively): a
