@@ -72,11 +72,6 @@ impl HistorySink {
         }
     }
 
-    /// Reads waiting for the next flush.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Files this sink wrote since it opened.
     pub fn files_written(&self) -> usize {
         self.files_written
@@ -95,7 +90,7 @@ impl HistorySink {
         let mut written = Vec::new();
         for (date, (first, mut rows)) in by_date {
             rows.sort_by(|a, b| (a.captured_at_ms, &a.read_id).cmp(&(b.captured_at_ms, &b.read_id)));
-            let folder = date.map_or_else(|| "invalid-date".to_string(), |d| d.to_string());
+            let folder = folder_of(date);
             let path = format!("reads/{}/{folder}/part-{first:020}-{now_ms:020}.parquet", self.post_id);
             let bytes = parquet_bytes(&reads_to_batch(&rows)).map_err(|message| HistoryError::File { path: path.clone(), message })?;
             storage.put(&path, bytes).await?;
@@ -206,6 +201,16 @@ pub async fn sweep_crops(storage: &Storage, post_id: &str, cutoff_ms: i64, captu
 /// The UTC date of an event time.
 fn event_date(ms: i64) -> Option<NaiveDate> {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive())
+}
+
+/// The date folder (`YYYY-MM-DD`, UTC) of an event at `ms`, as the history
+/// and the crops are laid out and swept.
+pub fn date_folder(ms: i64) -> String {
+    folder_of(event_date(ms))
+}
+
+fn folder_of(date: Option<NaiveDate>) -> String {
+    date.map_or_else(|| "invalid-date".to_string(), |d| d.to_string())
 }
 
 /// `<top>/<post>/<date>/<name>` → (date, name).

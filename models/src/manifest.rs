@@ -68,7 +68,7 @@ pub fn model_path(name: &str) -> Result<PathBuf, ModelFileError> {
     if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         dirs.push(dir.join("models"));
     }
-    dirs.push(PathBuf::from(".local/models"));
+    dirs.extend(crate::runtime::local_dirs("models"));
     let candidates: Vec<PathBuf> = dirs.iter().map(|d| d.join(&entry.file)).collect();
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| ModelFileError::NotFound {
         file: entry.file.clone(),

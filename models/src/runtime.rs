@@ -3,7 +3,8 @@
 //! The `ort` crate is built with `load-dynamic`: nothing is linked or fetched
 //! at build time. `scripts/setup` puts the library from the pinned PyPI wheel
 //! in `.local/onnxruntime/` of the checkout; the engine looks there, beside its
-//! executable, and wherever `ORT_DYLIB_PATH` says (which wins).
+//! executable, in `.local/onnxruntime/` of the current folder and the folders
+//! above it, and wherever `ORT_DYLIB_PATH` says (which wins).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -32,10 +33,19 @@ pub fn onnx_runtime_path() -> Result<PathBuf, OnnxRuntimeError> {
     if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         candidates.push(dir.join(LIBRARY));
     }
-    candidates.push(PathBuf::from(".local/onnxruntime").join(LIBRARY));
+    candidates.extend(local_dirs("onnxruntime").into_iter().map(|d| d.join(LIBRARY)));
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| OnnxRuntimeError::NotFound {
         searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
     })
+}
+
+/// `.local/<sub>` in the current directory and in each folder above it: a
+/// checkout's set-up files from anywhere inside it (tests run in their
+/// crate's folder), whatever path the code was built at (a build reused
+/// from another clone bakes in that clone's `CARGO_MANIFEST_DIR`).
+pub(crate) fn local_dirs(sub: &str) -> Vec<PathBuf> {
+    let Ok(cwd) = std::env::current_dir() else { return vec![PathBuf::from(".local").join(sub)] };
+    cwd.ancestors().map(|d| d.join(".local").join(sub)).collect()
 }
 
 /// Loads ONNX Runtime once per process and returns the path it came from.

@@ -157,6 +157,23 @@ fn same_vehicle(a: &str, b: &str) -> bool {
 
 /// Readings of one recognition that become ballots.
 const BALLOTS_PER_READING: usize = 3;
+/// A runner-up's ballot counts this share of its confidence. Runners-up are
+/// alternatives to the best reading of the same crop, not independent
+/// sightings: at full weight the variants without the first letter (taken
+/// for a country strip) of every recognition outvoted the whole plate
+/// (`AB8888MX` read six times at 0.9–1.0 lost to `B8888MX`, its runner-up).
+const RUNNER_UP_WEIGHT: f32 = 0.5;
+
+/// The ballots of one recognition's readings (text, confidence; best
+/// first). The runners-up vote too, at a discount (`RUNNER_UP_WEIGHT`): a
+/// reading that needed a repair to fit the grammar (O for 0 at a letter
+/// position) often comes second to the raw one.
+fn ballots(readings: impl IntoIterator<Item = (String, f32)>) -> impl Iterator<Item = Ballot> {
+    readings.into_iter().take(BALLOTS_PER_READING).enumerate().map(|(rank, (text, confidence))| Ballot {
+        text,
+        confidence: confidence * if rank == 0 { 1.0 } else { RUNNER_UP_WEIGHT },
+    })
+}
 
 /// What the reader keeps per track.
 #[derive(Debug, Default)]
@@ -279,12 +296,7 @@ impl CameraReader {
                     }
                     notes.readings += 1;
                 }
-                // The runners-up vote too, with their own weight: a reading
-                // that needed a repair to fit the grammar (O for 0 at a
-                // letter position) often comes second to the raw one.
-                for reading in readings.into_iter().take(BALLOTS_PER_READING) {
-                    notes.ballots.push(Ballot { text: reading.text, confidence: reading.confidence });
-                }
+                notes.ballots.extend(ballots(readings.into_iter().map(|r| (r.text, r.confidence))));
             }
         }
 
@@ -376,6 +388,14 @@ impl CameraReader {
             return None;
         }
         let voted = vote(&notes.ballots, Some(&self.country))?;
+        tracing::debug!(
+            camera = %self.camera.id,
+            track = id,
+            voted = %voted.text,
+            confidence = voted.confidence,
+            ballots = ?notes.ballots.iter().map(|b| format!("{}:{:.2}", b.text, b.confidence)).collect::<Vec<_>>(),
+            "track voted"
+        );
         notes.emitted = true;
         let (_, captured_at_ms, [x, y, w, h]) = notes.best?;
         let read_id = read_id(&self.camera.id, notes.first_frame, captured_at_ms);
@@ -511,7 +531,29 @@ pub fn sharpness(frame: &Frame, bounds: (f32, f32, f32, f32)) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::same_vehicle;
+    use super::{ballots, same_vehicle};
+    use crate::plate_vote::vote;
+
+    /// A Ukrainian plate's track on the 40-vehicle clip (seed 2026), as the
+    /// reader read it: each recognition's best reading and its runners-up,
+    /// the letters at the front dropped as if they were a country strip.
+    #[test]
+    fn runners_up_without_the_first_letters_do_not_outvote_the_plate() {
+        let recognitions: [&[(&str, f32)]; 7] = [
+            &[("AB8888MX", 0.94), ("B8888MX", 0.85), ("8888MX", 0.78)],
+            &[("AB8888X", 0.95), ("AB888BX", 0.62), ("AB88BBX", 0.41)],
+            &[("AB8888MX", 0.87), ("B8888MX", 0.78), ("8888MX", 0.72)],
+            &[("AB8888MX", 0.99), ("B8888MX", 0.90), ("8888MX", 0.84)],
+            &[("AB8888MX", 0.99), ("B8888MX", 0.90), ("8888MX", 0.83)],
+            &[("AB8888MX", 0.99), ("B8888MX", 0.91), ("8888MX", 0.84)],
+            &[("AB8888MX", 1.00), ("B8888MX", 0.91), ("8888MX", 0.85)],
+        ];
+        let all: Vec<_> = recognitions.iter().flat_map(|r| ballots(r.iter().map(|(t, c)| (t.to_string(), *c)))).collect();
+        assert_eq!(all.len(), 21);
+        let voted = vote(&all, Some("MD")).expect("a vote");
+        assert_eq!(voted.text, "AB8888MX");
+        assert_eq!(voted.country, Some("UA"));
+    }
 
     #[test]
     fn reads_two_characters_apart_are_one_vehicle() {

@@ -22,10 +22,13 @@ pub fn encode_mp4(path: &Path, width: u32, height: u32, fps: u32, frames: impl I
     let error = |message: String| RenderError::Encode { path: path.display().to_string(), message };
     gst::init().map_err(|e| error(e.to_string()))?;
     let location = path.to_str().ok_or_else(|| error("the path is not UTF-8".into()))?;
-    // A key frame every two seconds, so a reader that joins mid-stream soon decodes.
+    // A key frame every two seconds, so a reader that joins mid-stream soon
+    // decodes. One encoder thread: with more, x264's rate control writes a
+    // different stream on every run, and a rendered clip must hold the same
+    // frames whenever it is rendered (tests score the reads of it).
     let description = format!(
         "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
-         x264enc speed-preset=ultrafast key-int-max={gop} bframes=0 bitrate={kbps} ! \
+         x264enc speed-preset=ultrafast key-int-max={gop} bframes=0 bitrate={kbps} threads=1 ! \
          video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux ! filesink name=sink",
         gop = fps * 2,
         kbps = ((width as u64 * height as u64 * fps as u64) / 4000).clamp(500, 20_000),
