@@ -148,7 +148,7 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
         (Some(cert), Some(key)) => {
             let files = TlsFiles { cert: cert.clone(), key: key.clone(), ca: config.client_ca.clone() };
             let tls = server_config(&files, true).map_err(|e| e.to_string())?;
-            let incoming = serve_tls(listener, tls, "flight-sql");
+            let incoming = serve_tls(listener, tls, "flight-sql", None);
             tokio::spawn(async move {
                 if let Err(error) = server.serve_with_incoming(incoming).await {
                     tracing::error!(%error, "Flight SQL server stopped");
