@@ -363,7 +363,10 @@ async fn put_as(crossing: &Crossing, identity: &str, from_post: &str) -> Result<
 fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
     // Otaci's Flight SQL server speaks TLS and admits analysts with a
     // certificate from the Moldovan analysts' authority.
-    let crossing = crossing_with("tls_cert = \"../certs/otaci.pem\"\ntls_key = \"../certs/otaci.key\"\nclient_ca = \"../certs/md-analysts-ca.pem\"");
+    // Answers wait 2 s for their DoGet, and may hold 8 MiB.
+    let crossing = crossing_with(
+        "tls_cert = \"../certs/otaci.pem\"\ntls_key = \"../certs/otaci.key\"\nclient_ca = \"../certs/md-analysts-ca.pem\"\nresult_ttl = \"2s\"\nquery_memory_mb = 8",
+    );
     let md = serve(&crossing.md, 1000, false);
     md.wait_for("Flight SQL for analysts", Duration::from_secs(60));
     md.wait_for("receiving pre-arrival records", Duration::from_secs(60));
@@ -409,6 +412,32 @@ fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
     let line = refused_line().unwrap_or_else(|| panic!("no refusal logged:\n{}", md.log()));
     assert!(line.contains("UnknownIssuer") || line.to_lowercase().contains("unknown issuer"), "the reason is logged: {line}");
 
+    // An answer never fetched expires: its ticket is refused after result_ttl.
+    let late = block_on(async {
+        let tls = client_tls(&crossing.certs, None);
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", crossing.md.sql_port))
+            .map_err(|e| e.to_string())?
+            .tls_config(tls)
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(error_chain)?;
+        let mut client = FlightSqlServiceClient::new(channel);
+        client.set_token(TOKEN.to_string());
+        let info = client.execute("SELECT count(*) AS n FROM post_routes WHERE from_post = 'otaci'".to_string(), None).await.map_err(|e| e.to_string())?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let ticket = info.endpoint.first().and_then(|e| e.ticket.clone()).ok_or("no ticket")?;
+        match client.do_get(ticket).await {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    assert!(late.as_ref().is_err_and(|e| e.contains("result_ttl")), "an answer fetched after result_ttl: {late:?}");
+    md.wait_for("Flight SQL DoGet refused", Duration::from_secs(5));
+    // An answer larger than the query memory limit is refused, not held.
+    let big = block_on(query_over(crossing.md.sql_port, tls(), Some(TOKEN), "SELECT value FROM generate_series(1, 2000000)"));
+    assert!(big.as_ref().is_err_and(|e| e.contains("larger than the query memory limit of 8 MiB")), "{big:?}");
+
     // Every request, refused ones included, is in the audit log, with who and how.
     let audit = crossing.md.config.parent().expect("dir").join("data/audit/otaci/sql");
     let records: Vec<serde_json::Value> = common::files_under(&audit)
@@ -419,6 +448,14 @@ fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
     assert!(records.iter().any(|r| r["user"] == "ana" && r["auth"] == "token" && sql_of(r).contains("FROM posts") && r["rows"] == 1), "{records:?}");
     assert!(records.iter().any(|r| r["user"] == "dana" && r["auth"] == "certificate" && sql_of(r).contains("FROM post_routes") && r["rows"] == 1), "{records:?}");
     assert!(records.iter().any(|r| r["user"] == "(refused)" && r["error"] == "no bearer token and no client certificate"), "{records:?}");
+    // The refused TLS handshake too, with rustls' reason and the address.
+    let handshake = records.iter().find(|r| r["request"] == "TLSHandshake").unwrap_or_else(|| panic!("no TLSHandshake audit record: {records:?}"));
+    let reason = handshake["error"].as_str().unwrap_or("");
+    assert!(reason.contains("UnknownIssuer") || reason.to_lowercase().contains("unknown issuer"), "{handshake}");
+    assert!(handshake["remote"].as_str().is_some_and(|r| r.starts_with("127.0.0.1:")), "{handshake}");
+    // The ticket fetched too late, and the answer too large.
+    assert!(records.iter().any(|r| r["request"] == "DoGet" && r["user"] == "ana" && sql_of(r).is_empty() && r["error"].as_str().is_some_and(|e| e.contains("result_ttl"))), "{records:?}");
+    assert!(records.iter().any(|r| r["request"] == "StatementQuery" && r["error"].as_str().is_some_and(|e| e.contains("query memory limit"))), "{records:?}");
 }
 
 #[test]

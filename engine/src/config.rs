@@ -33,6 +33,7 @@
 //!                             # authority admits an analyst without a token (user = its common name)
 //! query_memory_mb = 512       # optional, default 512: memory one query may use
 //! query_timeout = "60s"       # optional, default 60s: time one query may run
+//! result_ttl = "5m"           # optional, default 5m: how long an answer waits for its DoGet
 //!
 //! [storage]                   # optional
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
@@ -198,6 +199,9 @@ pub struct ServeConfig {
     pub query_memory_mb: u64,
     /// Time one query may run (default 60 s).
     pub query_timeout: Duration,
+    /// How long an answer waits for its `DoGet` before it is dropped
+    /// (default 5 minutes).
+    pub result_ttl: Duration,
 }
 
 impl Default for ServeConfig {
@@ -211,6 +215,7 @@ impl Default for ServeConfig {
             client_ca: None,
             query_memory_mb: 512,
             query_timeout: Duration::from_secs(60),
+            result_ttl: Duration::from_secs(300),
         }
     }
 }

@@ -25,9 +25,12 @@
 //!   statement afresh over the tables as they are then; `ClosePreparedStatement`
 //!   forgets it. A statement belongs to the user who prepared it.
 //! - Limits: each query runs in its own DataFusion session with a memory
-//!   pool of `[serve] query_memory_mb` and is cancelled after
-//!   `[serve] query_timeout`.
-//! - Audit: every request, answered or refused, is one JSON object
+//!   pool of `[serve] query_memory_mb` (its answer, held for `DoGet`, must
+//!   fit in the same size) and is cancelled after `[serve] query_timeout`.
+//!   An answer whose ticket is not fetched within `[serve] result_ttl` is
+//!   dropped.
+//! - Audit: every request, answered or refused (a refused TLS handshake
+//!   and a refused `DoGet` included), is one JSON object
 //!   `audit/<post>/sql/<date>/<ulid>.json` in the object store: which
 //!   request, who (and how authenticated), from where, when, the SQL or
 //!   the catalog command, bound parameters, how many rows, how long, and
@@ -55,7 +58,7 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
 use borderflow_connectors::exchange::TlsFiles;
-use borderflow_connectors::exchange::tls::{serve_tls, server_config, subject_common_name};
+use borderflow_connectors::exchange::tls::{OnRefusedHandshake, serve_tls, server_config, subject_common_name};
 use borderflow_engine::ServeConfig;
 use borderflow_engine::storage::Storage;
 use datafusion::scalar::ScalarValue;
@@ -84,10 +87,19 @@ pub struct AnalystSql {
     storage: Storage,
     tokens: Tokens,
     limits: Limits,
-    /// Answers waiting for their `DoGet`, by ticket: owner and rows.
-    results: Arc<Mutex<HashMap<String, (String, RecordBatch)>>>,
+    /// Answers waiting for their `DoGet`, by ticket.
+    results: Arc<Mutex<HashMap<String, Kept>>>,
+    /// How long an answer waits for its `DoGet`.
+    result_ttl: Duration,
     /// Open prepared statements, by handle.
     prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+}
+
+/// An answer waiting for its `DoGet`: its owner, rows and when it was made.
+struct Kept {
+    user: String,
+    batch: RecordBatch,
+    at: Instant,
 }
 
 /// A prepared statement: its owner, SQL, parameters and bound values.
@@ -139,16 +151,37 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
         tokens,
         limits: Limits { memory_bytes: (config.query_memory_mb as usize) << 20, timeout: config.query_timeout },
         results: Arc::new(Mutex::new(HashMap::new())),
+        result_ttl: config.result_ttl,
         prepared: Arc::new(Mutex::new(HashMap::new())),
     };
+    // Answers never fetched expire (checked every few seconds, and at each query).
+    let sweeper = service.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(sweeper.result_ttl.clamp(Duration::from_millis(500), Duration::from_secs(10)));
+        loop {
+            every.tick().await;
+            sweeper.drop_expired();
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("Flight SQL listener {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| format!("Flight SQL listener {listen}: {e}"))?;
+    let service_for_audit = service.clone();
     let server = tonic::transport::Server::builder().add_service(FlightServiceServer::new(service));
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let files = TlsFiles { cert: cert.clone(), key: key.clone(), ca: config.client_ca.clone() };
             let tls = server_config(&files, true).map_err(|e| e.to_string())?;
-            let incoming = serve_tls(listener, tls, "flight-sql");
+            // A refused handshake (a certificate from another authority,
+            // an expired one) is audited like a refused request.
+            let auditor = service_for_audit;
+            let audit_refusal: OnRefusedHandshake = Arc::new(move |remote: SocketAddr, reason: String| {
+                let auditor = auditor.clone();
+                tokio::spawn(async move {
+                    let refused = Caller { user: "(refused)".into(), auth: "none", remote: Some(remote) };
+                    auditor.audit(&refused, Audit { error: Some(&reason), ..Audit::new("TLSHandshake") }).await;
+                });
+            });
+            let incoming = serve_tls(listener, tls, "flight-sql", Some(audit_refusal));
             tokio::spawn(async move {
                 if let Err(error) = server.serve_with_incoming(incoming).await {
                     tracing::error!(%error, "Flight SQL server stopped");
@@ -308,10 +341,21 @@ impl AnalystSql {
             .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())))
             .with_descriptor(descriptor)
             .with_total_records(batch.num_rows() as i64);
+        self.drop_expired();
         if let Ok(mut results) = self.results.lock() {
-            results.insert(handle, (caller.user.clone(), batch));
+            results.insert(handle, Kept { user: caller.user.clone(), batch, at: Instant::now() });
         }
         Ok(Response::new(info))
+    }
+
+    /// Drops the answers that waited longer than `result_ttl` for their `DoGet`.
+    fn drop_expired(&self) {
+        let Ok(mut results) = self.results.lock() else { return };
+        let before = results.len();
+        results.retain(|_, kept| kept.at.elapsed() <= self.result_ttl);
+        if results.len() < before {
+            tracing::info!(answers = before - results.len(), ttl = ?self.result_ttl, "Flight SQL answers never fetched expired");
+        }
     }
 
     /// The open prepared statement `handle` of `caller`: its SQL, parameters and values.
@@ -394,12 +438,31 @@ impl FlightSqlService for AnalystSql {
         let caller = self.admit(&request, Audit::new("DoGet")).await?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
         let entry = self.results.lock().ok().and_then(|mut r| r.remove(&handle));
-        let Some((owner, batch)) = entry else {
-            return Err(Status::not_found("no such result (each ticket is good for one DoGet)"));
+        let kept = match entry {
+            None => Err(Status::not_found(format!(
+                "no such result {handle}: each ticket is good for one DoGet, within {:?} of the query (`[serve] result_ttl`)",
+                self.result_ttl
+            ))),
+            Some(kept) if kept.at.elapsed() > self.result_ttl => {
+                Err(Status::not_found(format!("the result {handle} expired: it waited longer than {:?} (`[serve] result_ttl`) for its DoGet", self.result_ttl)))
+            }
+            Some(kept) if kept.user != caller.user => {
+                // Not this caller's: it stays for its owner.
+                if let Ok(mut results) = self.results.lock() {
+                    results.insert(handle.clone(), kept);
+                }
+                Err(Status::permission_denied(format!("the result {handle} belongs to another user")))
+            }
+            Some(kept) => Ok(kept),
         };
-        if owner != caller.user {
-            return Err(Status::permission_denied("this result belongs to another user"));
-        }
+        let batch = match kept {
+            Ok(kept) => kept.batch,
+            Err(status) => {
+                tracing::warn!(user = %caller.user, remote = ?caller.remote, reason = %status.message(), "Flight SQL DoGet refused");
+                self.audit(&caller, Audit { command: Some(format!("ticket {handle}")), error: Some(status.message()), ..Audit::new("DoGet") }).await;
+                return Err(status);
+            }
+        };
         let schema = batch.schema();
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)

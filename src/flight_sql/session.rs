@@ -178,7 +178,22 @@ pub async fn run(session: &Session, sql: &str, parameters: Option<&[ScalarValue]
             frame = frame.with_param_values(ParamValues::from(values.to_vec())).map_err(|e| e.to_string())?;
         }
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await.map_err(|e| e.to_string())?;
+        // The answer is held until its DoGet, outside DataFusion's memory
+        // pool: it counts against the same limit, and the query stops as
+        // soon as it is over.
+        let mut stream = frame.execute_stream().await.map_err(|e| e.to_string())?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch.map_err(|e| e.to_string())?;
+            bytes += batch.get_array_memory_size();
+            if bytes > limits.memory_bytes {
+                return Err(format!(
+                    "the answer is larger than the query memory limit of {} MiB (`[serve] query_memory_mb`): select fewer rows or columns",
+                    limits.memory_bytes >> 20
+                ));
+            }
+            batches.push(batch);
+        }
         arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
     };
     match tokio::time::timeout(limits.timeout, run).await {

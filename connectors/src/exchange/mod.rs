@@ -9,9 +9,13 @@
 //! one long-lived `DoPut` call: the descriptor names the sending post, each
 //! batch carries its outbox number as `app_metadata`, and the peer answers
 //! each batch with a `PutResult` carrying the same number once the records
-//! are durable on its side. Acknowledged records leave the outbox. When the
-//! peer is unreachable the sender retries with backoff (at most every 5 s)
-//! and the outbox grows; when it returns, everything not acknowledged is
+//! are durable on its side. Acknowledged records leave the outbox. The
+//! sender checks the peer as the peer checks it: the server's certificate
+//! must chain to the peer's authority and name the peer post (its common
+//! name); a server that names another post is refused
+//! ([`PeerState::Refused`], logged with the reason). When the peer is
+//! unreachable the sender retries with backoff (from 200 ms, doubling, at
+//! most every 5 s: [`reconnect_delay`]) and the outbox grows; when it returns, everything not acknowledged is
 //! sent again, in order. A record may thus arrive twice (sent, then the
 //! acknowledgement lost); the receiving engine drops repeats by `read_id`,
 //! so every record is applied exactly once.
@@ -35,7 +39,7 @@ use arrow::array::RecordBatch;
 
 pub use outbox::{Outbox, OutboxRecord};
 pub use receiver::{Deliver, Delivery, ExchangeService, serve_exchange};
-pub use sender::{ExchangeSender, SenderConfig};
+pub use sender::{ExchangeSender, RECONNECT_FIRST, RECONNECT_MAX, SenderConfig, reconnect_delay};
 pub use tls::TlsFiles;
 
 mod outbox;
@@ -66,6 +70,10 @@ pub enum PeerState {
     Connected,
     /// The last attempt failed (see [`ExchangeStatus::last_error`]).
     Unreachable,
+    /// The server at the endpoint is not the peer post: its certificate
+    /// (from the peer's authority) names another post. Nothing is sent to
+    /// it; the reason is in [`ExchangeStatus::last_error`].
+    Refused,
 }
 
 impl PeerState {
@@ -74,6 +82,7 @@ impl PeerState {
             PeerState::Unknown => "unknown",
             PeerState::Connected => "connected",
             PeerState::Unreachable => "unreachable",
+            PeerState::Refused => "refused",
         }
     }
 }
@@ -103,7 +112,8 @@ pub struct ExchangeStatus {
     pub received_batches: u64,
     pub received_rows: u64,
     pub duplicate_rows: u64,
-    /// Receiving side: handshakes or calls refused.
+    /// Receiving side: handshakes or calls refused (sending side: see
+    /// [`PeerState::Refused`]).
     pub refused: u64,
     /// Receiving side: rows dropped because they were hashed under a key
     /// version this post does not hold.

@@ -70,13 +70,15 @@ pub async fn serve_exchange(address: &str, tls: Option<&TlsFiles>, service: Exch
     let listen = |message: String| ExchangeError::Listen { address: address.to_string(), message };
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| listen(e.to_string()))?;
     let bound = listener.local_addr().map_err(|e| listen(e.to_string()))?;
+    let refusals = service.status.clone();
     let server = tonic::transport::Server::builder().tcp_nodelay(true).add_service(FlightServiceServer::new(service));
     match tls {
         Some(files) => {
             if files.ca.is_none() {
                 return Err(listen("the exchange needs the peer's CA for mutual TLS ([peer] ca)".into()));
             }
-            let incoming = serve_tls(listener, server_config(files, false)?, "exchange");
+            let counted: super::tls::OnRefusedHandshake = std::sync::Arc::new(move |_: SocketAddr, _: String| refusals.update(|s| s.refused += 1));
+            let incoming = serve_tls(listener, server_config(files, false)?, "exchange", Some(counted));
             tokio::spawn(async move {
                 if let Err(error) = server.serve_with_incoming(incoming).await {
                     tracing::error!(%error, "exchange server stopped");

@@ -12,7 +12,7 @@ use borderflow_engine::storage::Storage;
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::{Channel, Endpoint};
 
-use super::tls::{TlsFiles, client_config};
+use super::tls::{TlsFiles, peer_client_config};
 use super::{ExchangeError, Outbox, PeerState, StatusHandle};
 
 /// Where and how to send.
@@ -81,45 +81,84 @@ impl ExchangeSender {
         &self.status
     }
 
-    async fn connect(config: &SenderConfig) -> Result<Channel, String> {
+    async fn connect(config: &SenderConfig) -> Result<Channel, Failure> {
         let url = config.endpoint.replace("grpc+tls://", "https://").replace("grpc://", "http://");
-        let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("endpoint `{url}`: {e}"))?;
-        endpoint = endpoint.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true);
-        if let Some(files) = &config.tls {
-            let host = endpoint.uri().host().unwrap_or("localhost").to_string();
-            endpoint = endpoint.tls_config(client_config(files, &host).map_err(|e| e.to_string())?).map_err(|e| error_chain(&e))?;
-        }
-        endpoint.connect().await.map_err(|e| error_chain(&e))
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("endpoint `{url}`: {e}"))?;
+        let Some(files) = &config.tls else {
+            return Ok(endpoint.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true).connect().await.map_err(|e| error_chain(&e))?);
+        };
+        // TLS by our own connector: tonic's cannot check that the server's
+        // certificate names the peer post. tonic sees plain `http://`.
+        let uri = endpoint.uri().clone();
+        let host = uri.host().ok_or_else(|| format!("endpoint `{url}`: no host"))?.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("endpoint `{url}`: host `{host}`: {e}"))?;
+        let (tls, refused) = peer_client_config(files, &config.peer_post).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let address = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
+        let plain = Endpoint::from_shared(format!("http://{address}")).map_err(|e| format!("endpoint `{url}`: {e}"))?.connect_timeout(Duration::from_secs(5));
+        let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+            let (tls, server_name, address) = (tls.clone(), server_name.clone(), address.clone());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(&address).await?;
+                tcp.set_nodelay(true)?;
+                let stream = tls.connect(server_name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        });
+        plain.connect_with_connector(connector).await.map_err(|e| match refused.take() {
+            Some(reason) => Failure::Refused(reason),
+            None => Failure::Unreachable(error_chain(&e)),
+        })
     }
 
     async fn run(self, config: SenderConfig) {
-        let mut backoff = Duration::from_millis(200);
+        let mut delay = None;
         loop {
-            let error = match self.session(&config).await {
-                Ok(()) => "the peer closed the stream".to_string(),
-                Err(error) => error,
+            let (state, error) = match self.session(&config).await {
+                Ok(()) => (PeerState::Unreachable, "the peer closed the stream".to_string()),
+                Err(Failure::Unreachable(error)) => (PeerState::Unreachable, error),
+                Err(Failure::Refused(error)) => (PeerState::Refused, error),
             };
-            let was = self.status.get().peer_state;
-            if was != PeerState::Unreachable {
-                tracing::warn!(peer = %config.peer_post, endpoint = %config.endpoint, reason = %error, outbox_batches = self.status.get().outbox_batches, "exchange peer unreachable; retrying, records wait in the outbox");
-            } else {
-                tracing::debug!(peer = %config.peer_post, reason = %error, "exchange peer still unreachable");
+            let was = self.status.get();
+            let outbox_batches = was.outbox_batches;
+            match state {
+                PeerState::Refused if was.peer_state != PeerState::Refused || was.last_error.as_deref() != Some(error.as_str()) => tracing::warn!(
+                    peer = %config.peer_post,
+                    endpoint = %config.endpoint,
+                    reason = %error,
+                    outbox_batches,
+                    "exchange peer refused: its certificate is not the peer post's; nothing is sent to it, records wait in the outbox"
+                ),
+                PeerState::Unreachable if was.peer_state != PeerState::Unreachable => tracing::warn!(
+                    peer = %config.peer_post,
+                    endpoint = %config.endpoint,
+                    reason = %error,
+                    outbox_batches,
+                    "exchange peer unreachable; retrying, records wait in the outbox"
+                ),
+                _ => tracing::debug!(peer = %config.peer_post, endpoint = %config.endpoint, state = state.as_str(), reason = %error, "exchange peer still unreachable or refused"),
             }
             self.status.update(|s| {
-                s.peer_state = PeerState::Unreachable;
+                s.peer_state = state;
                 s.last_error = Some(error);
             });
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            if self.status.get().acked_through > 0 && was == PeerState::Connected {
-                backoff = Duration::from_millis(200);
+            // A connection that was up starts the backoff afresh.
+            if was.peer_state == PeerState::Connected {
+                delay = None;
             }
+            let next = reconnect_delay(delay);
+            tokio::time::sleep(next).await;
+            delay = Some(next);
         }
     }
 
     /// One connection: sends what is pending, then what arrives, until the
     /// stream fails.
-    async fn session(&self, config: &SenderConfig) -> Result<(), String> {
+    async fn session(&self, config: &SenderConfig) -> Result<(), Failure> {
         let channel = Self::connect(config).await?;
         let mut client = FlightServiceClient::new(channel);
         let (tx, rx) = tokio::sync::mpsc::channel::<FlightData>(config.window * 2 + 4);
@@ -201,6 +240,38 @@ impl ExchangeSender {
                 }
             }
         }
+    }
+}
+
+/// The first wait before reconnecting to an unreachable peer, and the
+/// longest: a peer that was down for an hour is retried within
+/// `RECONNECT_MAX` of its return (plus the 5 s connect timeout when its
+/// address drops packets instead of refusing them).
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The wait before the next attempt, after waiting `previous` before the
+/// last one (`None`: the first failure): doubling from [`RECONNECT_FIRST`],
+/// never above [`RECONNECT_MAX`].
+pub fn reconnect_delay(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => RECONNECT_FIRST,
+        Some(previous) => previous.saturating_mul(2).clamp(RECONNECT_FIRST, RECONNECT_MAX),
+    }
+}
+
+/// Why a session ended.
+enum Failure {
+    /// Not reachable, or the connection broke: retried.
+    Unreachable(String),
+    /// The server is not the peer post (its certificate names another):
+    /// retried too (the peer may fix its certificate), but reported apart.
+    Refused(String),
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Failure::Unreachable(error)
     }
 }
 

@@ -134,6 +134,10 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         Some(value) => duration(source, value, "serve.query_timeout")?,
         None => defaults.query_timeout,
     };
+    let result_ttl = match raw.result_ttl {
+        Some(value) => duration(source, value, "serve.result_ttl")?,
+        None => defaults.result_ttl,
+    };
     let tls_cert_span = raw.tls_cert.as_ref().map(|v| v.span()).or(raw.tls_key.as_ref().map(|v| v.span()));
     let serve = ServeConfig {
         exchange_listen: address(raw.exchange_listen, "serve.exchange_listen")?,
@@ -144,6 +148,7 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         client_ca: path(raw.client_ca, "serve.client_ca")?,
         query_memory_mb,
         query_timeout,
+        result_ttl,
     };
     if serve.tls_cert.is_some() != serve.tls_key.is_some()
         && let Some(span) = tls_cert_span

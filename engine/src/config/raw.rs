@@ -74,6 +74,7 @@ pub(super) struct RawServe {
     pub client_ca: Option<Spanned<String>>,
     pub query_memory_mb: Option<Spanned<u64>>,
     pub query_timeout: Option<Spanned<String>>,
+    pub result_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
