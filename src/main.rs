@@ -687,6 +687,10 @@ fn print_report(report: &JobReport) {
     if !report.standard.is_empty() {
         print_standard_views(report);
         let names: Vec<&str> = report.standard.keys().map(String::as_str).collect();
-        println!("The standard views are written to {}/views/{{{}}}/{{snapshot,changes/part-0}}.parquet", report.storage_url, names.join(","));
+        println!(
+            "The standard views are written to {}/views/{{{}}}/{{snapshot,changes/part-0}}.parquet",
+            report.storage_url.trim_end_matches('/'),
+            names.join(",")
+        );
     }
 }
