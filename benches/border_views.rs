@@ -8,7 +8,9 @@
 //! milliseconds per commit, and the batch baseline's milliseconds.
 //!
 //! `BENCH_SCALE` sets the traffic (default 0.1 of a normal day),
-//! `BENCH_WORKERS` the timely workers (default 2). Run with
+//! `BENCH_WORKERS` the timely workers (default 2), `BENCH_TICK_MS` the
+//! traffic per commit (default 300 000: 5 minutes); `BENCH_TRACE=1` prints
+//! each commit's reads and milliseconds to stderr. Run with
 //! `cargo bench --bench border_views` (add `--profile dev` for a quick build).
 
 use std::time::Instant;
@@ -16,8 +18,6 @@ use std::time::Instant;
 use borderflow::job::{PostTables, demo_exchange_keys, feed_reads, post_views};
 use borderflow_connectors::scenario::{ReadNoise, ScenarioConfig, generate};
 use borderflow_engine::{Direction, PlateRead, conform_watchlist};
-
-const TICK_MS: i64 = 300_000;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -31,6 +31,8 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 fn main() {
     let scale: f64 = env("BENCH_SCALE", 0.1);
     let workers: usize = env("BENCH_WORKERS", 2);
+    let tick_ms: i64 = env("BENCH_TICK_MS", 300_000);
+    let trace = env("BENCH_TRACE", 0) != 0;
     let scenario = generate(&ScenarioConfig {
         seed: 11,
         traffic_scale: scale,
@@ -47,14 +49,17 @@ fn main() {
     let started = Instant::now();
     let mut start = 0;
     while start < scenario.reads.len() {
-        let tick = scenario.reads[start].captured_at_ms.div_euclid(TICK_MS);
-        let end = start + scenario.reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(TICK_MS) == tick).count();
+        let tick = scenario.reads[start].captured_at_ms.div_euclid(tick_ms);
+        let end = start + scenario.reads[start..].iter().take_while(|r| r.captured_at_ms.div_euclid(tick_ms) == tick).count();
         let reads = &scenario.reads[start..end];
         let exits: Vec<PlateRead> = reads.iter().filter(|r| r.direction == Direction::Exit).cloned().collect();
         let commit = Instant::now();
         feed_reads(&mut views, reads, &exits, &keys).expect("reads are accepted");
-        views.commit_at(((tick + 1) * TICK_MS) as u64);
+        views.commit_at(((tick + 1) * tick_ms) as u64);
         commit_ms.push(commit.elapsed().as_secs_f64() * 1e3);
+        if trace {
+            eprintln!("commit {tick} reads {} ms {:.1}", reads.len(), commit_ms[commit_ms.len() - 1]);
+        }
         start = end;
     }
     let total_s = started.elapsed().as_secs_f64();
@@ -70,7 +75,7 @@ fn main() {
     let reads = scenario.reads.len();
     let commits = commit_ms.len();
     println!(
-        "{{\"bench\":\"border_views\",\"scale\":{scale},\"workers\":{workers},\"views\":{},\"reads\":{reads},\"commits\":{commits},\
+        "{{\"bench\":\"border_views\",\"scale\":{scale},\"workers\":{workers},\"tick_ms\":{tick_ms},\"views\":{},\"reads\":{reads},\"commits\":{commits},\
 \"reads_per_s\":{:.0},\"commit_ms_p50\":{:.1},\"commit_ms_p99\":{:.1},\"batch_all_views_ms\":{batch_ms:.0},\
 \"view_rows\":{view_rows},\"batch_rows\":{batch_rows}}}",
         views.view_names().len(),

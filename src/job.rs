@@ -42,6 +42,10 @@ pub struct JobSpec {
     pub runtime: Runtime,
     /// Granularity of the replay's ingestion clock.
     pub tick_ms: u64,
+    /// Traffic between two commits of the SQL views: the reads of each such
+    /// stretch reach the views together (their answers at the end do not
+    /// depend on it; their changelogs have a time per commit).
+    pub view_tick_ms: u64,
     /// SQL views kept up to date over `reads` and written beside it.
     pub views: Vec<ViewConfig>,
     /// Reference tables from files that the views may use.
@@ -198,7 +202,7 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
         .cloned()
         .collect();
     let post = PostTables { views: &spec.views, tables: &spec.tables, watchlist: &watchlist, keys: &spec.exchange_keys, standard: spec.standard_views };
-    let sql_views = tokio.block_on(maintain_views(&post, &reads, &sent, spec.tick_ms, spec.runtime.workers()))?;
+    let sql_views = tokio.block_on(maintain_views(&post, &reads, &sent, spec.view_tick_ms, spec.runtime.workers()))?;
     lap("sql views", &mut timings);
 
     progress.stage("writing Parquet");

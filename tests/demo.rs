@@ -89,6 +89,21 @@ fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
     }
     assert_eq!(snapshot, counted);
 
+    // The demo ends with the standard views, scored against the ground
+    // truth, and writes them to Parquet.
+    let timings = stdout.find("Timings: ").unwrap_or_else(|| panic!("timings:\n{stdout}"));
+    let standard = &stdout[timings..];
+    for line in ["cross_border_matches: ", "against the ground truth: ", "match rate", "dwell_times: ", "risk_flags: ", "flags, precision"] {
+        assert!(standard.contains(line), "`{line}` after the timings:\n{stdout}");
+    }
+    for view in ["cross_border_matches", "dwell_times", "dwell_percentiles", "transit_percentiles", "risk_flags"] {
+        let rows: usize = read_parquet(&out.path().join(format!("views/{view}/snapshot.parquet"))).iter().map(|b| b.num_rows()).sum();
+        assert!(rows > 0, "{view} has rows");
+        assert!(out.path().join(format!("views/{view}/changes/part-0.parquet")).is_file());
+    }
+    let matches: usize = read_parquet(&out.path().join("views/cross_border_matches/snapshot.parquet")).iter().map(|b| b.num_rows()).sum();
+    assert!(matches > 5_000, "a day's cross-border matches at four crossings, got {matches}");
+
     // Nothing lost, nothing doubled: the reads are exactly the ground truth's emitted reads.
     let mut truth_ids = Vec::new();
     for batch in read_parquet(&out.path().join("ground_truth/passages.parquet")) {

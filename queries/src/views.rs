@@ -508,7 +508,9 @@ impl StandingViews {
             let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             ctx.register_table(table, Arc::new(provider)).map(|_| ())
         };
-        for table in self.tables.keys() {
+        // Only the tables the query names: decoding a large table it does
+        // not read (the hashed keys, say) would cost more than the query.
+        for table in self.tables.keys().filter(|t| mentions(&view.sql, t)) {
             register(table, self.table(table)?).map_err(|e| sql_error(&e))?;
         }
         for other in self.order.iter().filter(|o| o.as_str() != name && mentions(&view.sql, o)) {
