@@ -37,8 +37,11 @@ type Key = (String, String, String);
 #[test]
 fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
     let out = tempfile::tempdir().expect("temp dir");
+    // A quarter of the default traffic (about 6 000 reads): the whole demo
+    // with its standard views, at a cost `make test` can carry (the views
+    // are scored against the ground truth at this scale in border_queries).
     let run = Command::new(env!("CARGO_BIN_EXE_borderflow"))
-        .args(["--workers", "2", "demo", "--out"])
+        .args(["--workers", "2", "demo", "--traffic-scale", "0.25", "--out"])
         .arg(out.path())
         .output()
         .expect("borderflow runs");
@@ -102,7 +105,7 @@ fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
         assert!(out.path().join(format!("views/{view}/changes/part-0.parquet")).is_file());
     }
     let matches: usize = read_parquet(&out.path().join("views/cross_border_matches/snapshot.parquet")).iter().map(|b| b.num_rows()).sum();
-    assert!(matches > 5_000, "a day's cross-border matches at four crossings, got {matches}");
+    assert!(matches > 1_000, "a day's cross-border matches at four crossings (a quarter of the traffic), got {matches}");
 
     // Nothing lost, nothing doubled: the reads are exactly the ground truth's emitted reads.
     let mut truth_ids = Vec::new();
