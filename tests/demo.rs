@@ -64,7 +64,7 @@ fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
             reads.extend(reads_from_batch(&batch).expect("reads keep the contract schema"));
         }
     }
-    assert!(reads.len() > 10_000, "a day at four crossings, got {} reads", reads.len());
+    assert!(reads.len() > 4_000, "a day at four crossings (a quarter of the traffic), got {} reads", reads.len());
     let posts: BTreeSet<&str> = reads.iter().map(|r| r.post_id.as_str()).collect();
     assert_eq!(posts.len(), 8, "both sides of four crossings: {posts:?}");
     for file in &files {
