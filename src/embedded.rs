@@ -11,6 +11,11 @@
 //!   is in the log, so a replay commits the same changes at the same times
 //!   and every view goes through the same states. Reads are deduplicated by
 //!   `read_id` (retries and replays push nothing twice).
+//! - [`Engine::reload_watchlist`] makes the `watchlist` table what the
+//!   configured file (`[watchlist]`) says when the file changed: changed
+//!   entries upserted, entries gone from the file closed (see
+//!   [`crate::watchlist_file`]). `serve` calls it at start and every
+//!   `[watchlist] reload`; an embedder calls it when it likes.
 //! - Retention of `reads` is part of every commit: reads whose `captured_at`
 //!   is older than `storage.retention.reads` before the commit time are
 //!   retracted from the `reads` table, so every view drops what was derived
@@ -55,7 +60,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use borderflow_engine::storage::{Storage, StorageError};
 use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
@@ -92,6 +97,17 @@ impl From<HistoryError> for EngineError {
             HistoryError::File { path, message } => EngineError::Sink { path, message },
         }
     }
+}
+
+/// What a watchlist reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchlistChange {
+    /// Entries in the file.
+    pub entries: usize,
+    /// Entries new or changed, upserted.
+    pub upserted: usize,
+    /// Entries that left the file, closed.
+    pub closed: usize,
 }
 
 /// How the engine runs.
@@ -154,6 +170,8 @@ pub struct Engine {
     cameras: Vec<Arc<CameraStats>>,
     /// The watchlist's rows by plate (its first column), for upserts.
     watchlist: BTreeMap<String, Vec<RecordBatch>>,
+    /// The digest of the watchlist file last applied (`[watchlist]`).
+    watchlist_digest: Option<[u8; 32]>,
     sinks: BTreeMap<String, Sink>,
     /// The reads' Parquet history (`reads/<post>/<date>/`).
     history: HistorySink,
@@ -224,6 +242,7 @@ impl Engine {
             exchange: None,
             cameras: Vec::new(),
             watchlist: BTreeMap::new(),
+            watchlist_digest: None,
             sinks,
             history,
             commits_since_flush: 0,
@@ -402,6 +421,96 @@ impl Engine {
         self.check_time(time_ms)?;
         let batch = conform_watchlist(batch, "watchlist upsert").map_err(EngineError::Input)?;
         self.log_and_apply(time_ms, WalOp::Upsert, WATCHLIST, batch)
+    }
+
+    /// Reads the configured watchlist file (`[watchlist]`, see
+    /// [`crate::watchlist_file`]) and, if its bytes changed since the last
+    /// read, makes the `watchlist` table say what it says, committed at
+    /// `time_ms`: new and changed entries are upserted, entries that left
+    /// the file are closed at `time_ms` (`valid_to`). `None` when the config
+    /// has no `[watchlist]` or the file is unchanged. A file that cannot be
+    /// read or parsed is an [`EngineError::Input`] naming it, and the
+    /// watchlist stays as it was.
+    pub fn reload_watchlist_at(&mut self, time_ms: u64) -> Result<Option<WatchlistChange>, EngineError> {
+        let Some(watchlist) = &self.config.watchlist else { return Ok(None) };
+        let file = self.runtime.block_on(crate::watchlist_file::fetch(&watchlist.from, &self.storage)).map_err(EngineError::Input)?;
+        if self.watchlist_digest == Some(file.digest) {
+            return Ok(None);
+        }
+        let batch = crate::watchlist_file::parse(&file).map_err(EngineError::Input)?;
+        let change = self.replace_watchlist_at(&batch, time_ms)?;
+        self.watchlist_digest = Some(file.digest);
+        tracing::info!(
+            post = %self.config.post.id,
+            file = %file.origin,
+            entries = change.entries,
+            upserted = change.upserted,
+            closed = change.closed,
+            "watchlist read"
+        );
+        Ok(Some(change))
+    }
+
+    /// [`reload_watchlist_at`](Self::reload_watchlist_at) at the current
+    /// wall-clock time (after the last commit).
+    pub fn reload_watchlist(&mut self) -> Result<Option<WatchlistChange>, EngineError> {
+        let wall = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        self.reload_watchlist_at(wall.max(self.log_time_ms() + 1))
+    }
+
+    /// Makes the watchlist `batch` (the whole list), committed at `time_ms`:
+    /// entries whose rows differ from the held ones are upserted, and the
+    /// open entries of plates not in `batch` are closed at `time_ms`. Nothing
+    /// is logged when nothing changes.
+    pub fn replace_watchlist_at(&mut self, batch: &RecordBatch, time_ms: u64) -> Result<WatchlistChange, EngineError> {
+        self.check_time(time_ms)?;
+        let batch = conform_watchlist(batch, "watchlist").map_err(EngineError::Input)?;
+        let plates = batch.column(0).as_any().downcast_ref::<StringArray>().expect("conformed: plate is Utf8");
+        let mut listed: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            listed.entry(plates.value(row)).or_default().push(row);
+        }
+        let schema = batch.schema();
+        let concat = |rows: &[RecordBatch]| arrow::compute::concat_batches(&schema, rows).map_err(|e| EngineError::Input(format!("watchlist: {e}")));
+        let mut changes: Vec<RecordBatch> = Vec::new();
+        let mut change = WatchlistChange { entries: batch.num_rows(), ..WatchlistChange::default() };
+        for (plate, rows) in &listed {
+            let new = concat(&rows.iter().map(|&row| batch.slice(row, 1)).collect::<Vec<_>>())?;
+            let held = self.watchlist.get(*plate).map(|rows| concat(rows)).transpose()?;
+            if held.as_ref() != Some(&new) {
+                change.upserted += new.num_rows();
+                changes.push(new);
+            }
+        }
+        let closed_at = time_ms as i64;
+        for (plate, rows) in &self.watchlist {
+            if listed.contains_key(plate.as_str()) {
+                continue;
+            }
+            let held = concat(rows)?;
+            let valid_to = held.column(4).as_any().downcast_ref::<TimestampMillisecondArray>().expect("conformed: valid_to");
+            if (0..held.num_rows()).all(|row| valid_to.is_valid(row) && valid_to.value(row) <= closed_at) {
+                continue;
+            }
+            let closed: TimestampMillisecondArray = (0..held.num_rows())
+                .map(|row| Some(if valid_to.is_valid(row) { valid_to.value(row).min(closed_at) } else { closed_at }))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC");
+            let mut columns = held.columns().to_vec();
+            columns[4] = Arc::new(closed);
+            change.closed += held.num_rows();
+            changes.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| EngineError::Input(format!("watchlist: {e}")))?);
+        }
+        if !changes.is_empty() {
+            let all = concat(&changes)?;
+            self.log_and_apply(time_ms, WalOp::Upsert, WATCHLIST, all)?;
+        }
+        Ok(change)
+    }
+
+    /// Entries the watchlist holds now (rows of the `watchlist` table).
+    pub fn watchlist_entries(&self) -> usize {
+        self.watchlist.values().map(|rows| rows.iter().map(RecordBatch::num_rows).sum::<usize>()).sum()
     }
 
     fn check_time(&self, time_ms: u64) -> Result<(), EngineError> {

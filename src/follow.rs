@@ -71,6 +71,23 @@ pub fn scenario_ticks(config: &PostConfig, tick_ms: u64) -> Result<(Vec<(u64, Ve
     Ok((ticks, scenario.watchlist_batch()))
 }
 
+/// The scenario's first commit: the post's `[watchlist]` file if it has
+/// one (a file that cannot be read is logged, and the post runs on with the
+/// watchlist it has), else the scenario's watchlist.
+pub(crate) fn first_watchlist(engine: &mut Engine, scenario_watchlist: &arrow::array::RecordBatch, time_ms: u64) -> Result<usize, EngineError> {
+    if engine.config().watchlist.is_none() {
+        return engine.upsert_watchlist_at(scenario_watchlist, time_ms).map(|()| 0);
+    }
+    match engine.reload_watchlist_at(time_ms) {
+        Ok(_) => Ok(0),
+        Err(EngineError::Input(error)) => {
+            tracing::error!(%error, entries = engine.watchlist_entries(), "the watchlist file was not taken; the watchlist stays as it was");
+            Ok(0)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Runs `push` until it succeeds; a failure of the log, the store or a sink
 /// (the object store is down) is retried with backoff until `give_up_after`
 /// has passed. Returns what `push` returned and the retries.
@@ -145,7 +162,7 @@ pub fn follow(config: PostConfig, options: &FollowOptions, progress: &dyn Fn(&st
             continue;
         }
         let pushed = push_with_retry(&mut engine, options.give_up_after, |engine| {
-            if i == 0 { engine.upsert_watchlist_at(&watchlist, *time).map(|()| 0) } else { engine.push_reads_at(&reads_to_batch(reads), *time) }
+            if i == 0 { first_watchlist(engine, &watchlist, *time) } else { engine.push_reads_at(&reads_to_batch(reads), *time) }
         })?;
         report.reads_pushed += pushed.0;
         report.retries += pushed.1;

@@ -50,8 +50,9 @@ pub struct JobSpec {
     pub views: Vec<ViewConfig>,
     /// Reference tables from files that the views may use.
     pub tables: Vec<TableConfig>,
-    /// The watchlist file (else the scenario's watchlist).
-    pub watchlist: Option<std::path::PathBuf>,
+    /// The watchlist, read from the post's `[watchlist]` file (else the
+    /// scenario's watchlist).
+    pub watchlist: Option<RecordBatch>,
     /// The keys plates are hashed with for the exchange between posts.
     pub exchange_keys: ExchangeKeys,
     /// Maintain the standard views of `queries/sql/` too.
@@ -182,14 +183,9 @@ pub fn run_job(spec: &JobSpec, progress: &dyn Progress) -> Result<JobReport, Job
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     progress.stage("maintaining SQL views");
     let watchlist = match &spec.watchlist {
-        Some(path) => {
-            let table = TableConfig { name: "watchlist".into(), path: path.clone() };
-            tokio.block_on(load_table(&table))?
-        }
-        None => scenario.watchlist_batch(),
+        Some(batch) => batch.clone(),
+        None => conform_watchlist(&scenario.watchlist_batch(), "the scenario's watchlist").map_err(JobError::Table)?,
     };
-    let origin = spec.watchlist.as_ref().map_or("the scenario's watchlist".to_string(), |p| p.display().to_string());
-    let watchlist = conform_watchlist(&watchlist, &origin).map_err(JobError::Table)?;
     // The neighbours of the posts run here send their exit reads.
     let neighbours: Vec<&str> = crossings::all_posts()
         .filter(|p| keep(p.id))

@@ -39,3 +39,4 @@ pub mod process;
 pub mod reads_history;
 pub mod video;
 pub mod video_job;
+pub mod watchlist_file;

@@ -379,6 +379,15 @@ fn run_cameras(runtime: Runtime, config_path: &Path, config: PostConfig, commit_
     }
 }
 
+/// The entries of the post's `[watchlist]` file, if it has one.
+fn post_watchlist(config: &PostConfig) -> Result<Option<arrow::array::RecordBatch>, String> {
+    let Some(watchlist) = &config.watchlist else { return Ok(None) };
+    let storage = borderflow::engine::Storage::open(&config.storage).map_err(|e| e.to_string())?;
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let file = tokio.block_on(borderflow::watchlist_file::fetch(&watchlist.from, &storage))?;
+    borderflow::watchlist_file::parse(&file).map(Some)
+}
+
 fn run(runtime: Runtime, config_path: &Path, config: PostConfig) -> Result<(), String> {
     let scenario = borderflow::job::post_scenario(&config).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let exchange_keys = borderflow::job::post_exchange_keys(&config)?;
@@ -392,7 +401,7 @@ fn run(runtime: Runtime, config_path: &Path, config: PostConfig) -> Result<(), S
         view_tick_ms: 300_000,
         views: config.views.clone(),
         tables: config.tables.clone(),
-        watchlist: config.watchlist.clone(),
+        watchlist: post_watchlist(&config)?,
         exchange_keys,
         standard_views: false,
         video_lanes: false,

@@ -36,7 +36,7 @@ use borderflow_engine::{Direction, ExchangeKeys, PlateRead, PostConfig, pre_arri
 use tokio::sync::oneshot;
 
 use crate::embedded::{Engine, EngineError};
-use crate::follow::{FollowOptions, scenario_ticks};
+use crate::follow::{FollowOptions, first_watchlist, scenario_ticks};
 use crate::post_cameras::CameraFeed;
 
 /// How `serve` runs.
@@ -196,6 +196,14 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     let mut next_at = Instant::now();
     let mut status_at = Instant::now() + options.status_every;
     let mut told_done = ticks.is_empty();
+    // The `[watchlist]` file: read at the scenario's first tick, else now;
+    // then every `reload`.
+    let reload_every = engine.config().watchlist.as_ref().map(|w| w.reload);
+    let mut watchlist_at = match (&watchlist, next) {
+        (Some(_), Some(_)) => Instant::now() + reload_every.unwrap_or_default(),
+        _ => Instant::now(),
+    };
+    let mut watchlist_error: Option<String> = None;
     while !stop.load(Ordering::SeqCst) {
         let wait = match next {
             Some(_) => next_at.saturating_duration_since(Instant::now()),
@@ -225,6 +233,32 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(every) = reload_every
+            && Instant::now() >= watchlist_at
+        {
+            watchlist_at = Instant::now() + every;
+            // In the scenario's time while it runs, else the wall clock's.
+            let reloaded = match next {
+                Some(_) => engine.reload_watchlist_at(engine.log_time_ms() + 1),
+                None => engine.reload_watchlist(),
+            };
+            match reloaded {
+                Ok(Some(change)) => {
+                    watchlist_error = None;
+                    progress(&format!("watchlist: {} entries, {} new or changed, {} closed", change.entries, change.upserted, change.closed));
+                }
+                Ok(None) => watchlist_error = None,
+                Err(error) => {
+                    // Logged once per version of the file, not every reload.
+                    let text = error.to_string();
+                    if watchlist_error.as_deref() != Some(text.as_str()) {
+                        tracing::error!(error = %text, entries = engine.watchlist_entries(), "the watchlist file was not taken; the watchlist stays as it was");
+                        progress(&format!("watchlist not taken: {text}"));
+                        watchlist_error = Some(text);
+                    }
+                }
+            }
         }
         if Instant::now() >= status_at {
             status_at = Instant::now() + options.status_every;
@@ -278,7 +312,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         }
         let time = (*time).max(engine.log_time_ms() + 1);
         let pushed = match (i, &watchlist) {
-            (0, Some(watchlist)) => engine.upsert_watchlist_at(watchlist, time).map(|()| 0),
+            (0, Some(watchlist)) => first_watchlist(&mut engine, watchlist, time),
             _ => engine.push_reads_at(&reads_to_batch(reads), time),
         };
         match pushed {

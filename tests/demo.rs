@@ -104,6 +104,16 @@ fn demo_writes_parquet_that_parquet_and_duckdb_read_back() {
         assert!(rows > 0, "{view} has rows");
         assert!(out.path().join(format!("views/{view}/changes/part-0.parquet")).is_file());
     }
+    // The demo's own scores (whole pipeline, video lanes included): every
+    // rule precise and every planted anomaly found by its rule.
+    for rule in ["watchlist_hit", "plate_cloning", "no_pre_arrival", "pre_arrival_mismatch", "long_dwell", "frequent_crossings"] {
+        let line = standard.lines().find(|l| l.trim_start().starts_with(&format!("{rule} "))).unwrap_or_else(|| panic!("a score for {rule}:\n{stdout}"));
+        let after = |key: &str| line.split(key).nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("`{key}` in {line}"));
+        let precision: f64 = after("precision ").parse().expect("a precision");
+        let (found, planted) = after("planted found ").split_once('/').expect("found/planted");
+        assert!(precision >= 0.95, "{line}");
+        assert_eq!(found, planted, "{line}");
+    }
     let matches: usize = read_parquet(&out.path().join("views/cross_border_matches/snapshot.parquet")).iter().map(|b| b.num_rows()).sum();
     assert!(matches > 1_000, "a day's cross-border matches at four crossings (a quarter of the traffic), got {matches}");
 

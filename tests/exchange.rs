@@ -23,7 +23,6 @@ use borderflow::connectors::exchange::{ExchangeSender, SenderConfig, StatusHandl
 use borderflow::engine::{Direction, ExchangeKeys, PlateRead, PostConfig, Storage, pre_arrival_records};
 use futures::{StreamExt, TryStreamExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use sha2::Digest;
 
 const TOKEN: &str = "analyst-token-for-tests";
 
@@ -58,10 +57,6 @@ impl Authority {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// One post's files: config, certificates, storage.
 struct Post {
     config: PathBuf,
@@ -71,8 +66,7 @@ struct Post {
 #[allow(clippy::too_many_arguments)]
 fn write_post(dir: &Path, id: &str, name: &str, country: &str, peer: &str, peer_port: u16, listen_port: u16, sql_port: u16, peer_ca: &str, serve_extra: &str) -> Post {
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/secrets/exchange-keys.toml"), dir.join("exchange-keys.toml")).expect("keys");
-    let token_hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
-    std::fs::write(dir.join("tokens.toml"), format!("[[token]]\nuser = \"ana\"\nsha256 = \"{token_hash}\"\n")).expect("tokens");
+    common::write_token(dir, "ana", TOKEN);
     let config = format!(
         r#"
 [post]
@@ -243,12 +237,12 @@ fn crossing_with(md_serve_extra: &str) -> Crossing {
     let analysts = Authority::new("MD analysts test CA");
     analysts.write(&certs.join("md-analysts-ca.pem"));
     analysts.leaf(&certs, "dana");
-    let (md_listen, ua_listen) = (free_port(), free_port());
+    let (md_listen, ua_listen) = (common::free_port(), common::free_port());
     let (md_dir, ua_dir) = (dir.path().join("otaci"), dir.path().join("mohyliv-podilskyi"));
     std::fs::create_dir_all(&md_dir).expect("md dir");
     std::fs::create_dir_all(&ua_dir).expect("ua dir");
-    let md = write_post(&md_dir, "otaci", "Otaci", "MD", "mohyliv-podilskyi", ua_listen, md_listen, free_port(), "../certs/ua-ca.pem", md_serve_extra);
-    let ua = write_post(&ua_dir, "mohyliv-podilskyi", "Mohyliv-Podilskyi", "UA", "otaci", md_listen, ua_listen, free_port(), "../certs/md-ca.pem", "");
+    let md = write_post(&md_dir, "otaci", "Otaci", "MD", "mohyliv-podilskyi", ua_listen, md_listen, common::free_port(), "../certs/ua-ca.pem", md_serve_extra);
+    let ua = write_post(&ua_dir, "mohyliv-podilskyi", "Mohyliv-Podilskyi", "UA", "otaci", md_listen, ua_listen, common::free_port(), "../certs/md-ca.pem", "");
     Crossing { _dir: dir, md, ua, md_listen, certs }
 }
 

@@ -12,22 +12,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use borderflow::engine::{Direction, Point, PostConfig};
-use sha2::Digest;
 
 const TOKEN: &str = "adbc-test-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 #[test]
 fn adbc_queries_a_served_post() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/setup", python.display());
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
-    std::fs::write(dir.path().join("tokens.toml"), format!("[[token]]\nuser = \"analyst\"\nsha256 = \"{hash}\"\n")).expect("tokens");
+    let port = common::free_port();
+    common::write_token(dir.path(), "analyst", TOKEN);
     let config = dir.path().join("post.toml");
     std::fs::write(
         &config,

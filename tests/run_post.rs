@@ -5,6 +5,7 @@
 //! the same cameras and answers analysts' SQL on their reads, and a post
 //! killed with SIGKILL mid-recording and run again reads every vehicle once.
 
+mod common;
 mod video;
 
 use std::fs::File;
@@ -158,10 +159,9 @@ fn a_post_runs_on_its_cameras_and_a_broken_camera_does_not_stop_it() {
              counting_line = [[0.0, 0.6], [1.0, 0.6]]\nfrom_side = \"top\"\n\n"
         )
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = common::free_port();
     let token = "camera-test-token";
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
-    std::fs::write(dir.path().join("tokens.toml"), format!("[[token]]\nuser = \"analyst\"\nsha256 = \"{hash}\"\n")).expect("tokens");
+    common::write_token(dir.path(), "analyst", token);
     let config = format!(
         "[post]\nid = \"otaci\"\nname = \"Otaci\"\ncountry = \"MD\"\ncrossing = \"otaci-mohyliv-podilskyi\"\n\n\
          [serve]\nsql_listen = \"127.0.0.1:{port}\"\ntokens = \"tokens.toml\"\n\n\

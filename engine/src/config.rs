@@ -85,10 +85,14 @@
 //! name = "exits_per_lane"     # required; an SQL identifier (letters, digits, `_`), unique
 //! sql = "SELECT lane, count(*) AS passages FROM reads GROUP BY lane"   # required
 //!
-//! [watchlist]                 # optional; the watchlist's initial contents
-//! path = "watchlist.csv"      # required in [watchlist]; a .csv (header row) or .parquet file with
-//!                             # columns plate, reason, severity (1-3), and optionally valid_from,
-//!                             # valid_to (timestamps; empty: open); entries are upserted later over the API
+//! [watchlist]                 # optional; the watchlist, the whole list, read again when it changes
+//! path = "watchlist.csv"      # a local .csv (header row) or .parquet file with columns plate, reason,
+//!                             # severity (1-3), and optionally valid_from, valid_to (timestamps;
+//!                             # empty: open); or instead:
+//! # object = "reference/watchlist.parquet"   # the same, as a key in [storage] url's store
+//! reload = "30s"              # optional, default 30s: how often a running post looks for a new version;
+//!                             # entries that leave the list are closed (valid_to set), the API's
+//!                             # upserts last until the list changes again
 //!
 //! [scenario]                  # optional; simulated traffic as a source of reads
 //! seed = 42                   # required in [scenario]; 0 or more
@@ -405,11 +409,34 @@ pub struct PostConfig {
     pub views: Vec<ViewConfig>,
     /// Reference tables views may use besides the engine's own, in file order.
     pub tables: Vec<TableConfig>,
-    /// `[watchlist] path`: the watchlist's initial contents (Parquet or CSV
-    /// with the columns of [`crate::watchlist_schema`]), resolved against
-    /// the configuration file's folder. The API upserts entries later.
-    pub watchlist: Option<PathBuf>,
+    /// `[watchlist]`: the file (or object) that holds the watchlist.
+    pub watchlist: Option<WatchlistConfig>,
     pub scenario: Option<ScenarioSourceConfig>,
+}
+
+/// `[watchlist]`: where the post's watchlist is kept (Parquet or CSV with
+/// the columns of [`crate::watchlist_schema`]) and how often a running post
+/// looks for a new version. The file is the whole list: an entry that
+/// leaves it is closed (its `valid_to` set to the time it left), and the
+/// API's upserts last until the file changes again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchlistConfig {
+    pub from: WatchlistSource,
+    pub reload: Duration,
+}
+
+impl WatchlistConfig {
+    /// How often a running post reads the watchlist again by default.
+    pub const DEFAULT_RELOAD: Duration = Duration::from_secs(30);
+}
+
+/// Where the watchlist is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchlistSource {
+    /// `path`: a local file, resolved against the configuration file's folder.
+    File(PathBuf),
+    /// `object`: a key in the post's object store (`[storage] url`).
+    Object(String),
 }
 
 /// A reference table from a file (`[[table]]`): views see it by `name`.

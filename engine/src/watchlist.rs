@@ -40,8 +40,11 @@ pub fn conform_watchlist(batch: &RecordBatch, origin: &str) -> Result<RecordBatc
         };
         let cast = arrow::compute::cast(column, field.data_type())
             .map_err(|e| format!("{origin}: column `{}`: {e}", field.name()))?;
-        // A value the cast could not read became NULL: say which row.
-        if let Some(row) = (0..cast.len()).find(|&i| cast.is_null(i) && !column.is_null(i)) {
+        // A value the cast could not read became NULL: say which row. (The
+        // logical nulls: a column of type Null, all empty, has no null buffer.)
+        let given_nulls = column.logical_nulls();
+        let given = |i: usize| given_nulls.as_ref().is_none_or(|nulls| nulls.is_valid(i));
+        if let Some(row) = (0..cast.len()).find(|&i| cast.is_null(i) && given(i)) {
             return Err(format!("{origin}: row {}: column `{}`: not a {}", row + 1, field.name(), field.data_type()));
         }
         if !field.is_nullable() && let Some(row) = (0..cast.len()).find(|&i| cast.is_null(i)) {

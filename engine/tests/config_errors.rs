@@ -494,3 +494,37 @@ fn camera_setting_out_of_range_or_on_the_wrong_kind_of_camera() {
     let (error, path, _dir) = error_for(&text);
     assert_at(&error, &path, line_of(&text, "queue_frames"), "camera[2].queue_frames");
 }
+
+#[test]
+fn watchlist_is_a_file_or_an_object_and_reloads_at_a_period() {
+    let object = format!("{VALID}\n[watchlist]\nobject = \"/reference/watchlist.parquet\"\nreload = \"2m\"\n");
+    let (_dir, path) = write_config(&object);
+    let config = PostConfig::from_file(&path).expect("valid");
+    let watchlist = config.watchlist.expect("a watchlist");
+    assert_eq!(watchlist.from, borderflow_engine::WatchlistSource::Object("reference/watchlist.parquet".into()));
+    assert_eq!(watchlist.reload, Duration::from_secs(120));
+
+    let neither = format!("{VALID}\n[watchlist]\nreload = \"30s\"\n");
+    let (error, path, _dir) = error_for(&neither);
+    assert_eq!(error.file, path.display().to_string());
+    assert_eq!(error.field, "watchlist");
+    assert!(error.message.contains("give path (a local file) or object"), "{error}");
+
+    let both = format!("{VALID}\n[watchlist]\npath = \"w.csv\"\nobject = \"w.csv\"\n");
+    let (error, path, _dir) = error_for(&both);
+    assert_at(&error, &path, line_of(&both, "path = \"w.csv\""), "watchlist.path");
+    assert!(error.message.contains("not both"), "{error}");
+
+    let not_a_table = format!("{VALID}\n[watchlist]\nobject = \"reference/watchlist.xlsx\"\n");
+    let (error, path, _dir) = error_for(&not_a_table);
+    assert_at(&error, &path, line_of(&not_a_table, "object = "), "watchlist.object");
+    assert!(error.message.contains("neither a .parquet nor a .csv"), "{error}");
+
+    let escaping = format!("{VALID}\n[watchlist]\nobject = \"../other/watchlist.csv\"\n");
+    let (error, path, _dir) = error_for(&escaping);
+    assert_at(&error, &path, line_of(&escaping, "object = "), "watchlist.object");
+
+    let zero = format!("{VALID}\n[watchlist]\nobject = \"w.csv\"\nreload = \"0s\"\n");
+    let (error, path, _dir) = error_for(&zero);
+    assert_at(&error, &path, line_of(&zero, "reload = "), "watchlist.reload");
+}

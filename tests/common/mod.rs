@@ -223,3 +223,15 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// A free TCP port on 127.0.0.1, for a listener a spawned post is told to use.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Writes `dir/tokens.toml` (`[serve] tokens`): `user` comes in with the
+/// bearer token `token` (the file holds its SHA-256 only).
+pub fn write_token(dir: &Path, user: &str, token: &str) {
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    std::fs::write(dir.join("tokens.toml"), format!("[[token]]\nuser = \"{user}\"\nsha256 = \"{hash}\"\n")).expect("tokens");
+}

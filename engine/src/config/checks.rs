@@ -12,7 +12,7 @@ use super::raw::{RawCamera, RawConfig, RawLine, RawPeer, RawPost, RawServe, RawR
 use super::source::{Source, normalize};
 use super::{
     CameraConfig, CameraSourceSettings, ConfigError, CountingLine, RtspTransport, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
-    ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig,
+    ENGINE_TABLES, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig, WatchlistSource,
 };
 use crate::{Direction, Point};
 
@@ -34,7 +34,7 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
     let cameras = cameras(source, &post, raw.camera)?;
     let views = views(source, raw.view)?;
     let tables = tables(source, raw.table)?;
-    let watchlist = raw.watchlist.map(|w| watchlist_path(source, w)).transpose()?;
+    let watchlist = raw.watchlist.map(|w| watchlist_config(source, w)).transpose()?;
     let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
     Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, serve, storage, cameras, views, tables, watchlist, scenario })
 }
@@ -688,8 +688,35 @@ fn tables(source: &Source<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, C
     Ok(tables)
 }
 
-fn watchlist_path(source: &Source<'_>, raw: RawWatchlist) -> Result<PathBuf, ConfigError> {
-    data_file(source, raw.path, "watchlist.path")
+fn watchlist_config(source: &Source<'_>, raw: Spanned<RawWatchlist>) -> Result<WatchlistConfig, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let from = match (raw.path, raw.object) {
+        (Some(path), None) => WatchlistSource::File(data_file(source, path, "watchlist.path")?),
+        (None, Some(object)) => {
+            let object_span = object.span();
+            let key = non_empty(source, object, "watchlist.object", "the object's key")?.trim_matches('/').to_string();
+            let extension = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+            if extension != "parquet" && extension != "csv" {
+                return Err(source.error_at(object_span, "watchlist.object", format!("{key} is neither a .parquet nor a .csv object")));
+            }
+            if key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+                return Err(source.error_at(object_span, "watchlist.object", format!("{key} is not a key in the store: no empty, `.` or `..` parts")));
+            }
+            WatchlistSource::Object(key)
+        }
+        (Some(path), Some(_)) => {
+            return Err(source.error_at(path.span(), "watchlist.path", "give path (a local file) or object (a key in [storage] url), not both"));
+        }
+        (None, None) => {
+            return Err(source.error_at(span, "watchlist", "give path (a local file) or object (a key in [storage] url)"));
+        }
+    };
+    let reload = match raw.reload {
+        Some(value) => duration(source, value, "watchlist.reload")?,
+        None => WatchlistConfig::DEFAULT_RELOAD,
+    };
+    Ok(WatchlistConfig { from, reload })
 }
 
 /// A Parquet or CSV file that must exist, resolved against the config's folder.

@@ -26,14 +26,16 @@ pub(super) struct RawConfig {
     pub view: Vec<RawView>,
     #[serde(default)]
     pub table: Vec<RawTable>,
-    pub watchlist: Option<RawWatchlist>,
+    pub watchlist: Option<Spanned<RawWatchlist>>,
     pub scenario: Option<RawScenario>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWatchlist {
-    pub path: Spanned<String>,
+    pub path: Option<Spanned<String>>,
+    pub object: Option<Spanned<String>>,
+    pub reload: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
