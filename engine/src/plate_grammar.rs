@@ -7,6 +7,11 @@
 //! for itself. Within a country the more specific formats (fixed letters)
 //! come first; across countries the order is the order in which ties are
 //! broken when the camera's country does not decide.
+//!
+//! Some formats are *home only*: US state formats are so general (three
+//! letters and four digits, …) that abroad they would claim plates of every
+//! country, so they are used only by cameras standing in their country
+//! ([`formats_for`]). Their plates carry no country strip.
 
 /// One registration format of one country.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +23,8 @@ pub struct PlateFormat {
     pub pattern: &'static str,
     /// Letters allowed where the pattern has `L`.
     pub letters: &'static str,
+    /// Used only by cameras in `country` (see the module doc).
+    pub home_only: bool,
 }
 
 impl PlateFormat {
@@ -41,7 +48,11 @@ const RU_LETTERS: &str = "ABEKMHOPCTYX";
 const BY_LETTERS: &str = "ABEIKMHOPCTX";
 
 const fn format(country: &'static str, name: &'static str, pattern: &'static str, letters: &'static str) -> PlateFormat {
-    PlateFormat { country, name, pattern, letters }
+    PlateFormat { country, name, pattern, letters, home_only: false }
+}
+
+const fn home(country: &'static str, name: &'static str, pattern: &'static str) -> PlateFormat {
+    PlateFormat { country, name, pattern, letters: LATIN, home_only: true }
 }
 
 /// The formats known to the engine, most specific first within a country.
@@ -109,23 +120,35 @@ pub const FORMATS: &[PlateFormat] = &[
     format("RU", "standard", "LDDDLLDD", RU_LETTERS),
     format("RU", "standard, three-digit region", "LDDDLLDDD", RU_LETTERS),
     format("GE", "standard", "LLDDDLL", LATIN),
+    // United States, home only: the states' standard series that most
+    // plates on the road follow (vanity plates follow none).
+    home("US", "California (since 1980)", "DLLLDDD"),
+    home("US", "three letters, four digits (NY, PA, TX, OH, GA, …)", "LLLDDDD"),
+    home("US", "three letters, three digits", "LLLDDD"),
+    home("US", "three digits, three letters", "DDDLLL"),
 ];
+
+/// The formats a camera in `camera_country` considers: every format but
+/// the home-only formats of other countries.
+pub fn formats_for(camera_country: Option<&str>) -> impl Iterator<Item = &'static PlateFormat> + '_ {
+    FORMATS.iter().filter(move |f| !f.home_only || Some(f.country) == camera_country)
+}
 
 /// Whether `norm` (a [`crate::plate_norm`] key) fits `format`.
 pub fn matches(format: &PlateFormat, norm: &str) -> bool {
     norm.len() == format.pattern.len() && norm.chars().zip(format.pattern.chars()).all(|(c, slot)| format.allows(slot, c))
 }
 
-/// The formats `norm` fits, in [`FORMATS`] order.
+/// The formats `norm` fits, in [`FORMATS`] order, home-only formats aside.
 pub fn matching_formats(norm: &str) -> impl Iterator<Item = &'static PlateFormat> + '_ {
-    FORMATS.iter().filter(move |f| matches(f, norm))
+    formats_for(None).filter(move |f| matches(f, norm))
 }
 
 /// The country of the first format `norm` fits, preferring `prefer` (the
 /// country the camera stands in) when several countries' formats fit.
 pub fn plate_country(norm: &str, prefer: Option<&str>) -> Option<&'static str> {
     let mut first = None;
-    for format in matching_formats(norm) {
+    for format in formats_for(prefer).filter(|f| matches(f, norm)) {
         if Some(format.country) == prefer {
             return Some(format.country);
         }
@@ -205,5 +228,17 @@ mod tests {
         // LLLDDD is Moldovan and Lithuanian.
         assert_eq!(plate_country("ABC123", Some("LT")), Some("LT"));
         assert_eq!(plate_country("ABC123", Some("UA")), Some("MD"));
+    }
+
+    #[test]
+    fn home_only_formats_count_only_at_home() {
+        // California's 1ABC234 fits no European format.
+        assert_eq!(plate_country("4GLS168", None), None);
+        assert_eq!(plate_country("4GLS168", Some("MD")), None);
+        assert_eq!(plate_country("4GLS168", Some("US")), Some("US"));
+        // A US camera still knows a Moldovan plate's shape, but its own wins ties.
+        assert_eq!(plate_country("ABC123", Some("US")), Some("US"));
+        assert_eq!(plate_country("AB1234CE", Some("US")), Some("UA"));
+        assert!(matching_formats("ABC1234").all(|f| f.country != "US"));
     }
 }

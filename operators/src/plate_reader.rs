@@ -292,9 +292,15 @@ fn plate_prior(text: &str) -> f32 {
     length * kind
 }
 
-/// An all-digit text that reads as a date (`20140502`, `140502`, …) or is too long for a plate.
+/// An all-digit text that reads as a date (`20140502`, `140502`, …), a
+/// time of day (`205014`, 20:50:14: overlays print the time beside the
+/// date), or is too long for a plate.
 fn looks_like_timestamp(digits: &str) -> bool {
     if digits.len() >= 9 {
+        return true;
+    }
+    let below = |s: &str, limit: u32| s.parse::<u32>().is_ok_and(|n| n < limit);
+    if digits.len() == 6 && below(&digits[..2], 24) && below(&digits[2..4], 60) && below(&digits[4..], 60) {
         return true;
     }
     let year = |s: &str| s.parse::<u32>().is_ok_and(|y| (1990..=2099).contains(&y));
@@ -346,6 +352,8 @@ mod tests {
         assert!(plate_prior("20140502064017") < 0.05);
         assert!(plate_prior("20140502") < 0.1);
         assert!(plate_prior("2014050") < 0.1);
+        assert!(plate_prior("205014") < 0.1);
+        assert_eq!(plate_prior("206014"), 1.0);
         assert_eq!(plate_prior("5DJ0529"), 1.0);
         assert_eq!(plate_prior("8516841"), 1.0);
     }

@@ -12,7 +12,7 @@
 //! [`UNKNOWN_FORMAT_FACTOR`], so plates of countries without a grammar
 //! (the US test set) are still read.
 
-use borderflow_engine::plate_grammar::{FORMATS, PlateFormat, matches};
+use borderflow_engine::plate_grammar::{PlateFormat, formats_for, matches};
 use borderflow_models::TextLine;
 
 /// Score factor for a reading that fits no known format.
@@ -43,18 +43,19 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
     }
     let raw_score = geometric_mean(line.chars.iter().map(|c| c.confidence));
     let raw_format = best_format(&line.text, prefer_country);
-    out.push(PlateText {
-        text: line.text.clone(),
-        format: raw_format,
-        score: if raw_format.is_some() { raw_score } else { raw_score * UNKNOWN_FORMAT_FACTOR },
-    });
+    let raw_factor = match raw_format {
+        None => UNKNOWN_FORMAT_FACTOR,
+        Some(format) => preference(format, prefer_country),
+    };
+    out.push(PlateText { text: line.text.clone(), format: raw_format, score: raw_score * raw_factor });
     // Only letters are dropped, and only at the front: that is where the
     // country strip is, and a digit there belongs to the number (US plates).
     let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
     for dropped in 0..=droppable {
         {
             let chars = &line.chars[dropped..];
-            for format in FORMATS.iter().filter(|f| f.pattern.len() == chars.len()) {
+            // Home-only formats (US states) have no country strip to drop.
+            for format in formats_for(prefer_country).filter(|f| f.pattern.len() == chars.len() && !(dropped > 0 && f.home_only)) {
                 let mut text = String::with_capacity(chars.len());
                 let mut probabilities = Vec::with_capacity(chars.len());
                 let mut repairs = 0;
@@ -81,8 +82,7 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
                     continue;
                 }
                 debug_assert!(matches(format, &text));
-                let preference = if Some(format.country) == prefer_country { 1.0 } else { 0.98 };
-                let score = geometric_mean(probabilities.into_iter()) * DROP_FACTOR.powi(dropped as i32) * preference;
+                let score = geometric_mean(probabilities.into_iter()) * DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
                 out.push(PlateText { text, format: Some(format), score });
             }
         }
@@ -93,9 +93,16 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
     out
 }
 
+/// Score factor of a format: a camera's own country's formats win ties
+/// with those of other countries (two plates read equally well, one
+/// Ukrainian, one Polish-shaped, at a Ukrainian post).
+fn preference(format: &PlateFormat, prefer_country: Option<&str>) -> f32 {
+    if prefer_country.is_none_or(|country| country == format.country) { 1.0 } else { 0.98 }
+}
+
 /// The format `text` fits, preferring the camera's country.
 fn best_format(text: &str, prefer_country: Option<&str>) -> Option<&'static PlateFormat> {
-    let mut fitting = FORMATS.iter().filter(|f| matches(f, text));
+    let mut fitting = formats_for(prefer_country).filter(|f| matches(f, text));
     let first = fitting.next()?;
     Some(std::iter::once(first).chain(fitting).find(|f| Some(f.country) == prefer_country).unwrap_or(first))
 }
@@ -158,6 +165,32 @@ mod tests {
         let texts = plate_texts(&reading, Some("UA"));
         assert_eq!(texts[0].text, "AA1234BB");
         assert_eq!(texts[0].format.map(|f| f.country), Some("UA"));
+    }
+
+    #[test]
+    fn the_camera_country_wins_a_tie() {
+        // RP69881 is Polish-shaped, AT1515CK Ukrainian; both read perfectly.
+        let polish = plate_texts(&line("RP69881", 1.0), Some("UA"));
+        let ukrainian = plate_texts(&line("AT1515CK", 1.0), Some("UA"));
+        assert!(ukrainian[0].score > polish[0].score, "{ukrainian:?} {polish:?}");
+        // Without a camera country neither is preferred.
+        assert_eq!(plate_texts(&line("RP69881", 1.0), None)[0].score, 1.0);
+    }
+
+    #[test]
+    fn only_a_us_camera_offers_a_california_reading() {
+        // 7EAV033 read as ZEAV033, the Z in doubt with 7 a close second:
+        // a US camera offers the repaired California plate (crops of the
+        // same plate then vote it up); elsewhere it fits no format.
+        let mut reading = line("ZEAV033", 0.95);
+        reading.chars[0].confidence = 0.4;
+        reading.chars[0].runner_up = Some(('7', 0.38));
+        let us = plate_texts(&reading, Some("US"));
+        let california = us.iter().find(|t| t.text == "7EAV033").expect("offered");
+        assert_eq!(california.format.map(|f| f.name), Some("California (since 1980)"));
+        for camera in [Some("MD"), Some("UA"), None] {
+            assert!(plate_texts(&reading, camera).iter().all(|t| t.text != "7EAV033"), "{camera:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! So two readings `ABC123` (0.9) and `A8C123` (0.5) vote `ABC123`, and the
 //! result always fits a grammar when the readings do.
 
-use borderflow_engine::plate_grammar::{FORMATS, PlateFormat, plate_country};
+use borderflow_engine::plate_grammar::{PlateFormat, formats_for, plate_country};
 
 /// One reading of a track, as the vote needs it.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +58,7 @@ pub fn vote(ballots: &[Ballot], prefer_country: Option<&str>) -> Option<Voted> {
     // Each format of this length proposes a text; the heaviest proposal
     // wins. Only when no format can propose does the unconstrained vote count.
     let mut best: Option<(f32, String)> = None;
-    for format in FORMATS.iter().filter(|f| f.pattern.chars().count() == length) {
+    for format in formats_for(prefer_country).filter(|f| f.pattern.chars().count() == length) {
         if let Some((weight, text)) = propose(&group, length, Some(format)) {
             if best.as_ref().is_none_or(|(w, _)| weight > *w + 1e-4) {
                 best = Some((weight, text));
