@@ -172,6 +172,10 @@ pub struct Engine {
     watchlist: BTreeMap<String, Vec<RecordBatch>>,
     /// The digest of the watchlist file last applied (`[watchlist]`).
     watchlist_digest: Option<[u8; 32]>,
+    /// The last watchlist file refused (its digest, when it could be read)
+    /// and why: a refusal is logged once, and the same bytes are not
+    /// parsed again at every reload.
+    watchlist_refusal: Option<(Option<[u8; 32]>, String)>,
     sinks: BTreeMap<String, Sink>,
     /// The reads' Parquet history (`reads/<post>/<date>/`).
     history: HistorySink,
@@ -243,6 +247,7 @@ impl Engine {
             cameras: Vec::new(),
             watchlist: BTreeMap::new(),
             watchlist_digest: None,
+            watchlist_refusal: None,
             sinks,
             history,
             commits_since_flush: 0,
@@ -429,17 +434,33 @@ impl Engine {
     /// `time_ms`: new and changed entries are upserted, entries that left
     /// the file are closed at `time_ms` (`valid_to`). `None` when the config
     /// has no `[watchlist]` or the file is unchanged. A file that cannot be
-    /// read or parsed is an [`EngineError::Input`] naming it, and the
-    /// watchlist stays as it was.
+    /// read or parsed is an [`EngineError::Input`] naming it, logged once
+    /// (not at every reload while it stays so), and the watchlist stays as
+    /// it was; the same refused bytes are not parsed again.
     pub fn reload_watchlist_at(&mut self, time_ms: u64) -> Result<Option<WatchlistChange>, EngineError> {
         let Some(watchlist) = &self.config.watchlist else { return Ok(None) };
-        let file = self.runtime.block_on(crate::watchlist_file::fetch(&watchlist.from, &self.storage)).map_err(EngineError::Input)?;
+        let file = match self.runtime.block_on(crate::watchlist_file::fetch(&watchlist.from, &self.storage)) {
+            Ok(file) => file,
+            Err(message) => return Err(self.refuse_watchlist(None, message)),
+        };
         if self.watchlist_digest == Some(file.digest) {
+            self.watchlist_refusal = None;
             return Ok(None);
         }
-        let batch = crate::watchlist_file::parse(&file).map_err(EngineError::Input)?;
-        let change = self.replace_watchlist_at(&batch, time_ms)?;
+        if let Some((Some(digest), message)) = &self.watchlist_refusal
+            && *digest == file.digest
+        {
+            return Err(EngineError::Input(message.clone()));
+        }
+        let change = match crate::watchlist_file::parse(&file).and_then(|batch| match self.replace_watchlist_at(&batch, time_ms) {
+            Err(EngineError::Input(message)) => Err(message),
+            other => Ok(other),
+        }) {
+            Ok(result) => result?,
+            Err(message) => return Err(self.refuse_watchlist(Some(file.digest), message)),
+        };
         self.watchlist_digest = Some(file.digest);
+        self.watchlist_refusal = None;
         tracing::info!(
             post = %self.config.post.id,
             file = %file.origin,
@@ -449,6 +470,21 @@ impl Engine {
             "watchlist read"
         );
         Ok(Some(change))
+    }
+
+    /// Remembers a refused watchlist file and logs the refusal unless it
+    /// is the one already logged.
+    fn refuse_watchlist(&mut self, digest: Option<[u8; 32]>, message: String) -> EngineError {
+        if self.watchlist_refusal.as_ref().is_none_or(|(_, logged)| *logged != message) {
+            tracing::error!(
+                post = %self.config.post.id,
+                error = %message,
+                entries = self.watchlist_entries(),
+                "the watchlist file was not taken; the watchlist stays as it was"
+            );
+        }
+        self.watchlist_refusal = Some((digest, message.clone()));
+        EngineError::Input(message)
     }
 
     /// [`reload_watchlist_at`](Self::reload_watchlist_at) at the current

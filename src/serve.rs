@@ -250,10 +250,10 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
                 }
                 Ok(None) => watchlist_error = None,
                 Err(error) => {
-                    // Logged once per version of the file, not every reload.
+                    // The engine logs the refusal; the console hears of it
+                    // once per refusal, not at every reload.
                     let text = error.to_string();
                     if watchlist_error.as_deref() != Some(text.as_str()) {
-                        tracing::error!(error = %text, entries = engine.watchlist_entries(), "the watchlist file was not taken; the watchlist stays as it was");
                         progress(&format!("watchlist not taken: {text}"));
                         watchlist_error = Some(text);
                     }

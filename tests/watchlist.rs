@@ -125,6 +125,10 @@ traffic_scale = 0.05
     let refusal = log.lock().expect("log").lines().find(|l| l.contains("watchlist not taken")).expect("refusal").to_string();
     assert!(refusal.contains("reference/watchlist.csv") && refusal.contains("row 2") && refusal.contains("severity 9"), "{refusal}");
     assert_eq!(query(&uri, entries), expected, "the list it had");
+    // Said once, in the log and on the console, not at every reload (1 s).
+    std::thread::sleep(Duration::from_secs(3));
+    let said = |what: &str| log.lock().expect("log").lines().filter(|l| l.contains(what)).count();
+    assert_eq!((said("the watchlist file was not taken"), said("watchlist not taken")), (1, 1), "{}", log.lock().expect("log"));
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
