@@ -43,6 +43,10 @@ pub struct PlateReaderOptions {
     pub refine_regions: usize,
     /// Height, in pixels, the second pass scales a region's text box to.
     pub refine_text_height: f32,
+    /// When no reading of an image is this confident, it is read again
+    /// with its contrast normalised locally (a dim plate in a dark
+    /// picture); 0: never.
+    pub enhance_below: f32,
 }
 
 impl Default for PlateReaderOptions {
@@ -55,6 +59,7 @@ impl Default for PlateReaderOptions {
             crop_margin: 0.08,
             refine_regions: 3,
             refine_text_height: 40.0,
+            enhance_below: 0.5,
         }
     }
 }
@@ -108,6 +113,19 @@ impl PlateReader {
 
     /// The readings of `image`, best first, one per distinct text.
     pub fn read(&mut self, image: &RgbImage) -> Result<Vec<PlateReading>, PlateReaderError> {
+        let readings = self.read_passes(image)?;
+        let best = readings.iter().map(|r| r.confidence).fold(0.0f32, f32::max);
+        if best >= self.options.enhance_below {
+            return Ok(readings);
+        }
+        let enhanced = local_contrast(image, LOCAL_CONTRAST_RADIUS);
+        let mut all = readings;
+        all.extend(self.read_passes(&enhanced)?);
+        Ok(vote(all))
+    }
+
+    /// The first pass and, unless `refine_regions` is 0, the second.
+    fn read_passes(&mut self, image: &RgbImage) -> Result<Vec<PlateReading>, PlateReaderError> {
         let boxes = self.detector.detect(image)?;
         let first = self.read_words(image, &boxes)?;
         if self.options.refine_regions == 0 {
@@ -258,6 +276,50 @@ fn vote(mut readings: Vec<PlateReading>) -> Vec<PlateReading> {
     out
 }
 
+/// Half the side of the window [`local_contrast`] normalises over: about a
+/// plate's height in a 1280×720 picture. Measured on the US set (radius
+/// 24: 85.1 %, 40: 85.6 % exact folded).
+const LOCAL_CONTRAST_RADIUS: usize = 40;
+
+/// `image`'s luminance normalised locally, as grey: each pixel's distance
+/// from the mean of the (2·`radius`+1)² window around it, in units of the
+/// window's standard deviation, so a dim, flat plate in a dark picture
+/// with bright parts elsewhere (which defeat a global stretch) gets the
+/// contrast of a lit one. Box sums come from integral images, so the cost
+/// does not grow with the radius. (No image crate in the dependency tree
+/// offers a local normalisation or CLAHE; this is a few lines.)
+fn local_contrast(image: &RgbImage, radius: usize) -> RgbImage {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let luma: Vec<f64> = image.pixels().map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).collect();
+    // Integral images of the luminance and its square.
+    let mut sum = vec![0f64; (w + 1) * (h + 1)];
+    let mut sq = vec![0f64; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let (mut row, mut row_sq) = (0f64, 0f64);
+        for x in 0..w {
+            let v = luma[y * w + x];
+            row += v;
+            row_sq += v * v;
+            sum[(y + 1) * (w + 1) + x + 1] = sum[y * (w + 1) + x + 1] + row;
+            sq[(y + 1) * (w + 1) + x + 1] = sq[y * (w + 1) + x + 1] + row_sq;
+        }
+    }
+    let mut out = RgbImage::new(w as u32, h as u32);
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(w));
+            let at = |t: &[f64]| t[y1 * (w + 1) + x1] - t[y0 * (w + 1) + x1] - t[y1 * (w + 1) + x0] + t[y0 * (w + 1) + x0];
+            let n = ((x1 - x0) * (y1 - y0)) as f64;
+            let mean = at(&sum) / n;
+            let deviation = (at(&sq) / n - mean * mean).max(0.0).sqrt().max(4.0);
+            let v = (128.0 + 48.0 * (luma[y * w + x] - mean) / deviation).clamp(0.0, 255.0) as u8;
+            out.put_pixel(x as u32, y as u32, borderflow_models::image::Rgb([v, v, v]));
+        }
+    }
+    out
+}
+
 /// Score factor for a candidate that a neighbouring word could extend: a
 /// plate is usually the whole line of text it stands in.
 const PART_OF_LINE_FACTOR: f32 = 0.85;
@@ -356,6 +418,20 @@ mod tests {
         assert_eq!(plate_prior("206014"), 1.0);
         assert_eq!(plate_prior("5DJ0529"), 1.0);
         assert_eq!(plate_prior("8516841"), 1.0);
+    }
+
+    #[test]
+    fn local_contrast_lifts_a_dim_patch_beside_a_bright_one() {
+        // Left half: stripes of 20 and 26 (a dim plate); right half: white.
+        let image = RgbImage::from_fn(200, 60, |x, _| {
+            let v = if x >= 100 { 255 } else if (x / 4) % 2 == 0 { 20 } else { 26 };
+            borderflow_models::image::Rgb([v, v, v])
+        });
+        let out = local_contrast(&image, 10);
+        let (dark, light) = (out.get_pixel(40, 30)[0], out.get_pixel(44, 30)[0]);
+        assert!(light as i32 - dark as i32 >= 60, "{dark} → {light}");
+        // The same grey on every channel.
+        assert!(out.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
     }
 
     #[test]
