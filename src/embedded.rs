@@ -452,12 +452,10 @@ impl Engine {
         {
             return Err(EngineError::Input(message.clone()));
         }
-        let change = match crate::watchlist_file::parse(&file).and_then(|batch| match self.replace_watchlist_at(&batch, time_ms) {
-            Err(EngineError::Input(message)) => Err(message),
-            other => Ok(other),
-        }) {
-            Ok(result) => result?,
-            Err(message) => return Err(self.refuse_watchlist(Some(file.digest), message)),
+        let change = match crate::watchlist_file::parse(&file).map(|batch| self.replace_watchlist_at(&batch, time_ms)) {
+            Ok(Ok(change)) => change,
+            Err(message) | Ok(Err(EngineError::Input(message))) => return Err(self.refuse_watchlist(Some(file.digest), message)),
+            Ok(Err(error)) => return Err(error),
         };
         self.watchlist_digest = Some(file.digest);
         self.watchlist_refusal = None;

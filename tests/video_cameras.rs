@@ -238,7 +238,7 @@ struct MjpegServer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Wall-clock time (ms) each client's stream began, in order.
     started: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
-    thread: Option<JoinHandle<usize>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl MjpegServer {
@@ -284,7 +284,6 @@ impl MjpegServer {
                     }
                 }
             }
-            served
         });
         MjpegServer { port, stop, started: started_ms, thread: Some(thread) }
     }

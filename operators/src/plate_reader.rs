@@ -114,8 +114,8 @@ impl PlateReader {
     /// The readings of `image`, best first, one per distinct text.
     pub fn read(&mut self, image: &RgbImage) -> Result<Vec<PlateReading>, PlateReaderError> {
         let readings = self.read_passes(image)?;
-        let best = readings.iter().map(|r| r.confidence).fold(0.0f32, f32::max);
-        if best >= self.options.enhance_below {
+        // Best first: the first reading is the most confident.
+        if readings.first().map_or(0.0, |r| r.confidence) >= self.options.enhance_below {
             return Ok(readings);
         }
         let enhanced = local_contrast(image, LOCAL_CONTRAST_RADIUS);
