@@ -1,6 +1,7 @@
 //! Plate reading per 1280×720 image: the text detector alone, recognition of
-//! the detected words (grouping, cropping, the recognizer and the plate
-//! grammars), and the whole reader (both passes). Criterion measures each;
+//! the detected words (grouping, cropping, the recognizers and the plate
+//! grammars), and the whole reader (both passes); the last two also without
+//! second opinions, as the baseline. Criterion measures each;
 //! at the end one JSON object gives milliseconds per image (median, p95,
 //! mean) for each stage.
 //!
@@ -71,6 +72,8 @@ struct Stages {
     boxes: Vec<Vec<TextBox>>,
     detector: TextDetector,
     reader: PlateReader,
+    /// The same reader without second opinions (the baseline).
+    one_recognizer: PlateReader,
     /// Milliseconds per image of each stage, every timed call.
     samples: Vec<(&'static str, Vec<f64>)>,
 }
@@ -85,51 +88,39 @@ fn record(samples: &mut Vec<(&'static str, Vec<f64>)>, stage: &'static str, ms: 
 fn bench(c: &mut Criterion, stages: &mut Stages) {
     let mut group = c.benchmark_group("plate_reader_1280x720");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
-    let Stages { images, boxes, detector, reader, samples } = stages;
+    let Stages { images, boxes, detector, reader, one_recognizer, samples } = stages;
     let n = images.len();
-    group.bench_function("detect", |b| {
-        b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for i in 0..iterations as usize {
-                let image = &images[i % n].1;
-                let start = Instant::now();
-                let found = detector.detect(image).expect("detection runs");
-                let elapsed = start.elapsed();
-                std::hint::black_box(found);
-                record(samples, "detect", elapsed.as_secs_f64() * 1e3);
-                total += elapsed;
-            }
-            total
-        })
+    let mut stage = |name: &str, key: &'static str, run: &mut dyn FnMut(usize)| {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for i in 0..iterations as usize {
+                    let start = Instant::now();
+                    run(i % n);
+                    let elapsed = start.elapsed();
+                    record(samples, key, elapsed.as_secs_f64() * 1e3);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+    };
+    stage("detect", "detect", &mut |i| {
+        std::hint::black_box(detector.detect(&images[i].1).expect("detection runs"));
     });
-    group.bench_function("recognize", |b| {
-        b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for i in 0..iterations as usize {
-                let start = Instant::now();
-                let readings = reader.read_words(&images[i % n].1, &boxes[i % n]).expect("recognition runs");
-                let elapsed = start.elapsed();
-                std::hint::black_box(readings);
-                record(samples, "recognize", elapsed.as_secs_f64() * 1e3);
-                total += elapsed;
-            }
-            total
-        })
+    stage("recognize", "recognize", &mut |i| {
+        std::hint::black_box(reader.read_words(&images[i].1, &boxes[i]).expect("recognition runs"));
     });
-    group.bench_function("read (both passes)", |b| {
-        b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for i in 0..iterations as usize {
-                let start = Instant::now();
-                let readings = reader.read(&images[i % n].1).expect("reading runs");
-                let elapsed = start.elapsed();
-                std::hint::black_box(readings);
-                record(samples, "read", elapsed.as_secs_f64() * 1e3);
-                total += elapsed;
-            }
-            total
-        })
+    stage("recognize (one recognizer)", "recognize_one_recognizer", &mut |i| {
+        std::hint::black_box(one_recognizer.read_words(&images[i].1, &boxes[i]).expect("recognition runs"));
     });
+    stage("read (both passes)", "read", &mut |i| {
+        std::hint::black_box(reader.read(&images[i].1).expect("reading runs"));
+    });
+    stage("read (both passes, one recognizer)", "read_one_recognizer", &mut |i| {
+        std::hint::black_box(one_recognizer.read(&images[i].1).expect("reading runs"));
+    });
+    drop(stage);
     group.finish();
 }
 
@@ -156,9 +147,10 @@ fn main() {
     let images = images();
     let options = PlateReaderOptions::default();
     let mut detector = TextDetector::new(options.detector.clone()).expect("make setup installs ONNX Runtime and the models");
+    let one_recognizer = PlateReader::new(PlateReaderOptions { second_opinions: 0, ..options.clone() }).expect("models");
     let reader = PlateReader::new(options).expect("make setup installs ONNX Runtime and the models");
     let boxes = images.iter().map(|(_, image)| detector.detect(image).expect("detection runs")).collect();
-    let mut stages = Stages { images, boxes, detector, reader, samples: Vec::new() };
+    let mut stages = Stages { images, boxes, detector, reader, one_recognizer, samples: Vec::new() };
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &mut stages);
     criterion.final_summary();

@@ -175,6 +175,10 @@ enum Command {
         /// reading is this confident (0: never).
         #[arg(long, default_value_t = 0.5)]
         enhance_below: f32,
+        /// Candidates of each detection read again by the second recognizer,
+        /// whose opinion re-ranks their texts (0: one recognizer).
+        #[arg(long, default_value_t = 2)]
+        second_opinions: usize,
         /// The country the cameras stand in (ISO 3166 alpha-2): its plate formats win ties.
         #[arg(long)]
         country: Option<String>,
@@ -216,12 +220,13 @@ fn main() -> ExitCode {
         Command::Serve { config, storage, pace_ms, tick_ms, sink_every, standard_views } => {
             serve(runtime, &config, storage.as_deref(), pace_ms, tick_ms, sink_every, standard_views)
         }
-        Command::EvalImages { dir, csv, limit, detector_side, refine, enhance_below, country } => {
+        Command::EvalImages { dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country } => {
             let mut options = borderflow::eval_images::EvalOptions { csv, limit, progress: true, ..Default::default() };
             options.reader.detector.max_side = detector_side;
             options.reader.detector.min_side = options.reader.detector.min_side.min(detector_side);
             options.reader.refine_regions = refine;
             options.reader.enhance_below = enhance_below;
+            options.reader.second_opinions = second_opinions;
             options.reader.prefer_country = country;
             borderflow::eval_images::run(&dir, &options).map(|summary| println!("{summary}"))
         }

@@ -53,7 +53,9 @@ impl VideoSpec {
     /// Defaults for a post: the plate reader prefers the post's country and
     /// reads one pass (tracks give it many looks at each plate).
     pub fn new(post_id: &str, country: &str, cameras: Vec<CameraConfig>, runtime: Runtime) -> Self {
-        let reader = PlateReaderOptions { prefer_country: Some(country.to_string()), refine_regions: 0, ..Default::default() };
+        // A tracked plate is read in many frames and the readings vote, which
+        // does what a second recognizer does for a single photo.
+        let reader = PlateReaderOptions { prefer_country: Some(country.to_string()), refine_regions: 0, second_opinions: 0, ..Default::default() };
         VideoSpec {
             post_id: post_id.to_string(),
             country: country.to_string(),

@@ -126,6 +126,8 @@ pub const FORMATS: &[PlateFormat] = &[
     home("US", "three letters, four digits (NY, PA, TX, OH, GA, …)", "LLLDDDD"),
     home("US", "three letters, three digits", "LLLDDD"),
     home("US", "three digits, three letters", "DDDLLL"),
+    home("US", "Missouri (since 1997)", "LLDLDL"),
+    home("US", "New Jersey, Texas (letter, two digits, three letters)", "LDDLLL"),
 ];
 
 /// The formats a camera in `camera_country` considers: every format but
@@ -240,5 +242,9 @@ mod tests {
         assert_eq!(plate_country("ABC123", Some("US")), Some("US"));
         assert_eq!(plate_country("AB1234CE", Some("US")), Some("UA"));
         assert!(matching_formats("ABC1234").all(|f| f.country != "US"));
+        // Missouri's AB1 C2D and New Jersey's A12 BCD, at a US camera only.
+        assert_eq!(plate_country("DH5X9P", Some("US")), Some("US"));
+        assert_eq!(plate_country("DH5X9P", Some("UA")), None);
+        assert_eq!(plate_country("A12BCD", Some("US")), Some("US"));
     }
 }

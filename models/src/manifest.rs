@@ -27,6 +27,14 @@ pub struct ModelEntry {
     pub upstream: String,
     pub input: String,
     pub output: String,
+    /// A file of the same package holding the recognizer's alphabet, one
+    /// class per line, where the model's metadata does not.
+    #[serde(default)]
+    pub alphabet: Option<String>,
+    #[serde(default)]
+    pub alphabet_sha256: Option<String>,
+    #[serde(default)]
+    pub alphabet_member: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +67,16 @@ pub fn model_entry(name: &str) -> Result<ModelEntry, ModelFileError> {
 
 /// Where the file of the model named `name` is.
 pub fn model_path(name: &str) -> Result<PathBuf, ModelFileError> {
-    let entry = model_entry(name)?;
+    find_file(&model_entry(name)?.file)
+}
+
+/// Where the alphabet file of the model named `name` is (`None`: the model carries its alphabet).
+pub fn alphabet_path(name: &str) -> Result<Option<PathBuf>, ModelFileError> {
+    model_entry(name)?.alphabet.map(|file| find_file(&file)).transpose()
+}
+
+/// `file` in the first of the model directories that has it.
+fn find_file(file: &str) -> Result<PathBuf, ModelFileError> {
     let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("BORDERFLOW_MODELS_DIR") {
         dirs.push(PathBuf::from(dir));
@@ -69,9 +86,9 @@ pub fn model_path(name: &str) -> Result<PathBuf, ModelFileError> {
         dirs.push(dir.join("models"));
     }
     dirs.extend(crate::runtime::local_dirs("models"));
-    let candidates: Vec<PathBuf> = dirs.iter().map(|d| d.join(&entry.file)).collect();
+    let candidates: Vec<PathBuf> = dirs.iter().map(|d| d.join(file)).collect();
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| ModelFileError::NotFound {
-        file: entry.file.clone(),
+        file: file.to_string(),
         searched: dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
     })
 }
@@ -83,10 +100,15 @@ mod tests {
     #[test]
     fn manifest_parses_and_names_both_ocr_models() {
         let models = toml::from_str::<Manifest>(MANIFEST).expect("manifest.toml parses").model;
-        for name in ["text_detector", "text_recognizer"] {
+        for name in ["text_detector", "text_recognizer", "second_text_recognizer"] {
             let m = models.iter().find(|m| m.name == name).expect("model listed");
             assert_eq!(m.sha256.len(), 64);
             assert_eq!(m.licence, "Apache-2.0");
+            // An alphabet file comes with its digest and its place in the package.
+            if m.alphabet.is_some() {
+                assert_eq!(m.alphabet_sha256.as_ref().map(String::len), Some(64), "{name}");
+                assert!(m.alphabet_member.as_ref().is_some_and(|member| member.ends_with(m.alphabet.as_deref().unwrap_or("-"))), "{name}");
+            }
         }
     }
 }

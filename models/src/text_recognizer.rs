@@ -19,6 +19,7 @@ use image::imageops::{FilterType, resize};
 use ort::session::Session;
 use ort::value::Tensor;
 
+use crate::manifest::alphabet_path;
 use crate::session::{ModelError, build_session, write_bgr_planes};
 
 const MODEL: &str = "text_recognizer";
@@ -61,6 +62,10 @@ pub struct TextLine {
     /// Characters of the plate alphabet only.
     pub text: String,
     pub chars: Vec<RecognizedChar>,
+    /// Per time step, the probabilities of the pooled classes (0: blank,
+    /// i: `PLATE_ALPHABET[i-1]`), for scoring other texts against the crop
+    /// ([`TextLine::likelihood`]).
+    pub steps: Vec<[f32; 37]>,
 }
 
 impl TextLine {
@@ -72,6 +77,54 @@ impl TextLine {
             self.chars.iter().map(|c| c.confidence).sum::<f32>() / self.chars.len() as f32
         }
     }
+
+    /// How well `text` explains this crop: the CTC probability of `text`
+    /// given the per-step probabilities (summed over every alignment, the
+    /// CTC forward pass), as a geometric mean per character so texts of
+    /// different lengths compare. 0 when `text` has a character outside the
+    /// plate alphabet or is longer than the steps allow.
+    pub fn likelihood(&self, text: &str) -> f32 {
+        let Some(labels) = text.chars().map(|c| PLATE_ALPHABET.find(c).map(|i| i + 1)).collect::<Option<Vec<usize>>>() else {
+            return 0.0;
+        };
+        if labels.is_empty() || self.steps.is_empty() {
+            return 0.0;
+        }
+        // States: blank, l1, blank, l2, …, blank (2L+1), in log space.
+        let states = 2 * labels.len() + 1;
+        let label = |s: usize| if s % 2 == 0 { 0 } else { labels[s / 2] };
+        let ln = |p: f32| (p.max(1e-12) as f64).ln();
+        let mut alpha = vec![f64::NEG_INFINITY; states];
+        alpha[0] = ln(self.steps[0][0]);
+        alpha[1] = ln(self.steps[0][label(1)]);
+        let mut next = vec![f64::NEG_INFINITY; states];
+        for step in &self.steps[1..] {
+            for s in 0..states {
+                let mut sum = log_add(alpha[s], if s >= 1 { alpha[s - 1] } else { f64::NEG_INFINITY });
+                if s >= 2 && label(s) != 0 && label(s) != label(s - 2) {
+                    sum = log_add(sum, alpha[s - 2]);
+                }
+                next[s] = sum + ln(step[label(s)]);
+            }
+            std::mem::swap(&mut alpha, &mut next);
+        }
+        let total = log_add(alpha[states - 1], alpha[states - 2]);
+        if !total.is_finite() {
+            return 0.0;
+        }
+        (total / labels.len() as f64).exp() as f32
+    }
+}
+
+fn log_add(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
+    if b == f64::NEG_INFINITY {
+        return a;
+    }
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    hi + (lo - hi).exp().ln_1p()
 }
 
 /// The CTC recognizer, one ONNX Runtime session.
@@ -85,13 +138,21 @@ pub struct TextRecognizer {
 impl TextRecognizer {
     /// Loads the manifest's `text_recognizer` model and its alphabet.
     pub fn new(options: TextRecognizerOptions) -> Result<Self, ModelError> {
-        let session = build_session(MODEL, options.intra_threads)?;
-        let contract = |message: String| ModelError::Contract { model: MODEL.to_string(), message };
-        let character = session
-            .metadata()
-            .map_err(|e| contract(e.to_string()))?
-            .custom("character")
-            .ok_or_else(|| contract("no metadata key `character`".to_string()))?;
+        Self::with_model(MODEL, options)
+    }
+
+    /// Loads the manifest's model `model` (a CTC recognizer with the same contract).
+    pub fn with_model(model: &str, options: TextRecognizerOptions) -> Result<Self, ModelError> {
+        let session = build_session(model, options.intra_threads)?;
+        let contract = |message: String| ModelError::Contract { model: model.to_string(), message };
+        let character = match alphabet_path(model).map_err(|e| contract(e.to_string()))? {
+            Some(path) => std::fs::read_to_string(&path).map_err(|e| contract(format!("{}: {e}", path.display())))?,
+            None => session
+                .metadata()
+                .map_err(|e| contract(e.to_string()))?
+                .custom("character")
+                .ok_or_else(|| contract("no metadata key `character`".to_string()))?,
+        };
         // Class 0 is the blank, then one class per line, then the space.
         let mut pooled = vec![0u8];
         pooled.extend(character.lines().map(pooled_class));
@@ -178,6 +239,7 @@ fn decode(probabilities: &[f32], steps: usize, classes: usize, pooled: &[u8]) ->
         for (p, &class) in probabilities[step * classes..(step + 1) * classes].iter().zip(pooled) {
             sums[class as usize] += p;
         }
+        line.steps.push(sums);
         let best = (0..37).max_by(|&a, &b| sums[a].total_cmp(&sums[b])).unwrap_or(0) as u8;
         if best != 0 {
             let runner = (1..37).filter(|&c| c != best as usize).max_by(|&a, &b| sums[a].total_cmp(&sums[b]));
@@ -230,5 +292,50 @@ mod tests {
         assert_eq!(line.text, "AA1");
         assert!((line.chars[0].confidence - 0.9).abs() < 1e-6);
         assert_eq!(line.chars[1].runner_up, Some(('1', 0.4)));
+    }
+
+    /// The CTC probability of `text` by brute force: every path of pooled
+    /// classes over the steps, collapsed (repeats merged, blanks dropped).
+    fn brute_force_probability(steps: &[[f32; 37]], text: &str) -> f64 {
+        let used = [0usize, 1, 2, 27]; // blank, A, B, 0: the rest have probability 0
+        let alphabet: Vec<char> = PLATE_ALPHABET.chars().collect();
+        let mut total = 0f64;
+        let paths = used.len().pow(steps.len() as u32);
+        for mut index in 0..paths {
+            let (mut p, mut collapsed, mut previous) = (1f64, String::new(), 0usize);
+            for step in steps {
+                let class = used[index % used.len()];
+                index /= used.len();
+                p *= step[class] as f64;
+                if class != 0 && class != previous {
+                    collapsed.push(alphabet[class - 1]);
+                }
+                previous = class;
+            }
+            if collapsed == text {
+                total += p;
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn the_likelihood_of_a_text_sums_every_alignment() {
+        let mut line = TextLine::default();
+        for probabilities in [[0.5, 0.3, 0.1, 0.1], [0.2, 0.6, 0.1, 0.1], [0.6, 0.1, 0.1, 0.2], [0.1, 0.2, 0.6, 0.1], [0.3, 0.1, 0.3, 0.3]] {
+            let mut step = [0f32; 37];
+            for (class, p) in [0usize, 1, 2, 27].into_iter().zip(probabilities) {
+                step[class] = p;
+            }
+            line.steps.push(step);
+        }
+        for text in ["A", "AB", "AA", "B0", "AB0", "BA"] {
+            let expected = brute_force_probability(&line.steps, text);
+            let per_char = expected.powf(1.0 / text.len() as f64) as f32;
+            assert!((line.likelihood(text) - per_char).abs() < 1e-5, "{text}: {} vs {per_char}", line.likelihood(text));
+        }
+        // Six characters cannot fit in five steps; a character outside the alphabet has no class.
+        assert_eq!(line.likelihood("ABABAB"), 0.0);
+        assert_eq!(line.likelihood("A-B"), 0.0);
     }
 }

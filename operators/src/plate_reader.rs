@@ -11,6 +11,12 @@
 //! apart. Readings of both passes are pooled by text; a text read from
 //! several crops gains confidence ([`VOTE_FACTOR`]).
 //!
+//! The few most plate-like candidates of each detection are read again by
+//! a second recognizer of another training (PaddleOCR's English model
+//! beside the multilingual PP-OCRv6): both recognizers' outputs score every
+//! text either proposes (see [`crate::plate_text::second_opinion`]), which
+//! mends single-character confusions (W read as N) where they disagree.
+//!
 //! A candidate's score is its best reading's score (see
 //! [`crate::plate_text`]) times a plate prior: a plate has 4–9 characters,
 //! at least one digit, is no date or time stamp, is the whole line of text it
@@ -26,7 +32,7 @@ use borderflow_models::image::{ImageFormat, ImageReader, RgbImage};
 use borderflow_models::{ModelError, TextBox, TextDetector, TextDetectorOptions, TextRecognizer, TextRecognizerOptions};
 
 use crate::plate_crop::{crop_upright, plate_candidates};
-use crate::plate_text::plate_texts;
+use crate::plate_text::{PlateText, plate_texts, second_opinion};
 
 /// Settings of the plate reader.
 #[derive(Clone, Debug)]
@@ -47,6 +53,10 @@ pub struct PlateReaderOptions {
     /// with its contrast normalised locally (a dim plate in a dark
     /// picture); 0: never.
     pub enhance_below: f32,
+    /// Candidates of each detection (the most plate-like first) read again
+    /// by a second recognizer of another training (PaddleOCR's English
+    /// model), whose opinion re-ranks the texts of the crop; 0: none.
+    pub second_opinions: usize,
 }
 
 impl Default for PlateReaderOptions {
@@ -60,6 +70,7 @@ impl Default for PlateReaderOptions {
             refine_regions: 3,
             refine_text_height: 40.0,
             enhance_below: 0.5,
+            second_opinions: 2,
         }
     }
 }
@@ -89,10 +100,15 @@ pub enum PlateReaderError {
     Image { path: String, message: String },
 }
 
-/// Detector and recognizer for one worker.
+/// The manifest's name of the second recognizer.
+const SECOND_RECOGNIZER: &str = "second_text_recognizer";
+
+/// Detector and recognizers for one worker.
 pub struct PlateReader {
     detector: TextDetector,
     recognizer: TextRecognizer,
+    /// The second recognizer, when `second_opinions` > 0.
+    second: Option<TextRecognizer>,
     options: PlateReaderOptions,
 }
 
@@ -101,6 +117,10 @@ impl PlateReader {
         Ok(PlateReader {
             detector: TextDetector::new(options.detector.clone())?,
             recognizer: TextRecognizer::new(options.recognizer.clone())?,
+            second: match options.second_opinions {
+                0 => None,
+                _ => Some(TextRecognizer::with_model(SECOND_RECOGNIZER, options.recognizer.clone())?),
+            },
             options,
         })
     }
@@ -230,13 +250,30 @@ impl PlateReader {
         );
         let tallest = candidates.iter().map(|c| c.area.height).fold(1.0f32, f32::max);
         let prefer = self.options.prefer_country.as_deref();
+        // The priors of a candidate's place in the picture: its height
+        // against the tallest text, and whether it is a line of its own.
+        let place: Vec<f32> = candidates
+            .iter()
+            .map(|c| (c.area.height / tallest).powf(0.3) * if c.extendable { PART_OF_LINE_FACTOR } else { 1.0 })
+            .collect();
+        let mut texts: Vec<Vec<PlateText>> = lines.iter().map(|line| plate_texts(line, prefer)).collect();
+        if let Some(second) = self.second.as_mut() {
+            // The candidates most likely to be the plate get a second opinion.
+            let best = |i: usize| texts[i].first().map_or(0.0, |t| t.score * plate_prior(&t.text) * place[i]);
+            let mut picked: Vec<usize> = (0..crops.len()).filter(|&i| best(i) > 0.0).collect();
+            picked.sort_by(|&a, &b| best(b).total_cmp(&best(a)));
+            picked.truncate(self.options.second_opinions);
+            let picked_crops: Vec<RgbImage> = picked.iter().map(|&i| crops[i].clone()).collect();
+            let opinions = second.recognize(&picked_crops)?;
+            for (&i, opinion) in picked.iter().zip(&opinions) {
+                texts[i] = second_opinion(&lines[i], opinion, prefer);
+            }
+        }
         let mut readings = Vec::new();
-        for (candidate, line) in candidates.iter().zip(&lines) {
+        for ((candidate, line), (texts, place)) in candidates.iter().zip(&lines).zip(texts.into_iter().zip(place)) {
             let (x0, y0, x1, y1) = candidate.area.bounds();
-            let size_prior = (candidate.area.height / tallest).powf(0.3);
-            let whole_line = if candidate.extendable { PART_OF_LINE_FACTOR } else { 1.0 };
-            for text in plate_texts(line, prefer).into_iter().take(3) {
-                let confidence = (text.score * plate_prior(&text.text) * size_prior * whole_line).clamp(0.0, 1.0);
+            for text in texts.into_iter().take(3) {
+                let confidence = (text.score * plate_prior(&text.text) * place).clamp(0.0, 1.0);
                 readings.push(PlateReading {
                     text: plate_norm(&text.text),
                     country: text.format.map(|f| f.country),

@@ -10,7 +10,8 @@
 //! may be dropped. The score is the geometric mean of per-character
 //! probabilities; a reading no grammar accepts keeps its raw score times
 //! [`UNKNOWN_FORMAT_FACTOR`], so plates of countries without a grammar
-//! (the US test set) are still read.
+//! (the US test set) are still read. [`second_opinion`] scores the texts of
+//! a crop that two recognizers read by how well both explain them.
 
 use borderflow_engine::plate_grammar::{PlateFormat, formats_for, matches};
 use borderflow_models::TextLine;
@@ -32,6 +33,11 @@ pub struct PlateText {
     pub format: Option<&'static PlateFormat>,
     /// 0..1
     pub score: f32,
+    /// Characters dropped from the front of the reading (a country strip).
+    pub dropped: usize,
+    /// The grammar's part of `score`: the camera country's preference,
+    /// dropped characters, no known format.
+    pub factor: f32,
 }
 
 /// The interpretations of `line`, best first, at most one per text.
@@ -47,7 +53,7 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
         None => UNKNOWN_FORMAT_FACTOR,
         Some(format) => preference(format, prefer_country),
     };
-    out.push(PlateText { text: line.text.clone(), format: raw_format, score: raw_score * raw_factor });
+    out.push(PlateText { text: line.text.clone(), format: raw_format, score: raw_score * raw_factor, dropped: 0, factor: raw_factor });
     // Only letters are dropped, and only at the front: that is where the
     // country strip is, and a digit there belongs to the number (US plates).
     let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
@@ -82,14 +88,49 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
                     continue;
                 }
                 debug_assert!(matches(format, &text));
-                let score = geometric_mean(probabilities.into_iter()) * DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
-                out.push(PlateText { text, format: Some(format), score });
+                let factor = DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
+                let score = geometric_mean(probabilities.into_iter()) * factor;
+                out.push(PlateText { text, format: Some(format), score, dropped, factor });
             }
         }
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut seen = std::collections::HashSet::new();
     out.retain(|t| seen.insert(t.text.clone()));
+    out
+}
+
+/// The interpretations of a crop that two recognizers of different
+/// training have read, best first, one per text. Each recognizer proposes
+/// its [`plate_texts`] (its best three); every proposal is scored by how
+/// well both recognizers' outputs explain it (the geometric mean of their
+/// [`TextLine::likelihood`]s, with any characters dropped from the front
+/// as the proposer read them) times the grammar's factor, so a confusion of
+/// one (W read as N) is outvoted when the other read the character right.
+/// The scores are then scaled so the best keeps `first`'s own best score:
+/// the second opinion decides what a crop says, not which crop of the
+/// picture is the plate (measured: letting it decide both lost plates to
+/// other text both read with confidence).
+pub fn second_opinion(first: &TextLine, second: &TextLine, prefer_country: Option<&str>) -> Vec<PlateText> {
+    let own_best = plate_texts(first, prefer_country).first().map_or(0.0, |t| t.score);
+    let mut out: Vec<PlateText> = Vec::new();
+    for proposer in [first, second] {
+        for mut text in plate_texts(proposer, prefer_country).into_iter().take(3) {
+            let read: String = proposer.text.chars().take(text.dropped).chain(text.text.chars()).collect();
+            let likelihood = (first.likelihood(&read) * second.likelihood(&read)).sqrt();
+            text.score = likelihood * text.factor;
+            out.push(text);
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|t| seen.insert(t.text.clone()));
+    let best = out.first().map_or(0.0, |t| t.score);
+    if best > 0.0 {
+        for text in &mut out {
+            text.score = (text.score * own_best / best).min(1.0);
+        }
+    }
     out
 }
 
@@ -147,6 +188,7 @@ mod tests {
         TextLine {
             text: text.to_string(),
             chars: text.chars().map(|ch| RecognizedChar { ch, confidence, runner_up: None }).collect(),
+            steps: Vec::new(),
         }
     }
 
@@ -191,6 +233,45 @@ mod tests {
         for camera in [Some("MD"), Some("UA"), None] {
             assert!(plate_texts(&reading, camera).iter().all(|t| t.text != "7EAV033"), "{camera:?}");
         }
+    }
+
+    /// A line whose greedy reading is `reads`: per character one step where
+    /// it has probability `p` and `other` the rest, then a blank step.
+    fn line_with_steps(reads: &[(char, f32, char)]) -> TextLine {
+        let class = |c: char| borderflow_models::PLATE_ALPHABET.find(c).map(|i| i + 1).expect("plate character");
+        let mut steps = Vec::new();
+        let mut chars = Vec::new();
+        for &(ch, p, other) in reads {
+            let mut step = [0f32; 37];
+            step[class(ch)] = p;
+            step[class(other)] = 1.0 - p;
+            steps.push(step);
+            let mut blank = [0f32; 37];
+            blank[0] = 1.0;
+            steps.push(blank);
+            chars.push(RecognizedChar { ch, confidence: p, runner_up: Some((other, 1.0 - p)) });
+        }
+        TextLine { text: chars.iter().map(|c| c.ch).collect(), chars, steps }
+    }
+
+    #[test]
+    fn a_second_opinion_outvotes_a_confusion_and_keeps_the_crops_score() {
+        // The first recognizer reads WTC249 as NTC249 (W its runner-up); the
+        // second reads the W, less sure of the C.
+        let certain = |c: char| (c, 0.97, if c == '2' { 'Z' } else { 'O' });
+        let mut first: Vec<(char, f32, char)> = "TC249".chars().map(certain).collect();
+        first.insert(0, ('N', 0.6, 'W'));
+        let mut second: Vec<(char, f32, char)> = "TC249".chars().map(certain).collect();
+        second.insert(0, ('W', 0.8, 'N'));
+        second[2] = ('C', 0.7, 'O');
+        let (first, second) = (line_with_steps(&first), line_with_steps(&second));
+        let alone = plate_texts(&first, Some("US"));
+        assert_eq!(alone[0].text, "NTC249");
+        let texts = second_opinion(&first, &second, Some("US"));
+        assert_eq!(texts[0].text, "WTC249", "{texts:?}");
+        assert_eq!(texts[1].text, "NTC249", "{texts:?}");
+        // The crop competes with the others of the picture as it did alone.
+        assert!((texts[0].score - alone[0].score).abs() < 1e-6, "{} vs {}", texts[0].score, alone[0].score);
     }
 
     #[test]

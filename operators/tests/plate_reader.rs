@@ -7,6 +7,7 @@ use std::path::Path;
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
 use borderflow_models::image::{Rgb, RgbImage, imageops};
+use borderflow_models::{TextRecognizer, TextRecognizerOptions};
 use borderflow_operators::{PlateReader, PlateReaderError, PlateReaderOptions};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
@@ -174,4 +175,27 @@ fn files_that_are_not_images_give_an_error_naming_the_file() {
     let error = reader.read_file(Path::new(&missing)).expect_err("no such file");
     assert!(error.to_string().contains("missing.jpg"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn each_recognizer_alone_reads_a_rendered_plate_crop() {
+    // The second recognizer's alphabet comes from its package's dictionary
+    // file, not from the model: a file off by one line would turn every
+    // character into its neighbour, which this catches.
+    let font = font();
+    for (text, want) in [("WTC 249", "WTC249"), ("AB1 C2D", "AB1C2D"), ("AA 1234 BB", "AA1234BB")] {
+        let height = 64;
+        let scene = render_plate(&font, text, height);
+        // render_plate centres a plate (scene_w - 120) / 2 wide, `height` tall.
+        let plate_w = (scene.width() - 120) / 2;
+        let (px, py) = ((scene.width() - plate_w) / 2, (scene.height() - height) / 2);
+        let crop = imageops::crop_imm(&scene, px, py, plate_w, height).to_image();
+        for model in ["text_recognizer", "second_text_recognizer"] {
+            let mut recognizer = TextRecognizer::with_model(model, TextRecognizerOptions::default()).expect("make setup installs the OCR models");
+            let lines = recognizer.recognize(std::slice::from_ref(&crop)).expect("recognition runs");
+            assert_eq!(lines[0].text, want, "{model} on {text}");
+            // The text read is the one the per-step probabilities favour.
+            assert!(lines[0].likelihood(want) > lines[0].likelihood(&want.replacen('W', "N", 1).replacen('A', "4", 1)), "{model}");
+        }
+    }
 }
