@@ -11,7 +11,11 @@
 //! Some formats are *home only*: US state formats are so general (three
 //! letters and four digits, …) that abroad they would claim plates of every
 //! country, so they are used only by cameras standing in their country
-//! ([`formats_for`]). Their plates carry no country strip.
+//! ([`formats_for`]). Their plates carry no country strip. The other way
+//! round, a camera in such a country considers its own formats only: a
+//! European plate is rare on a US road, and European formats there would
+//! claim misread US plates (a Californian `4GLS168` read `LGLS168` fits a
+//! Moldovan district format).
 
 /// One registration format of one country.
 #[derive(Clone, Copy, Debug)]
@@ -131,9 +135,15 @@ pub const FORMATS: &[PlateFormat] = &[
 ];
 
 /// The formats a camera in `camera_country` considers: every format but
-/// the home-only formats of other countries.
+/// the home-only formats of other countries; a camera in a country with
+/// home-only formats (the US) considers its own formats only.
 pub fn formats_for(camera_country: Option<&str>) -> impl Iterator<Item = &'static PlateFormat> + '_ {
-    FORMATS.iter().filter(move |f| !f.home_only || Some(f.country) == camera_country)
+    // A country with home-only formats lies outside the region of the
+    // others (Europe): its cameras consider its own formats only.
+    let own_only = camera_country.is_some_and(|c| FORMATS.iter().any(|f| f.home_only && f.country == c));
+    FORMATS
+        .iter()
+        .filter(move |f| if own_only { Some(f.country) == camera_country } else { !f.home_only || Some(f.country) == camera_country })
 }
 
 /// Whether `norm` (a [`crate::plate_norm`] key) fits `format`.
@@ -238,9 +248,13 @@ mod tests {
         assert_eq!(plate_country("4GLS168", None), None);
         assert_eq!(plate_country("4GLS168", Some("MD")), None);
         assert_eq!(plate_country("4GLS168", Some("US")), Some("US"));
-        // A US camera still knows a Moldovan plate's shape, but its own wins ties.
+        // ABC123 is a US shape as well as a Moldovan one.
         assert_eq!(plate_country("ABC123", Some("US")), Some("US"));
-        assert_eq!(plate_country("AB1234CE", Some("US")), Some("UA"));
+        // A US camera considers US formats only, so a Ukrainian or a
+        // Moldovan district shape is no plate there.
+        assert_eq!(plate_country("AB1234CE", Some("US")), None);
+        assert_eq!(plate_country("LGLS168", Some("US")), None);
+        assert_eq!(plate_country("LGLS168", Some("MD")), Some("MD"));
         assert!(matching_formats("ABC1234").all(|f| f.country != "US"));
         // Missouri's AB1 C2D and New Jersey's A12 BCD, at a US camera only.
         assert_eq!(plate_country("DH5X9P", Some("US")), Some("US"));

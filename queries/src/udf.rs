@@ -7,7 +7,7 @@
 //! | `plate_norm(text)` | the normalised key: upper case, no separators, Cyrillic look-alikes folded to Latin |
 //! | `plate_fuzzy(text)` | the confusion-folded key (O/0/D/Q, I/1, B/8, S/5, Z/2) |
 //! | `plate_distance(a, b)` | edit distance between the normalised keys; a substitution of two confusable characters costs 0.5, any other edit 1 |
-//! | `plate_country(text [, prefer])` | the country whose plate format fits, preferring `prefer` (ISO alpha-2) when several do, and using `prefer`'s home-only formats (US states); NULL if none |
+//! | `plate_country(text [, prefer])` | the country whose plate format fits, preferring `prefer` (ISO alpha-2) when several do, and using `prefer`'s home-only formats (US states; with `'US'` only those); NULL if none |
 //! | `plate_hmac(text [, key_version])` | HMAC-SHA256 (hex) of `plate_norm(text)` under the exchange key of that version (default: the current one): the key plates cross the border as |
 //!
 //! Every function returns NULL for a NULL argument. All are immutable, so
