@@ -120,7 +120,6 @@ fn bench(c: &mut Criterion, stages: &mut Stages) {
     stage("read (both passes, one recognizer)", "read_one_recognizer", &mut |i| {
         std::hint::black_box(one_recognizer.read(&images[i].1).expect("reading runs"));
     });
-    drop(stage);
     group.finish();
 }
 

@@ -92,7 +92,7 @@ impl TextLine {
         }
         // States: blank, l1, blank, l2, …, blank (2L+1), in log space.
         let states = 2 * labels.len() + 1;
-        let label = |s: usize| if s % 2 == 0 { 0 } else { labels[s / 2] };
+        let label = |s: usize| if s.is_multiple_of(2) { 0 } else { labels[s / 2] };
         let ln = |p: f32| (p.max(1e-12) as f64).ln();
         let mut alpha = vec![f64::NEG_INFINITY; states];
         alpha[0] = ln(self.steps[0][0]);
