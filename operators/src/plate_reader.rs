@@ -266,7 +266,7 @@ impl PlateReader {
             let picked_crops: Vec<RgbImage> = picked.iter().map(|&i| crops[i].clone()).collect();
             let opinions = second.recognize(&picked_crops)?;
             for (&i, opinion) in picked.iter().zip(&opinions) {
-                texts[i] = second_opinion(&lines[i], opinion, prefer);
+                texts[i] = second_opinion(&lines[i], std::mem::take(&mut texts[i]), opinion, prefer);
             }
         }
         let mut readings = Vec::new();

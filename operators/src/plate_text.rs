@@ -58,40 +58,38 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
     // country strip is, and a digit there belongs to the number (US plates).
     let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
     for dropped in 0..=droppable {
-        {
-            let chars = &line.chars[dropped..];
-            // Home-only formats (US states) have no country strip to drop.
-            for format in formats_for(prefer_country).filter(|f| f.pattern.len() == chars.len() && !(dropped > 0 && f.home_only)) {
-                let mut text = String::with_capacity(chars.len());
-                let mut probabilities = Vec::with_capacity(chars.len());
-                let mut repairs = 0;
-                for (c, slot) in chars.iter().zip(format.pattern.chars()) {
-                    let fits = |ch: char| format.allows(slot, ch);
-                    if fits(c.ch) {
-                        text.push(c.ch);
-                        probabilities.push(c.confidence);
-                        continue;
-                    }
-                    repairs += 1;
-                    if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
-                        text.push(alt);
-                        probabilities.push(p.max(LOOK_ALIKE_PROBABILITY));
-                    } else if let Some(alt) = look_alike(c.ch).filter(|&alt| fits(alt)) {
-                        text.push(alt);
-                        probabilities.push(LOOK_ALIKE_PROBABILITY);
-                    } else {
-                        repairs = usize::MAX;
-                        break;
-                    }
-                }
-                if repairs > MAX_REPAIRS || (repairs == 0 && dropped == 0) {
+        let chars = &line.chars[dropped..];
+        // Home-only formats (US states) have no country strip to drop.
+        for format in formats_for(prefer_country).filter(|f| f.pattern.len() == chars.len() && !(dropped > 0 && f.home_only)) {
+            let mut text = String::with_capacity(chars.len());
+            let mut probabilities = Vec::with_capacity(chars.len());
+            let mut repairs = 0;
+            for (c, slot) in chars.iter().zip(format.pattern.chars()) {
+                let fits = |ch: char| format.allows(slot, ch);
+                if fits(c.ch) {
+                    text.push(c.ch);
+                    probabilities.push(c.confidence);
                     continue;
                 }
-                debug_assert!(matches(format, &text));
-                let factor = DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
-                let score = geometric_mean(probabilities.into_iter()) * factor;
-                out.push(PlateText { text, format: Some(format), score, dropped, factor });
+                repairs += 1;
+                if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
+                    text.push(alt);
+                    probabilities.push(p.max(LOOK_ALIKE_PROBABILITY));
+                } else if let Some(alt) = look_alike(c.ch).filter(|&alt| fits(alt)) {
+                    text.push(alt);
+                    probabilities.push(LOOK_ALIKE_PROBABILITY);
+                } else {
+                    repairs = usize::MAX;
+                    break;
+                }
             }
+            if repairs > MAX_REPAIRS || (repairs == 0 && dropped == 0) {
+                continue;
+            }
+            debug_assert!(matches(format, &text));
+            let factor = DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
+            let score = geometric_mean(probabilities.into_iter()) * factor;
+            out.push(PlateText { text, format: Some(format), score, dropped, factor });
         }
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -102,8 +100,9 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
 
 /// The interpretations of a crop that two recognizers of different
 /// training have read, best first, one per text. Each recognizer proposes
-/// its [`plate_texts`] (its best three); every proposal is scored by how
-/// well both recognizers' outputs explain it (the geometric mean of their
+/// its [`plate_texts`] (its best three; `first_texts` are `first`'s, as
+/// the caller already has them); every proposal is scored by how well
+/// both recognizers' outputs explain it (the geometric mean of their
 /// [`TextLine::likelihood`]s, with any characters dropped from the front
 /// as the proposer read them) times the grammar's factor, so a confusion of
 /// one (W read as N) is outvoted when the other read the character right.
@@ -111,11 +110,11 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
 /// the second opinion decides what a crop says, not which crop of the
 /// picture is the plate (measured: letting it decide both lost plates to
 /// other text both read with confidence).
-pub fn second_opinion(first: &TextLine, second: &TextLine, prefer_country: Option<&str>) -> Vec<PlateText> {
-    let own_best = plate_texts(first, prefer_country).first().map_or(0.0, |t| t.score);
+pub fn second_opinion(first: &TextLine, first_texts: Vec<PlateText>, second: &TextLine, prefer_country: Option<&str>) -> Vec<PlateText> {
+    let own_best = first_texts.first().map_or(0.0, |t| t.score);
     let mut out: Vec<PlateText> = Vec::new();
-    for proposer in [first, second] {
-        for mut text in plate_texts(proposer, prefer_country).into_iter().take(3) {
+    for (proposer, texts) in [(first, first_texts), (second, plate_texts(second, prefer_country))] {
+        for mut text in texts.into_iter().take(3) {
             let read: String = proposer.text.chars().take(text.dropped).chain(text.text.chars()).collect();
             let likelihood = (first.likelihood(&read) * second.likelihood(&read)).sqrt();
             text.score = likelihood * text.factor;
@@ -267,7 +266,7 @@ mod tests {
         let (first, second) = (line_with_steps(&first), line_with_steps(&second));
         let alone = plate_texts(&first, Some("US"));
         assert_eq!(alone[0].text, "NTC249");
-        let texts = second_opinion(&first, &second, Some("US"));
+        let texts = second_opinion(&first, alone.clone(), &second, Some("US"));
         assert_eq!(texts[0].text, "WTC249", "{texts:?}");
         assert_eq!(texts[1].text, "NTC249", "{texts:?}");
         // The crop competes with the others of the picture as it did alone.
