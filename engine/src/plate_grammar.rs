@@ -16,6 +16,15 @@
 //! European plate is rare on a US road, and European formats there would
 //! claim misread US plates (a Californian `4GLS168` read `LGLS168` fits a
 //! Moldovan district format).
+//!
+//! Many US plates split their number in two halves with a dash, a dot or a
+//! state graphic (Missouri's `SH0-R7X`, New York's `ABC-1234`; OpenALPR's
+//! published US patterns carry such a slot for Arizona, Florida,
+//! Mississippi, Oregon and Utah). The mark is no part of the registration,
+//! but a recogniser restricted to letters and digits reads it as one of the
+//! thin characters ([`GAP_MARKS`]). A format's [`PlateFormat::gap`] says
+//! where such a mark may stand, so a reading one character too long may be
+//! read without it.
 
 /// One registration format of one country.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +38,14 @@ pub struct PlateFormat {
     pub letters: &'static str,
     /// Used only by cameras in `country` (see the module doc).
     pub home_only: bool,
+    /// The number of characters before a dash or graphic that may split
+    /// the plate's halves (see the module doc); `None`: no such mark.
+    pub gap: Option<usize>,
+    /// O and 0 are printed alike, so which of the two stands at a place is
+    /// the pattern's call (a letter or a digit slot), not the look of it.
+    /// US plates (several states leave O out of their letter series for
+    /// that reason); European fonts draw the 0 narrower.
+    pub o_is_zero: bool,
 }
 
 impl PlateFormat {
@@ -43,6 +60,10 @@ impl PlateFormat {
     }
 }
 
+/// What a recogniser makes of a dash or a slim graphic between a plate's
+/// halves: its thin characters.
+pub const GAP_MARKS: &str = "1IJLT";
+
 const LATIN: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// The twelve Cyrillic letters of Ukrainian plates, written as their Latin look-alikes.
 pub const UA_LETTERS: &str = "ABCEHIKMOPTX";
@@ -52,11 +73,16 @@ const RU_LETTERS: &str = "ABEKMHOPCTYX";
 const BY_LETTERS: &str = "ABEIKMHOPCTX";
 
 const fn format(country: &'static str, name: &'static str, pattern: &'static str, letters: &'static str) -> PlateFormat {
-    PlateFormat { country, name, pattern, letters, home_only: false }
+    PlateFormat { country, name, pattern, letters, home_only: false, gap: None, o_is_zero: false }
 }
 
 const fn home(country: &'static str, name: &'static str, pattern: &'static str) -> PlateFormat {
-    PlateFormat { country, name, pattern, letters: LATIN, home_only: true }
+    PlateFormat { country, name, pattern, letters: LATIN, home_only: true, gap: None, o_is_zero: true }
+}
+
+/// A home-only format whose halves a dash or graphic may split after `gap` characters.
+const fn home_split(country: &'static str, name: &'static str, pattern: &'static str, gap: usize) -> PlateFormat {
+    PlateFormat { country, name, pattern, letters: LATIN, home_only: true, gap: Some(gap), o_is_zero: true }
 }
 
 /// The formats known to the engine, most specific first within a country.
@@ -125,13 +151,19 @@ pub const FORMATS: &[PlateFormat] = &[
     format("RU", "standard, three-digit region", "LDDDLLDDD", RU_LETTERS),
     format("GE", "standard", "LLDDDLL", LATIN),
     // United States, home only: the states' standard series that most
-    // plates on the road follow (vanity plates follow none).
+    // plates on the road follow (vanity plates follow none). California's
+    // number runs on; the others' halves may be split by a mark.
     home("US", "California (since 1980)", "DLLLDDD"),
-    home("US", "three letters, four digits (NY, PA, TX, OH, GA, …)", "LLLDDDD"),
-    home("US", "three letters, three digits", "LLLDDD"),
-    home("US", "three digits, three letters", "DDDLLL"),
-    home("US", "Missouri (since 1997)", "LLDLDL"),
-    home("US", "New Jersey, Texas (letter, two digits, three letters)", "LDDLLL"),
+    home_split("US", "three letters, four digits (NY, PA, TX, OH, GA, …)", "LLLDDDD", 3),
+    home_split("US", "three letters, three digits", "LLLDDD", 3),
+    home_split("US", "three digits, three letters", "DDDLLL", 3),
+    home_split("US", "Missouri (since 1997)", "LLDLDL", 3),
+    home_split("US", "New Jersey, Texas (letter, two digits, three letters)", "LDDLLL", 3),
+    home("US", "Illinois (letter, six digits)", "LDDDDDD"),
+    home("US", "Illinois (two letters, five digits)", "LLDDDDD"),
+    home_split("US", "Florida, Colorado (four letters, two digits)", "LLLLDD", 3),
+    home("US", "Massachusetts, Michigan (digit, three letters, two digits)", "DLLLDD"),
+    home("US", "Maryland (digit, two letters, four digits)", "DLLDDDD"),
 ];
 
 /// The formats a camera in `camera_country` considers: every format but
@@ -260,5 +292,19 @@ mod tests {
         assert_eq!(plate_country("DH5X9P", Some("US")), Some("US"));
         assert_eq!(plate_country("DH5X9P", Some("UA")), None);
         assert_eq!(plate_country("A12BCD", Some("US")), Some("US"));
+        // Illinois, Florida, Massachusetts and Maryland series.
+        for plate in ["J868321", "AB12345", "ABCD12", "1ABC23", "1AB2345"] {
+            assert_eq!(plate_country(plate, Some("US")), Some("US"), "{plate}");
+            assert!(matching_formats(plate).all(|f| f.country != "US"), "{plate}");
+        }
+    }
+
+    #[test]
+    fn a_mark_may_split_the_halves_of_us_formats_only() {
+        let split: Vec<&PlateFormat> = FORMATS.iter().filter(|f| f.gap.is_some()).collect();
+        assert!(split.iter().any(|f| f.pattern == "LLDLDL"));
+        assert!(split.iter().all(|f| f.country == "US" && f.home_only && f.gap < Some(f.pattern.len())));
+        // California's 1ABC234 runs on.
+        assert!(FORMATS.iter().any(|f| f.pattern == "DLLLDDD" && f.gap.is_none()));
     }
 }

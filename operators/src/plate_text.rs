@@ -7,13 +7,16 @@
 //! recognizer's runner-up if that fits, else by its usual look-alike (0↔O,
 //! 1↔I, 8↔B, 5↔S, 2↔Z, 6↔G, 4↔A, 7↔T), at the price of a low per-character
 //! probability. Up to two letters at the front (the country strip "MD", "UA")
-//! may be dropped. The score is the geometric mean of per-character
+//! may be dropped, and so may one character where a format allows a mark
+//! between a plate's halves (a dash or state graphic on US plates, see
+//! [`PlateFormat::gap`]); each character left out costs [`DROP_FACTOR`].
+//! The score is the geometric mean of per-character
 //! probabilities; a reading no grammar accepts keeps its raw score times
 //! [`UNKNOWN_FORMAT_FACTOR`], so plates of countries without a grammar
 //! (the US test set) are still read. [`second_opinion`] scores the texts of
 //! a crop that two recognizers read by how well both explain them.
 
-use borderflow_engine::plate_grammar::{PlateFormat, formats_for, matches};
+use borderflow_engine::plate_grammar::{GAP_MARKS, PlateFormat, formats_for, matches};
 use borderflow_models::TextLine;
 
 /// Score factor for a reading that fits no known format.
@@ -22,7 +25,7 @@ pub const UNKNOWN_FORMAT_FACTOR: f32 = 0.75;
 const LOOK_ALIKE_PROBABILITY: f32 = 0.05;
 /// Repairs allowed in one reading.
 const MAX_REPAIRS: usize = 2;
-/// Score factor per character dropped from an end.
+/// Score factor per character left out (a country strip's, a mark's).
 const DROP_FACTOR: f32 = 0.93;
 
 /// One interpretation of a crop's reading.
@@ -33,10 +36,12 @@ pub struct PlateText {
     pub format: Option<&'static PlateFormat>,
     /// 0..1
     pub score: f32,
-    /// Characters dropped from the front of the reading (a country strip).
-    pub dropped: usize,
+    /// What the crop's characters are taken to be: `text` with the
+    /// characters it leaves out (a country strip, a mark between a US
+    /// plate's halves) at their places.
+    pub read: String,
     /// The grammar's part of `score`: the camera country's preference,
-    /// dropped characters, no known format.
+    /// characters left out, no known format.
     pub factor: f32,
 }
 
@@ -53,43 +58,22 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
         None => UNKNOWN_FORMAT_FACTOR,
         Some(format) => preference(format, prefer_country),
     };
-    out.push(PlateText { text: line.text.clone(), format: raw_format, score: raw_score * raw_factor, dropped: 0, factor: raw_factor });
+    out.push(PlateText { text: line.text.clone(), format: raw_format, score: raw_score * raw_factor, read: line.text.clone(), factor: raw_factor });
     // Only letters are dropped, and only at the front: that is where the
     // country strip is, and a digit there belongs to the number (US plates).
     let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
     for dropped in 0..=droppable {
-        let chars = &line.chars[dropped..];
         // Home-only formats (US states) have no country strip to drop.
-        for format in formats_for(prefer_country).filter(|f| f.pattern.len() == chars.len() && !(dropped > 0 && f.home_only)) {
-            let mut text = String::with_capacity(chars.len());
-            let mut probabilities = Vec::with_capacity(chars.len());
-            let mut repairs = 0;
-            for (c, slot) in chars.iter().zip(format.pattern.chars()) {
-                let fits = |ch: char| format.allows(slot, ch);
-                if fits(c.ch) {
-                    text.push(c.ch);
-                    probabilities.push(c.confidence);
-                    continue;
-                }
-                repairs += 1;
-                if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
-                    text.push(alt);
-                    probabilities.push(p.max(LOOK_ALIKE_PROBABILITY));
-                } else if let Some(alt) = look_alike(c.ch).filter(|&alt| fits(alt)) {
-                    text.push(alt);
-                    probabilities.push(LOOK_ALIKE_PROBABILITY);
-                } else {
-                    repairs = usize::MAX;
-                    break;
-                }
-            }
-            if repairs > MAX_REPAIRS || (repairs == 0 && dropped == 0) {
-                continue;
-            }
-            debug_assert!(matches(format, &text));
-            let factor = DROP_FACTOR.powi(dropped as i32) * preference(format, prefer_country);
-            let score = geometric_mean(probabilities.into_iter()) * factor;
-            out.push(PlateText { text, format: Some(format), score, dropped, factor });
+        for format in formats_for(prefer_country).filter(|f| f.pattern.len() == n - dropped && !(dropped > 0 && f.home_only)) {
+            let kept: Vec<usize> = (dropped..n).collect();
+            out.extend(fit(line, format, &kept, dropped, prefer_country));
+        }
+    }
+    // A mark between a plate's halves read as a thin character.
+    for format in formats_for(prefer_country).filter(|f| f.pattern.len() + 1 == n) {
+        if let Some(gap) = format.gap.filter(|&gap| GAP_MARKS.contains(line.chars[gap].ch)) {
+            let kept: Vec<usize> = (0..n).filter(|&i| i != gap).collect();
+            out.extend(fit(line, format, &kept, 1, prefer_country));
         }
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -98,13 +82,48 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
     out
 }
 
+/// `line` read as `format` from the characters at `kept` (the others, `left_out`
+/// of them, dropped), with up to [`MAX_REPAIRS`] repairs; `None` if it does
+/// not fit or fits as read with nothing left out (the raw reading says that).
+fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: usize, prefer_country: Option<&str>) -> Option<PlateText> {
+    let mut read: Vec<char> = line.chars.iter().map(|c| c.ch).collect();
+    let mut text = String::with_capacity(kept.len());
+    let mut probabilities = Vec::with_capacity(kept.len());
+    let mut repairs = 0;
+    for (&i, slot) in kept.iter().zip(format.pattern.chars()) {
+        let c = &line.chars[i];
+        let fits = |ch: char| format.allows(slot, ch);
+        let (ch, p) = if fits(c.ch) {
+            (c.ch, c.confidence)
+        } else {
+            repairs += 1;
+            if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
+                (alt, p.max(LOOK_ALIKE_PROBABILITY))
+            } else {
+                (look_alike(c.ch).filter(|&alt| fits(alt))?, LOOK_ALIKE_PROBABILITY)
+            }
+        };
+        text.push(ch);
+        read[i] = ch;
+        probabilities.push(p);
+    }
+    if repairs > MAX_REPAIRS || (repairs == 0 && left_out == 0) {
+        return None;
+    }
+    debug_assert!(matches(format, &text));
+    let factor = DROP_FACTOR.powi(left_out as i32) * preference(format, prefer_country);
+    let score = geometric_mean(probabilities.into_iter()) * factor;
+    Some(PlateText { text, format: Some(format), score, read: read.into_iter().collect(), factor })
+}
+
 /// The interpretations of a crop that two recognizers of different
 /// training have read, best first, one per text. Each recognizer proposes
 /// its [`plate_texts`] (its best three; `first_texts` are `first`'s, as
 /// the caller already has them); every proposal is scored by how well
 /// both recognizers' outputs explain it (the geometric mean of their
-/// [`TextLine::likelihood`]s, with any characters dropped from the front
-/// as the proposer read them) times the grammar's factor, so a confusion of
+/// [`TextLine::likelihood`]s of the characters it takes the crop to show,
+/// [`PlateText::read`]; [`TextLine::likelihood_folded`] where its format
+/// prints O and 0 alike) times the grammar's factor, so a confusion of
 /// one (W read as N) is outvoted when the other read the character right.
 /// The scores are then scaled so the best keeps `first`'s own best score:
 /// the second opinion decides what a crop says, not which crop of the
@@ -113,10 +132,14 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
 pub fn second_opinion(first: &TextLine, first_texts: Vec<PlateText>, second: &TextLine, prefer_country: Option<&str>) -> Vec<PlateText> {
     let own_best = first_texts.first().map_or(0.0, |t| t.score);
     let mut out: Vec<PlateText> = Vec::new();
-    for (proposer, texts) in [(first, first_texts), (second, plate_texts(second, prefer_country))] {
+    for texts in [first_texts, plate_texts(second, prefer_country)] {
         for mut text in texts.into_iter().take(3) {
-            let read: String = proposer.text.chars().take(text.dropped).chain(text.text.chars()).collect();
-            let likelihood = (first.likelihood(&read) * second.likelihood(&read)).sqrt();
+            // Where the format prints O and 0 alike, the slot decides which.
+            let likelihood = if text.format.is_some_and(|f| f.o_is_zero) {
+                (first.likelihood_folded(&text.read) * second.likelihood_folded(&text.read)).sqrt()
+            } else {
+                (first.likelihood(&text.read) * second.likelihood(&text.read)).sqrt()
+            };
             text.score = likelihood * text.factor;
             out.push(text);
         }
@@ -274,8 +297,43 @@ mod tests {
     }
 
     #[test]
+    fn the_format_decides_between_o_and_0() {
+        // Both recognizers read Missouri's SH0-R7X as SHOLR7X, sure of the
+        // O: O and 0 being one glyph on the plate, the format decides.
+        let sure = |c: char| (c, 0.97, if c == 'O' { '0' } else { 'Q' });
+        let reads: Vec<(char, f32, char)> = "SHOLR7X".chars().map(sure).collect();
+        let (first, second) = (line_with_steps(&reads), line_with_steps(&reads));
+        let texts = second_opinion(&first, plate_texts(&first, Some("US")), &second, Some("US"));
+        assert_eq!(texts[0].text, "SH0R7X", "{texts:?}");
+        assert_eq!(texts[0].format.map(|f| f.name), Some("Missouri (since 1997)"));
+        // Where a letter stands, O stays a letter.
+        let reads: Vec<(char, f32, char)> = "ABO123".chars().map(sure).collect();
+        let (first, second) = (line_with_steps(&reads), line_with_steps(&reads));
+        assert_eq!(second_opinion(&first, plate_texts(&first, Some("US")), &second, Some("US"))[0].text, "ABO123");
+    }
+
+    #[test]
+    fn a_mark_between_a_us_plates_halves_is_left_out() {
+        // Missouri's SH0-R7X with its dash read as L (and its 0 as O), New
+        // York's ABC-1234 with its dash read as I.
+        let mut missouri = line("SHOLR7X", 0.9);
+        missouri.chars[2].runner_up = Some(('0', 0.4));
+        let texts = plate_texts(&missouri, Some("US"));
+        let read = texts.iter().find(|t| t.text == "SH0R7X").expect("offered");
+        assert_eq!(read.format.map(|f| f.name), Some("Missouri (since 1997)"));
+        assert_eq!(read.read, "SH0LR7X");
+        let texts = plate_texts(&line("ABCI1234", 0.9), Some("US"));
+        assert_eq!((texts[0].text.as_str(), texts[0].read.as_str()), ("ABC1234", "ABCI1234"));
+        // Away from the US no format has such a mark.
+        for camera in [Some("MD"), Some("UA"), None] {
+            assert!(plate_texts(&line("ABCI1234", 0.9), camera).iter().all(|t| t.text != "ABC1234"), "{camera:?}");
+        }
+    }
+
+    #[test]
     fn the_country_strip_is_dropped() {
         let texts = plate_texts(&line("UAAA1234BB", 0.9), Some("UA"));
         assert_eq!(texts[0].text, "AA1234BB");
+        assert_eq!(texts[0].read, "UAAA1234BB");
     }
 }
