@@ -152,15 +152,7 @@ async fn query(port: u16, token: Option<&str>, sql: &str) -> Result<RecordBatch,
 
 /// Runs `sql` on a post's Flight SQL server, over TLS with `tls`.
 async fn query_over(port: u16, tls: Option<tonic::transport::ClientTlsConfig>, token: Option<&str>, sql: &str) -> Result<RecordBatch, String> {
-    let endpoint = match tls {
-        Some(tls) => tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}")).map_err(|e| e.to_string())?.tls_config(tls).map_err(|e| e.to_string())?,
-        None => tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?,
-    };
-    let channel = endpoint.connect().await.map_err(error_chain)?;
-    let mut client = FlightSqlServiceClient::new(channel);
-    if let Some(token) = token {
-        client.set_token(token.to_string());
-    }
+    let mut client = sql_client(port, tls, token).await?;
     let info = client.execute(sql.to_string(), None).await.map_err(|e| e.to_string())?;
     let schema = Arc::new(info.clone().try_decode_schema().map_err(|e| e.to_string())?);
     let mut batches = Vec::new();
@@ -170,6 +162,20 @@ async fn query_over(port: u16, tls: Option<tonic::transport::ClientTlsConfig>, t
         batches.extend(stream.try_collect::<Vec<_>>().await.map_err(|e| e.to_string())?);
     }
     arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
+}
+
+/// A Flight SQL client of the server on `port` (TLS if given), with `token`.
+async fn sql_client(port: u16, tls: Option<tonic::transport::ClientTlsConfig>, token: Option<&str>) -> Result<FlightSqlServiceClient<tonic::transport::Channel>, String> {
+    let endpoint = match tls {
+        Some(tls) => tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}")).map_err(|e| e.to_string())?.tls_config(tls).map_err(|e| e.to_string())?,
+        None => tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?,
+    };
+    let channel = endpoint.connect().await.map_err(error_chain)?;
+    let mut client = FlightSqlServiceClient::new(channel);
+    if let Some(token) = token {
+        client.set_token(token.to_string());
+    }
+    Ok(client)
 }
 
 /// An error with its sources (tonic's connect errors say little on top).
@@ -408,16 +414,7 @@ fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
 
     // An answer never fetched expires: its ticket is refused after result_ttl.
     let late = block_on(async {
-        let tls = client_tls(&crossing.certs, None);
-        let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", crossing.md.sql_port))
-            .map_err(|e| e.to_string())?
-            .tls_config(tls)
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(error_chain)?;
-        let mut client = FlightSqlServiceClient::new(channel);
-        client.set_token(TOKEN.to_string());
+        let mut client = sql_client(crossing.md.sql_port, tls(), Some(TOKEN)).await?;
         let info = client.execute("SELECT count(*) AS n FROM post_routes WHERE from_post = 'otaci'".to_string(), None).await.map_err(|e| e.to_string())?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let ticket = info.endpoint.first().and_then(|e| e.ticket.clone()).ok_or("no ticket")?;
@@ -450,6 +447,47 @@ fn who_is_refused_peers_and_analysts_and_an_analyst_certificate_is_admitted() {
     // The ticket fetched too late, and the answer too large.
     assert!(records.iter().any(|r| r["request"] == "DoGet" && r["user"] == "ana" && sql_of(r).is_empty() && r["error"].as_str().is_some_and(|e| e.contains("result_ttl"))), "{records:?}");
     assert!(records.iter().any(|r| r["request"] == "StatementQuery" && r["error"].as_str().is_some_and(|e| e.contains("query memory limit"))), "{records:?}");
+}
+
+#[test]
+fn answers_waiting_for_their_doget_hold_a_bounded_memory() {
+    // Answers may hold 4 MiB together; each of these holds about 1.5 MiB.
+    let crossing = crossing_with("query_memory_mb = 4\nanswers_memory_mb = 4");
+    let md = serve(&crossing.md, 1000, false);
+    md.wait_for("Flight SQL for analysts", Duration::from_secs(60));
+    let sql = |n: u32| format!("SELECT value FROM generate_series(1, {}) WHERE value > {n}", 200_000 + n);
+    let outcome = block_on(async {
+        let mut client = sql_client(crossing.md.sql_port, None, Some(TOKEN)).await?;
+        // Two answers are kept, unfetched; the third would pass the limit.
+        let first = client.execute(sql(1), None).await.map_err(|e| e.to_string())?;
+        let second = client.execute(sql(2), None).await.map_err(|e| e.to_string())?;
+        let refused = client.execute(sql(3), None).await.map(|_| ()).map_err(|e| e.to_string());
+        // Once one is fetched, there is room again; the kept ones are intact.
+        let mut rows = Vec::new();
+        for info in [first, second] {
+            let ticket = info.endpoint.first().and_then(|e| e.ticket.clone()).ok_or("no ticket")?;
+            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| e.to_string())?;
+            rows.push(batches.iter().map(RecordBatch::num_rows).sum::<usize>());
+        }
+        let third = client.execute(sql(3), None).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((refused, rows, third.total_records))
+    })
+    .expect("the queries within the limit are answered");
+    let (refused, rows, third) = outcome;
+    assert!(refused.as_ref().is_err_and(|e| e.contains("answers_memory_mb") && e.contains("waiting for their DoGet")), "{refused:?}");
+    assert_eq!(rows, vec![200_000, 200_000]);
+    assert_eq!(third, 200_000);
+    assert!(md.log().contains("the answers' memory is full"), "{}", md.log());
+    // The refusal is audited with the query it refused.
+    let audit = crossing.md.config.parent().expect("dir").join("data/audit/otaci/sql");
+    let records: Vec<serde_json::Value> = common::files_under(&audit)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("audit record")).expect("audit JSON"))
+        .collect();
+    assert!(
+        records.iter().any(|r| r["sql"].as_str() == Some(sql(3).as_str()) && r["error"].as_str().is_some_and(|e| e.contains("answers_memory_mb"))),
+        "{records:?}"
+    );
 }
 
 #[test]

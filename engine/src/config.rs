@@ -34,6 +34,8 @@
 //! query_memory_mb = 512       # optional, default 512: memory one query may use
 //! query_timeout = "60s"       # optional, default 60s: time one query may run
 //! result_ttl = "5m"           # optional, default 5m: how long an answer waits for its DoGet
+//! answers_memory_mb = 2048   # optional, default 2048 (at least query_memory_mb): memory all
+//!                             # answers waiting for their DoGet may hold together
 //!
 //! [storage]                   # optional
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
@@ -206,6 +208,10 @@ pub struct ServeConfig {
     /// How long an answer waits for its `DoGet` before it is dropped
     /// (default 5 minutes).
     pub result_ttl: Duration,
+    /// Memory all answers waiting for their `DoGet` may hold together, in
+    /// MiB (default 2048; at least `query_memory_mb`): a query whose answer
+    /// would pass it is refused until answers are fetched or expire.
+    pub answers_memory_mb: u64,
 }
 
 impl Default for ServeConfig {
@@ -220,6 +226,7 @@ impl Default for ServeConfig {
             query_memory_mb: 512,
             query_timeout: Duration::from_secs(60),
             result_ttl: Duration::from_secs(300),
+            answers_memory_mb: 2048,
         }
     }
 }

@@ -431,6 +431,15 @@ fn serve_section_resolves_and_checks_its_fields() {
     assert_eq!(serve.exchange_listen.as_deref(), Some("127.0.0.1:8817"));
     assert_eq!(serve.tokens, Some(dir.path().join("secrets").join("tokens.toml")));
     assert_eq!((serve.query_memory_mb, serve.query_timeout), (64, Duration::from_secs(90)));
+    assert_eq!(serve.answers_memory_mb, 2048);
+    let held = text.replace("query_memory_mb = 64", "query_memory_mb = 64\nanswers_memory_mb = 100");
+    let (_held_dir, held_path) = write_config(&held);
+    assert_eq!(PostConfig::from_file(&held_path).expect("valid").serve.expect("serve").answers_memory_mb, 100);
+    // Less than one answer of the largest size: refused, where it stands.
+    let bad = text.replace("query_memory_mb = 64", "query_memory_mb = 64\nanswers_memory_mb = 32");
+    let (error, path, _dir) = error_for(&bad);
+    assert_at(&error, &path, line_of(&bad, "answers_memory_mb"), "serve.answers_memory_mb");
+    assert!(error.message.contains("cannot hold one answer"), "{error}");
 
     let bad = text.replace("\"127.0.0.1:8917\"", "\"localhost\"");
     let (error, path, _dir) = error_for(&bad);

@@ -28,7 +28,10 @@
 //!   pool of `[serve] query_memory_mb` (its answer, held for `DoGet`, must
 //!   fit in the same size) and is cancelled after `[serve] query_timeout`.
 //!   An answer whose ticket is not fetched within `[serve] result_ttl` is
-//!   dropped.
+//!   dropped. The answers waiting for their `DoGet` hold at most
+//!   `[serve] answers_memory_mb` together: a query whose answer would pass
+//!   it is refused (`ResourceExhausted`, audited), and nothing already
+//!   kept is dropped for it.
 //! - Audit: every request, answered or refused (a refused TLS handshake
 //!   and a refused `DoGet` included), is one JSON object
 //!   `audit/<post>/sql/<date>/<ulid>.json` in the object store: which
@@ -91,14 +94,18 @@ pub struct AnalystSql {
     results: Arc<Mutex<HashMap<String, Kept>>>,
     /// How long an answer waits for its `DoGet`.
     result_ttl: Duration,
+    /// Bytes the answers in `results` may hold together.
+    answers_memory: usize,
     /// Open prepared statements, by handle.
     prepared: Arc<Mutex<HashMap<String, Prepared>>>,
 }
 
-/// An answer waiting for its `DoGet`: its owner, rows and when it was made.
+/// An answer waiting for its `DoGet`: its owner, rows, their memory and
+/// when it was made.
 struct Kept {
     user: String,
     batch: RecordBatch,
+    bytes: usize,
     at: Instant,
 }
 
@@ -152,6 +159,7 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
         limits: Limits { memory_bytes: (config.query_memory_mb as usize) << 20, timeout: config.query_timeout },
         results: Arc::new(Mutex::new(HashMap::new())),
         result_ttl: config.result_ttl,
+        answers_memory: (config.answers_memory_mb as usize) << 20,
         prepared: Arc::new(Mutex::new(HashMap::new())),
     };
     // Answers never fetched expire (checked every few seconds, and at each query).
@@ -293,9 +301,18 @@ impl AnalystSql {
                 return Err(Status::invalid_argument(error));
             }
         };
-        self.audit(caller, Audit { rows: Some(batch.num_rows()), ..audit }).await;
-        tracing::info!(user = %caller.user, request, rows = batch.num_rows(), ms = took.as_millis() as u64, "Flight SQL query");
-        self.keep(caller, batch, descriptor)
+        let rows = batch.num_rows();
+        match self.keep(caller, batch, descriptor) {
+            Ok(info) => {
+                self.audit(caller, Audit { rows: Some(rows), ..audit }).await;
+                tracing::info!(user = %caller.user, request, rows, ms = took.as_millis() as u64, "Flight SQL query");
+                Ok(info)
+            }
+            Err(status) => {
+                self.audit(caller, Audit { error: Some(status.message()), ..audit }).await;
+                Err(status)
+            }
+        }
     }
 
     /// Answers a catalog command: authenticated, computed over a session
@@ -321,8 +338,17 @@ impl AnalystSql {
         let audit = Audit { command: Some(described), took: started.elapsed(), ..Audit::new(name) };
         match result {
             Ok(batch) => {
-                self.audit(&caller, Audit { rows: Some(batch.num_rows()), ..audit }).await;
-                self.keep(&caller, batch, request.into_inner())
+                let rows = batch.num_rows();
+                match self.keep(&caller, batch, request.into_inner()) {
+                    Ok(info) => {
+                        self.audit(&caller, Audit { rows: Some(rows), ..audit }).await;
+                        Ok(info)
+                    }
+                    Err(status) => {
+                        self.audit(&caller, Audit { error: Some(status.message()), ..audit }).await;
+                        Err(status)
+                    }
+                }
             }
             Err(error) => {
                 self.audit(&caller, Audit { error: Some(&error), ..audit }).await;
@@ -331,7 +357,9 @@ impl AnalystSql {
         }
     }
 
-    /// Keeps an answer for its owner's `DoGet`; its `FlightInfo`.
+    /// Keeps an answer for its owner's `DoGet`; its `FlightInfo`. Refused
+    /// (`ResourceExhausted`) when the answers already waiting and this one
+    /// would hold more than `answers_memory` together.
     fn keep(&self, caller: &Caller, batch: RecordBatch, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
         let handle = ulid::Ulid::new().to_string();
         let ticket = TicketStatementQuery { statement_handle: handle.clone().into_bytes().into() };
@@ -342,9 +370,22 @@ impl AnalystSql {
             .with_descriptor(descriptor)
             .with_total_records(batch.num_rows() as i64);
         self.drop_expired();
-        if let Ok(mut results) = self.results.lock() {
-            results.insert(handle, Kept { user: caller.user.clone(), batch, at: Instant::now() });
+        let bytes = batch.get_array_memory_size();
+        let mut results = self.results.lock().map_err(|_| Status::internal("the answers' table is unavailable"))?;
+        let held: usize = results.values().map(|kept| kept.bytes).sum();
+        if held + bytes > self.answers_memory {
+            let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
+            let message = format!(
+                "the server holds {:.1} MiB of answers waiting for their DoGet, and this one ({:.1} MiB) would pass the limit of {:.0} MiB (`[serve] answers_memory_mb`): fetch the answers of earlier queries, or try again when they expire ({:?}, `[serve] result_ttl`)",
+                mib(held),
+                mib(bytes),
+                mib(self.answers_memory),
+                self.result_ttl
+            );
+            tracing::warn!(user = %caller.user, answers = results.len(), held, bytes, limit = self.answers_memory, "Flight SQL answer refused: the answers' memory is full");
+            return Err(Status::resource_exhausted(message));
         }
+        results.insert(handle, Kept { user: caller.user.clone(), batch, bytes, at: Instant::now() });
         Ok(Response::new(info))
     }
 

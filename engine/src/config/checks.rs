@@ -138,6 +138,17 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         Some(value) => duration(source, value, "serve.result_ttl")?,
         None => defaults.result_ttl,
     };
+    let answers_memory_mb = match raw.answers_memory_mb {
+        Some(value) if *value.get_ref() < query_memory_mb => {
+            let message = format!(
+                "{} MiB cannot hold one answer of the query memory limit ({query_memory_mb} MiB, `serve.query_memory_mb`): {query_memory_mb} or more",
+                value.get_ref()
+            );
+            return Err(source.error_at(value.span(), "serve.answers_memory_mb", message));
+        }
+        Some(value) => value.into_inner(),
+        None => defaults.answers_memory_mb.max(query_memory_mb),
+    };
     let tls_cert_span = raw.tls_cert.as_ref().map(|v| v.span()).or(raw.tls_key.as_ref().map(|v| v.span()));
     let serve = ServeConfig {
         exchange_listen: address(raw.exchange_listen, "serve.exchange_listen")?,
@@ -149,6 +160,7 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         query_memory_mb,
         query_timeout,
         result_ttl,
+        answers_memory_mb,
     };
     if serve.tls_cert.is_some() != serve.tls_key.is_some()
         && let Some(span) = tls_cert_span

@@ -77,6 +77,7 @@ pub(super) struct RawServe {
     pub query_memory_mb: Option<Spanned<u64>>,
     pub query_timeout: Option<Spanned<String>>,
     pub result_ttl: Option<Spanned<String>>,
+    pub answers_memory_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
