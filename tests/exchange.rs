@@ -491,6 +491,77 @@ fn answers_waiting_for_their_doget_hold_a_bounded_memory() {
 }
 
 #[test]
+fn browsing_tools_get_the_sql_types_and_the_keys_that_hold() {
+    use arrow_flight::sql::{CommandGetCrossReference, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetXdbcTypeInfo, XdbcDataType};
+    let crossing = crossing();
+    let md = serve(&crossing.md, 1000, false);
+    md.wait_for("Flight SQL for analysts", Duration::from_secs(60));
+    let port = crossing.md.sql_port;
+    let strings = |batch: &RecordBatch, name: &str| -> Vec<String> {
+        let column = batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+        let column = column.as_any().downcast_ref::<StringArray>().expect("Utf8");
+        (0..column.len()).map(|i| column.value(i).to_string()).collect()
+    };
+    let answers = block_on(async {
+        let mut client = sql_client(port, None, Some(TOKEN)).await?;
+        let mut answers: Vec<RecordBatch> = Vec::new();
+        let infos = [
+            client.get_primary_keys(CommandGetPrimaryKeys { catalog: None, db_schema: None, table: "post_routes".into() }).await,
+            client.get_primary_keys(CommandGetPrimaryKeys { catalog: Some("otaci".into()), db_schema: Some("public".into()), table: "reads".into() }).await,
+            client.get_primary_keys(CommandGetPrimaryKeys { catalog: Some("criva".into()), db_schema: None, table: "reads".into() }).await,
+            client.get_imported_keys(CommandGetImportedKeys { catalog: None, db_schema: None, table: "post_routes".into() }).await,
+            client.get_exported_keys(CommandGetExportedKeys { catalog: None, db_schema: None, table: "posts".into() }).await,
+            client
+                .get_cross_reference(CommandGetCrossReference { pk_table: "reads".into(), fk_table: "post_routes".into(), ..Default::default() })
+                .await,
+            client.get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None }).await,
+            client.get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: Some(XdbcDataType::XdbcVarchar as i32) }).await,
+        ];
+        for info in infos {
+            let info = info.map_err(|e| e.to_string())?;
+            let schema = Arc::new(info.clone().try_decode_schema().map_err(|e| e.to_string())?);
+            let ticket = info.endpoint.first().and_then(|e| e.ticket.clone()).ok_or("no ticket")?;
+            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| e.to_string())?;
+            answers.push(arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())?);
+        }
+        Ok::<_, String>(answers)
+    })
+    .expect("the catalog commands are answered");
+    let [route_key, read_key, elsewhere, imported, exported, unrelated, types, varchar] = &answers[..] else { panic!("{} answers", answers.len()) };
+    assert_eq!(strings(route_key, "column_name"), ["from_post", "to_post"]);
+    let sequence = route_key.column_by_name("key_sequence").expect("key_sequence").as_any().downcast_ref::<arrow::array::Int32Array>().expect("Int32");
+    assert_eq!(sequence.values().to_vec(), [1, 2]);
+    assert_eq!(strings(read_key, "column_name"), ["read_id"]);
+    assert_eq!(strings(read_key, "catalog_name"), ["otaci"]);
+    assert_eq!(elsewhere.num_rows(), 0, "another catalog has no tables here");
+    for keys in [imported, exported] {
+        assert_eq!(strings(keys, "fk_column_name"), ["from_post", "to_post"]);
+        assert_eq!(strings(keys, "pk_table_name"), ["posts", "posts"]);
+        assert_eq!(strings(keys, "pk_column_name"), ["post_id", "post_id"]);
+    }
+    assert_eq!(unrelated.num_rows(), 0);
+    let type_names = strings(types, "type_name");
+    for wanted in ["VARCHAR", "BIGINT", "DOUBLE", "TIMESTAMP", "BOOLEAN"] {
+        assert!(type_names.iter().any(|t| t == wanted), "{type_names:?}");
+    }
+    assert_eq!(strings(varchar, "type_name"), ["VARCHAR"]);
+
+    // What the server declares holds: each type is one the dialect casts
+    // to, the keys are unique and every route's posts exist.
+    let mut checks: Vec<(String, i64)> = type_names.iter().map(|t| (format!("SELECT count(CAST(NULL AS {t})) AS n"), 0)).collect();
+    checks.push(("SELECT count(*) - count(DISTINCT post_id) AS n FROM posts".into(), 0));
+    checks.push(("SELECT count(*) AS n FROM (SELECT from_post, to_post FROM post_routes GROUP BY from_post, to_post HAVING count(*) > 1)".into(), 0));
+    checks.push(("SELECT count(*) AS n FROM post_routes r LEFT JOIN posts p ON p.post_id = r.from_post LEFT JOIN posts q ON q.post_id = r.to_post WHERE p.post_id IS NULL OR q.post_id IS NULL".into(), 0));
+    checks.push(("SELECT count(*) - count(DISTINCT read_id) AS n FROM reads".into(), 0));
+    for (sql, expected) in checks {
+        let answer = block_on(query_over(port, None, Some(TOKEN), &sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(int(&answer, 0), expected, "{sql}");
+    }
+    let routes = block_on(query_over(port, None, Some(TOKEN), "SELECT count(*) AS n FROM post_routes")).expect("routes");
+    assert!(int(&routes, 0) > 0);
+}
+
+#[test]
 fn a_key_rotation_keeps_matching_and_an_unknown_key_version_is_refused() {
     let crossing = crossing();
     // Otaci holds the old key (1, the example's) and the new one (2), and hashes with the new.

@@ -3,8 +3,9 @@
 //! Every request is authenticated and audited. A query
 //! (`CommandStatementQuery`, or a prepared statement's
 //! `CommandPreparedStatementQuery`) and a catalog command (`GetCatalogs`,
-//! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`, see
-//! [`catalog`]) is answered at `GetFlightInfo`: its result is kept under a
+//! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`,
+//! `GetXdbcTypeInfo`, `GetPrimaryKeys`, `GetExportedKeys`,
+//! `GetImportedKeys`, `GetCrossReference`, see [`catalog`]) is answered at `GetFlightInfo`: its result is kept under a
 //! one-time ticket that `DoGet` streams back to the same user.
 //!
 //! - Authentication: a bearer token (`authorization: Bearer …`) whose
@@ -56,8 +57,9 @@ use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetCatalogs,
-    CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo,
+    CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
 use borderflow_connectors::exchange::TlsFiles;
@@ -72,6 +74,7 @@ use tonic::{Request, Response, Status};
 pub use tokens::Tokens;
 
 use crate::serve::EngineHandle;
+use catalog::KeysOf;
 use session::{Limits, Session};
 
 pub mod catalog;
@@ -357,6 +360,23 @@ impl AnalystSql {
         }
     }
 
+    /// [`AnalystSql::answer_catalog`] for a command computed over a session
+    /// and the post's catalog name.
+    async fn answer_over_session<T: std::fmt::Debug>(
+        &self,
+        request: Request<FlightDescriptor>,
+        name: &'static str,
+        command: T,
+        build: impl FnOnce(T, &str, &Session) -> Result<RecordBatch, String>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let catalog = self.post_id.clone();
+        self.answer_catalog(request, name, command, true, move |q, session| match session {
+            Some(session) => build(q, &catalog, session),
+            None => Err(format!("{name}: no session")),
+        })
+        .await
+    }
+
     /// Keeps an answer for its owner's `DoGet`; its `FlightInfo`. Refused
     /// (`ResourceExhausted`) when the answers already waiting and this one
     /// would hold more than `answers_memory` together.
@@ -459,12 +479,7 @@ impl FlightSqlService for AnalystSql {
     }
 
     async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let catalog = self.post_id.clone();
-        self.answer_catalog(request, "GetTables", query, true, move |q, session| match session {
-            Some(session) => catalog::get_tables(q, &catalog, session),
-            None => Err("GetTables: no session".into()),
-        })
-        .await
+        self.answer_over_session(request, "GetTables", query, catalog::get_tables).await
     }
 
     async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -473,6 +488,26 @@ impl FlightSqlService for AnalystSql {
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         self.answer_catalog(request, "GetSqlInfo", query, false, |q, _| catalog::get_sql_info(q)).await
+    }
+
+    async fn get_flight_info_primary_keys(&self, query: CommandGetPrimaryKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.answer_over_session(request, "GetPrimaryKeys", query, catalog::get_primary_keys).await
+    }
+
+    async fn get_flight_info_exported_keys(&self, query: CommandGetExportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.answer_over_session(request, "GetExportedKeys", query, |q, post, session| catalog::get_foreign_keys(KeysOf::Exported(&q.table), post, session)).await
+    }
+
+    async fn get_flight_info_imported_keys(&self, query: CommandGetImportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.answer_over_session(request, "GetImportedKeys", query, |q, post, session| catalog::get_foreign_keys(KeysOf::Imported(&q.table), post, session)).await
+    }
+
+    async fn get_flight_info_cross_reference(&self, query: CommandGetCrossReference, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.answer_over_session(request, "GetCrossReference", query, |q, post, session| catalog::get_foreign_keys(KeysOf::Between(&q.pk_table, &q.fk_table), post, session)).await
+    }
+
+    async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.answer_catalog(request, "GetXdbcTypeInfo", query, false, |q, _| catalog::get_xdbc_type_info(q)).await
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
