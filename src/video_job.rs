@@ -79,7 +79,7 @@ fn video_lanes(reads: &[PlateRead]) -> Vec<(String, Vec<usize>)> {
 
 /// Renders, reads and substitutes the video lanes' passages in `reads`
 /// (which stay sorted by event time).
-pub fn replace_with_video_reads(reads: &mut Vec<PlateRead>, runtime: &Runtime) -> VideoLanesReport {
+pub fn replace_with_video_reads(reads: &mut [PlateRead], runtime: &Runtime) -> VideoLanesReport {
     let started = std::time::Instant::now();
     let mut report = VideoLanesReport::default();
     let dir = std::env::temp_dir().join(format!("borderflow-demo-video-{}", std::process::id()));

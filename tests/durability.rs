@@ -42,7 +42,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         // Different sink cadences between lives: the sink must not care.
         let sink_every = ["--sink-every", ["3", "4", "7"][lives % 3]];
         lives += 1;
-        let (mut child, lines) = spawn_follow(&killed, &[&sink_every[0], &sink_every[1], "--pace-ms", "40"]);
+        let (mut child, lines) = spawn_follow(&killed, &[sink_every[0], sink_every[1], "--pace-ms", "40"]);
         // Wait for recovery to finish, then kill at a random moment of the feed.
         let recovered = loop {
             match lines.recv_timeout(Duration::from_secs(60)) {

@@ -14,8 +14,8 @@ fn read(i: u32, bbox: Option<BBox>, plate_country: Option<&str>) -> PlateRead {
         camera_id: format!("otaci-exit-arrival-{}", i % 3 + 1),
         country: "MD".into(),
         lane: (i % 3 + 1) as u16,
-        direction: if i % 2 == 0 { Direction::Exit } else { Direction::Entry },
-        point: if i % 3 == 0 { Point::Arrival } else { Point::Departure },
+        direction: if i.is_multiple_of(2) { Direction::Exit } else { Direction::Entry },
+        point: if i.is_multiple_of(3) { Point::Arrival } else { Point::Departure },
         captured_at_ms: 1_764_000_000_000 + i64::from(i) * 1000,
         plate_norm: plate_norm(&text),
         plate_text: text,
@@ -23,7 +23,7 @@ fn read(i: u32, bbox: Option<BBox>, plate_country: Option<&str>) -> PlateRead {
         confidence: 0.5 + (i % 50) as f32 / 100.0,
         frames: (i % 20) as u16,
         bbox,
-        crop_uri: (i % 4 == 0).then(|| format!("file:///crops/{i}.jpg")),
+        crop_uri: i.is_multiple_of(4).then(|| format!("file:///crops/{i}.jpg")),
     }
 }
 

@@ -269,11 +269,11 @@ fn decode(probabilities: &[f32], steps: usize, classes: usize, pooled: &[u8]) ->
             let runner_up = runner.map(|c| (alphabet[c - 1], sums[c]));
             let confidence = sums[best as usize];
             if best == previous {
-                if let Some(last) = line.chars.last_mut() {
-                    if confidence > last.confidence {
-                        last.confidence = confidence;
-                        last.runner_up = runner_up;
-                    }
+                if let Some(last) = line.chars.last_mut()
+                    && confidence > last.confidence
+                {
+                    last.confidence = confidence;
+                    last.runner_up = runner_up;
                 }
             } else {
                 line.chars.push(RecognizedChar { ch: alphabet[best as usize - 1], confidence, runner_up });

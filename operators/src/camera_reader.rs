@@ -253,7 +253,7 @@ impl CameraReader {
         let mut ended = tracker.predict(t);
         let mut out = Vec::new();
 
-        if index % self.options.detect_every.max(1) as u64 == 0 {
+        if index.is_multiple_of(self.options.detect_every.max(1) as u64) {
             let clock = Instant::now();
             let image = RgbImage::from_raw(frame.width, frame.height, frame.rgb.to_vec());
             let Some(image) = image else { return Ok(out) };
@@ -491,12 +491,12 @@ impl VideoOptions {
         if notes.last_recognised.is_some_and(|last| index - last < self.recognise_every.max(1) as u64) {
             return false;
         }
-        if notes.readings >= self.enough_votes {
-            if let Some(voted) = vote(&notes.ballots, None) {
-                let agreeing = notes.ballots.iter().filter(|b| b.text == voted.text).count();
-                if agreeing >= self.enough_votes {
-                    return false;
-                }
+        if notes.readings >= self.enough_votes
+            && let Some(voted) = vote(&notes.ballots, None)
+        {
+            let agreeing = notes.ballots.iter().filter(|b| b.text == voted.text).count();
+            if agreeing >= self.enough_votes {
+                return false;
             }
         }
         area.height >= self.min_text_height_px && sharpness(frame, area.bounds()) >= self.min_sharpness
@@ -527,6 +527,24 @@ pub fn sharpness(frame: &Frame, bounds: (f32, f32, f32, f32)) -> f32 {
         }
     }
     ((sum2 / n) - (sum / n).powi(2)).max(0.0) as f32
+}
+
+fn overlap_of_smaller(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> f32 {
+    let ix = a.2.min(b.2) - a.0.max(b.0);
+    let iy = a.3.min(b.3) - a.1.max(b.1);
+    let smaller = ((a.2 - a.0) * (a.3 - a.1)).min((b.2 - b.0) * (b.3 - b.1));
+    if smaller <= 0.0 { 0.0 } else { ix.max(0.0) * iy.max(0.0) / smaller }
+}
+
+/// A ULID from the best frame's time and a hash of the camera and the track's
+/// first frame: the same recording replayed gives the same ids.
+fn read_id(camera_id: &str, first_frame: u64, captured_at_ms: i64) -> String {
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in camera_id.bytes().chain(first_frame.to_le_bytes()) {
+        hash ^= byte as u128;
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+    }
+    ulid::Ulid::from_parts(captured_at_ms.max(0) as u64, hash).to_string()
 }
 
 #[cfg(test)]
@@ -562,22 +580,4 @@ mod tests {
         assert!(!same_vehicle("ABC123", "XYZ123"));
         assert!(!same_vehicle("AA1234BB", "KB3333IO"));
     }
-}
-
-fn overlap_of_smaller(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> f32 {
-    let ix = a.2.min(b.2) - a.0.max(b.0);
-    let iy = a.3.min(b.3) - a.1.max(b.1);
-    let smaller = ((a.2 - a.0) * (a.3 - a.1)).min((b.2 - b.0) * (b.3 - b.1));
-    if smaller <= 0.0 { 0.0 } else { ix.max(0.0) * iy.max(0.0) / smaller }
-}
-
-/// A ULID from the best frame's time and a hash of the camera and the track's
-/// first frame: the same recording replayed gives the same ids.
-fn read_id(camera_id: &str, first_frame: u64, captured_at_ms: i64) -> String {
-    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for byte in camera_id.bytes().chain(first_frame.to_le_bytes()) {
-        hash ^= byte as u128;
-        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
-    }
-    ulid::Ulid::from_parts(captured_at_ms.max(0) as u64, hash).to_string()
 }

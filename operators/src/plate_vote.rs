@@ -59,10 +59,10 @@ pub fn vote(ballots: &[Ballot], prefer_country: Option<&str>) -> Option<Voted> {
     // wins. Only when no format can propose does the unconstrained vote count.
     let mut best: Option<(f32, String)> = None;
     for format in formats_for(prefer_country).filter(|f| f.pattern.chars().count() == length) {
-        if let Some((weight, text)) = propose(&group, length, Some(format)) {
-            if best.as_ref().is_none_or(|(w, _)| weight > *w + 1e-4) {
-                best = Some((weight, text));
-            }
+        if let Some((weight, text)) = propose(&group, length, Some(format))
+            && best.as_ref().is_none_or(|(w, _)| weight > *w + 1e-4)
+        {
+            best = Some((weight, text));
         }
     }
     if best.is_none() {
@@ -92,10 +92,10 @@ fn propose(group: &[(Vec<char>, f32)], length: usize, format: Option<&PlateForma
         let mut tally: Vec<(char, f32)> = Vec::new();
         for (chars, w) in group {
             let c = chars[position];
-            if let (Some(f), Some(slot)) = (format, slot) {
-                if !f.allows(*slot, c) {
-                    continue;
-                }
+            if let (Some(f), Some(slot)) = (format, slot)
+                && !f.allows(*slot, c)
+            {
+                continue;
             }
             match tally.iter_mut().find(|(k, _)| *k == c) {
                 Some((_, sum)) => *sum += w,

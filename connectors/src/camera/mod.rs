@@ -18,7 +18,7 @@
 mod pipeline;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -172,10 +172,7 @@ impl CameraSource {
     /// The next event, waiting at most `timeout`; `None` on timeout or when
     /// the source has finished and its queue is empty.
     pub fn next_event(&self, timeout: Duration) -> Option<CameraEvent> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.receiver.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is queued.

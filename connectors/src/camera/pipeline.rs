@@ -105,15 +105,15 @@ pub fn build(uri: &str, kind: SourceKind, options: &CameraSourceOptions) -> Resu
         }
         SourceKind::HttpMjpeg => src.set_property("location", uri),
     }
-    if options.decoder_threads > 0 {
-        if let Some(decode) = pipeline.by_name("decode").and_then(|e| e.downcast::<gst::Bin>().ok()) {
-            let threads = options.decoder_threads as i32;
-            decode.connect_deep_element_added(move |_, _, element| {
-                if element.find_property("max-threads").is_some() {
-                    element.set_property("max-threads", threads);
-                }
-            });
-        }
+    if options.decoder_threads > 0
+        && let Some(decode) = pipeline.by_name("decode").and_then(|e| e.downcast::<gst::Bin>().ok())
+    {
+        let threads = options.decoder_threads as i32;
+        decode.connect_deep_element_added(move |_, _, element| {
+            if element.find_property("max-threads").is_some() {
+                element.set_property("max-threads", threads);
+            }
+        });
     }
     Ok((pipeline, sink))
 }
