@@ -66,14 +66,17 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
         // Home-only formats (US states) have no country strip to drop.
         for format in formats_for(prefer_country).filter(|f| f.pattern.len() == n - dropped && !(dropped > 0 && f.home_only)) {
             let kept: Vec<usize> = (dropped..n).collect();
-            out.extend(fit(line, format, &kept, dropped, prefer_country));
+            out.extend(fit(line, format, &kept, dropped, None, prefer_country));
         }
     }
-    // A mark between a plate's halves read as a thin character.
+    // A mark between a plate's halves read as a thin character. The mark
+    // was seen as surely as the character was read, so its confidence
+    // still counts: leaving out a doubtful `1` of `ABC1234` must not make
+    // `ABC234` the surer reading.
     for format in formats_for(prefer_country).filter(|f| f.pattern.len() + 1 == n) {
         if let Some(gap) = format.gap.filter(|&gap| GAP_MARKS.contains(line.chars[gap].ch)) {
             let kept: Vec<usize> = (0..n).filter(|&i| i != gap).collect();
-            out.extend(fit(line, format, &kept, 1, prefer_country));
+            out.extend(fit(line, format, &kept, 1, Some(gap), prefer_country));
         }
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -83,9 +86,10 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
 }
 
 /// `line` read as `format` from the characters at `kept` (the others, `left_out`
-/// of them, dropped), with up to [`MAX_REPAIRS`] repairs; `None` if it does
-/// not fit or fits as read with nothing left out (the raw reading says that).
-fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: usize, prefer_country: Option<&str>) -> Option<PlateText> {
+/// of them, dropped; `mark`'s confidence counts in the score all the same),
+/// with up to [`MAX_REPAIRS`] repairs; `None` if it does not fit or fits as
+/// read with nothing left out (the raw reading says that).
+fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: usize, mark: Option<usize>, prefer_country: Option<&str>) -> Option<PlateText> {
     let mut read: Vec<char> = line.chars.iter().map(|c| c.ch).collect();
     let mut text = String::with_capacity(kept.len());
     let mut probabilities = Vec::with_capacity(kept.len());
@@ -111,6 +115,7 @@ fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: 
         return None;
     }
     debug_assert!(matches(format, &text));
+    probabilities.extend(mark.map(|i| line.chars[i].confidence));
     let factor = DROP_FACTOR.powi(left_out as i32) * preference(format, prefer_country);
     let score = geometric_mean(probabilities.into_iter()) * factor;
     Some(PlateText { text, format: Some(format), score, read: read.into_iter().collect(), factor })
@@ -324,6 +329,13 @@ mod tests {
         assert_eq!(read.read, "SH0LR7X");
         let texts = plate_texts(&line("ABCI1234", 0.9), Some("US"));
         assert_eq!((texts[0].text.as_str(), texts[0].read.as_str()), ("ABC1234", "ABCI1234"));
+        // A plate whose number starts with a doubtful 1 keeps it: the
+        // reading as seen fits a format, and the left-out 1 still counts.
+        let mut doubtful = line("ABC1234", 0.95);
+        doubtful.chars[3].confidence = 0.4;
+        let texts = plate_texts(&doubtful, Some("US"));
+        assert_eq!(texts[0].text, "ABC1234", "{texts:?}");
+        assert!(texts.iter().any(|t| t.text == "ABC234"), "{texts:?}");
         // Away from the US no format has such a mark.
         for camera in [Some("MD"), Some("UA"), None] {
             assert!(plate_texts(&line("ABCI1234", 0.9), camera).iter().all(|t| t.text != "ABC1234"), "{camera:?}");

@@ -1,7 +1,8 @@
 //! The plate reader on plates the test renders itself (DejaVu Sans Bold from
 //! the Debian package fonts-dejavu-core): Moldovan, Ukrainian and Polish
-//! formats at several sizes, clean, blurred and slightly rotated; and files
-//! that are not images.
+//! formats at several sizes, clean, blurred and slightly rotated; US plates
+//! with a mark between their halves at a US camera; and files that are not
+//! images.
 
 use std::path::Path;
 
@@ -198,4 +199,25 @@ fn each_recognizer_alone_reads_a_rendered_plate_crop() {
             assert!(lines[0].likelihood(want) > lines[0].likelihood(&want.replacen('W', "N", 1).replacen('A', "4", 1)), "{model}");
         }
     }
+}
+
+#[test]
+fn us_plates_with_a_mark_between_their_halves_are_read_at_a_us_camera() {
+    // A dash or a slim state graphic between the halves, which the
+    // recognizer reads as a thin character or not at all (these clean
+    // renders: not at all), and a number starting with 1 right after
+    // where a mark could stand, which must keep its 1.
+    let font = font();
+    let mut reader = PlateReader::new(PlateReaderOptions { prefer_country: Some("US".into()), ..Default::default() }).expect("reader");
+    let mut failures = Vec::new();
+    for (text, want) in [("SH0-R7X", "SH0R7X"), ("ABC-1234", "ABC1234"), ("ABC|123", "ABC123"), ("AB1|C2D", "AB1C2D"), ("384|KMP", "384KMP"), ("ABC 1234", "ABC1234")] {
+        for height in [40, 64] {
+            let readings = reader.read(&render_plate(&font, text, height)).expect("reading works");
+            match readings.first() {
+                Some(best) if best.text == want && best.country == Some("US") => {}
+                other => failures.push(format!("{text} at {height}px: {other:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "misread:\n{}", failures.join("\n"));
 }
