@@ -10,7 +10,7 @@
 //! Boxes come back in the input image's pixels.
 
 use image::RgbImage;
-use image::imageops::{FilterType, resize};
+use image::imageops::{FilterType, resize, thumbnail};
 use ort::session::Session;
 use ort::value::Tensor;
 
@@ -118,7 +118,11 @@ impl TextDetector {
             return Ok(Vec::new());
         }
         let (in_w, in_h) = input_size(w, h, max_side, min_side);
-        let resized = resize(image, in_w, in_h, FilterType::Triangle);
+        // Scaling down by half or more (a video frame to the detector's
+        // side), image's area average is as good as the triangle filter and
+        // three times faster (1920×1080 to 512×288: 20 vs 65 ms, half of a
+        // detection run); closer to the image's size, the triangle filter.
+        let resized = if w >= 2 * in_w && h >= 2 * in_h { thumbnail(image, in_w, in_h) } else { resize(image, in_w, in_h, FilterType::Triangle) };
         let (in_w, in_h) = (in_w as usize, in_h as usize);
         let mut data = vec![0f32; 3 * in_w * in_h];
         write_bgr_planes(&resized, &mut data, in_w, in_h);

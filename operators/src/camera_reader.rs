@@ -1,8 +1,8 @@
 //! One camera's frames to plate reads: detect → track → recognise → vote,
 //! and the counting line.
 //!
-//! Detection is the expensive step (the text detector costs hundreds of
-//! milliseconds on a full HD frame), so it runs on every `detect_every`-th
+//! Detection is the expensive step (about 60 ms a full HD frame at
+//! `detector_side` 512 on one core, three quarters of the work), so it runs on every `detect_every`-th
 //! frame only, on the camera's region of interest scaled so its longer side
 //! is `detector_side` pixels; the tracker's motion model carries boxes over
 //! the frames in between. Detected words are joined into plates (see
