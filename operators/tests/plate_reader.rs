@@ -1,7 +1,8 @@
 //! The plate reader on plates the test renders itself (DejaVu Sans Bold from
 //! the Debian package fonts-dejavu-core): Moldovan, Ukrainian and Polish
 //! formats at several sizes, clean, blurred and slightly rotated; US plates
-//! with a mark between their halves at a US camera; and files that are not
+//! with a mark between their halves at a US camera; a plate in a full HD
+//! frame detected at the video detector's side; and files that are not
 //! images.
 
 use std::path::Path;
@@ -220,4 +221,29 @@ fn us_plates_with_a_mark_between_their_halves_are_read_at_a_us_camera() {
         }
     }
     assert!(failures.is_empty(), "misread:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_detector_finds_a_plate_in_a_full_hd_frame_scaled_down_to_its_side() {
+    // A camera's 1920×1080 frame scaled to 512 px for the detector, as
+    // video does (by area average: more than halved): the plate is found
+    // where it is, and read from the full frame.
+    let font = font();
+    let scene = render_plate(&font, "AB 1234 CD", 72);
+    let mut frame = RgbImage::from_pixel(1920, 1080, Rgb([120, 122, 118]));
+    let (x0, y0) = (900, 640);
+    imageops::overlay(&mut frame, &scene, x0, y0);
+    let (plate_w, plate_h) = ((scene.width() - 120) / 2, 72);
+    let (px, py) = (x0 as f32 + ((scene.width() - plate_w) / 2) as f32, y0 as f32 + ((scene.height() - plate_h) / 2) as f32);
+    let mut reader = PlateReader::new(PlateReaderOptions { prefer_country: Some("UA".into()), ..Default::default() }).expect("reader");
+    let words = reader.detect_words(&frame, 512).expect("detection runs");
+    let on_plate: Vec<_> = words
+        .iter()
+        .filter(|w| w.center_x > px && w.center_x < px + plate_w as f32 && w.center_y > py && w.center_y < py + plate_h as f32)
+        .collect();
+    assert!(!on_plate.is_empty(), "no word on the plate at {px},{py}: {words:?}");
+    let area = on_plate.iter().max_by(|a, b| (a.width * a.height).total_cmp(&(b.width * b.height))).expect("a word");
+    let joined = borderflow_models::TextBox { center_x: px + plate_w as f32 / 2.0, center_y: py + plate_h as f32 / 2.0, width: plate_w as f32 * 0.9, height: area.height.max(plate_h as f32 * 0.6), ..**area };
+    let readings = reader.read_area(&frame, &joined).expect("reading works");
+    assert_eq!(readings.first().map(|r| r.text.as_str()), Some("AB1234CD"), "{readings:?}");
 }
