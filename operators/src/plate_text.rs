@@ -63,9 +63,9 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
     // country strip is, and a digit there belongs to the number (US plates).
     let droppable = line.chars.iter().take(2).take_while(|c| c.ch.is_ascii_alphabetic()).count();
     for dropped in 0..=droppable {
+        let kept: Vec<usize> = (dropped..n).collect();
         // Home-only formats (US states) have no country strip to drop.
         for format in formats_for(prefer_country).filter(|f| f.pattern.len() == n - dropped && !(dropped > 0 && f.home_only)) {
-            let kept: Vec<usize> = (dropped..n).collect();
             out.extend(fit(line, format, &kept, dropped, None, prefer_country));
         }
     }
@@ -79,10 +79,15 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
             out.extend(fit(line, format, &kept, 1, Some(gap), prefer_country));
         }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    best_first(out)
+}
+
+/// `texts` best first, each text once (its best score).
+fn best_first(mut texts: Vec<PlateText>) -> Vec<PlateText> {
+    texts.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut seen = std::collections::HashSet::new();
-    out.retain(|t| seen.insert(t.text.clone()));
-    out
+    texts.retain(|t| seen.insert(t.text.clone()));
+    texts
 }
 
 /// `line` read as `format` from the characters at `kept` (the others, `left_out`
@@ -149,9 +154,7 @@ pub fn second_opinion(first: &TextLine, first_texts: Vec<PlateText>, second: &Te
             out.push(text);
         }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|t| seen.insert(t.text.clone()));
+    let mut out = best_first(out);
     let best = out.first().map_or(0.0, |t| t.score);
     if best > 0.0 {
         for text in &mut out {

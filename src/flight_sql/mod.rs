@@ -5,8 +5,9 @@
 //! `CommandPreparedStatementQuery`) and a catalog command (`GetCatalogs`,
 //! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`,
 //! `GetXdbcTypeInfo`, `GetPrimaryKeys`, `GetExportedKeys`,
-//! `GetImportedKeys`, `GetCrossReference`, see [`catalog`]) is answered at `GetFlightInfo`: its result is kept under a
-//! one-time ticket that `DoGet` streams back to the same user.
+//! `GetImportedKeys`, `GetCrossReference`, see [`catalog`]) is answered at
+//! `GetFlightInfo`: its result is kept under a one-time ticket that `DoGet`
+//! streams back to the same user.
 //!
 //! - Authentication: a bearer token (`authorization: Bearer …`) whose
 //!   SHA-256 is in the `[serve] tokens` file (tokens themselves are never
@@ -305,17 +306,9 @@ impl AnalystSql {
             }
         };
         let rows = batch.num_rows();
-        match self.keep(caller, batch, descriptor) {
-            Ok(info) => {
-                self.audit(caller, Audit { rows: Some(rows), ..audit }).await;
-                tracing::info!(user = %caller.user, request, rows, ms = took.as_millis() as u64, "Flight SQL query");
-                Ok(info)
-            }
-            Err(status) => {
-                self.audit(caller, Audit { error: Some(status.message()), ..audit }).await;
-                Err(status)
-            }
-        }
+        let info = self.keep_audited(caller, batch, descriptor, audit).await?;
+        tracing::info!(user = %caller.user, request, rows, ms = took.as_millis() as u64, "Flight SQL query");
+        Ok(info)
     }
 
     /// Answers a catalog command: authenticated, computed over a session
@@ -340,19 +333,7 @@ impl AnalystSql {
         };
         let audit = Audit { command: Some(described), took: started.elapsed(), ..Audit::new(name) };
         match result {
-            Ok(batch) => {
-                let rows = batch.num_rows();
-                match self.keep(&caller, batch, request.into_inner()) {
-                    Ok(info) => {
-                        self.audit(&caller, Audit { rows: Some(rows), ..audit }).await;
-                        Ok(info)
-                    }
-                    Err(status) => {
-                        self.audit(&caller, Audit { error: Some(status.message()), ..audit }).await;
-                        Err(status)
-                    }
-                }
-            }
+            Ok(batch) => self.keep_audited(&caller, batch, request.into_inner(), audit).await,
             Err(error) => {
                 self.audit(&caller, Audit { error: Some(&error), ..audit }).await;
                 Err(Status::internal(error))
@@ -375,6 +356,22 @@ impl AnalystSql {
             None => Err(format!("{name}: no session")),
         })
         .await
+    }
+
+    /// [`AnalystSql::keep`], audited as `audit` with the answer's rows, or
+    /// with the refusal.
+    async fn keep_audited(&self, caller: &Caller, batch: RecordBatch, descriptor: FlightDescriptor, audit: Audit<'_>) -> Result<Response<FlightInfo>, Status> {
+        let rows = batch.num_rows();
+        match self.keep(caller, batch, descriptor) {
+            Ok(info) => {
+                self.audit(caller, Audit { rows: Some(rows), ..audit }).await;
+                Ok(info)
+            }
+            Err(status) => {
+                self.audit(caller, Audit { error: Some(status.message()), ..audit }).await;
+                Err(status)
+            }
+        }
     }
 
     /// Keeps an answer for its owner's `DoGet`; its `FlightInfo`. Refused
