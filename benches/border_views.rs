@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use borderflow::job::{PostTables, demo_exchange_keys, feed_reads, post_views};
+use borderflow::engine::{PostTables, demo_exchange_keys, feed_reads, post_views};
 use borderflow_connectors::scenario::{ReadNoise, ScenarioConfig, generate};
 use borderflow_engine::{Direction, PlateRead, conform_watchlist};
 
@@ -43,7 +43,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let watchlist = conform_watchlist(&scenario.watchlist_batch(), "scenario").expect("scenario watchlist conforms");
     let post = PostTables { views: &[], tables: &[], watchlist: &watchlist, keys: &keys, standard: true };
-    let mut views = rt.block_on(post_views(&post, workers)).expect("standard views are created");
+    let mut views = rt.block_on(post_views(&post, &borderflow::engine::Runtime::with_workers(workers))).expect("standard views are created");
 
     let mut commit_ms = Vec::new();
     let started = Instant::now();

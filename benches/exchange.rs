@@ -85,7 +85,7 @@ fn main() {
         // As `serve` does: every delivery waiting is applied in one commit.
         while let Ok(first) = inbox.recv() {
             let mut deliveries = vec![first];
-            while deliveries.len() < borderflow::serve::MAX_DELIVERIES_PER_COMMIT {
+            while deliveries.len() < borderflow::cli::serve::MAX_DELIVERIES_PER_COMMIT {
                 match inbox.try_recv() {
                     Ok(more) => deliveries.push(more),
                     Err(_) => break,
@@ -93,7 +93,7 @@ fn main() {
             }
             let ids: Vec<String> = deliveries.iter().flat_map(|d| borderflow_connectors::exchange::batch_read_ids(&d.batch)).collect();
             let apply_started = Instant::now();
-            borderflow::serve::deliver(&mut engine, deliveries);
+            borderflow::cli::serve::deliver(&mut engine, deliveries);
             if let Ok(mut applied) = applied.lock() {
                 applied.0 += 1;
                 applied.1 += apply_started.elapsed();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use borderflow::connectors::synthetic_video::{LINE_Y, Scene, render_mp4};
 use borderflow::connectors::{CameraEvent, CameraSource, CameraSourceOptions, Pacing};
 use borderflow::engine::{CameraConfig, CountingLine, Direction, Point, Runtime, Side};
-use borderflow::{VideoSpec, run_video};
+use borderflow::{camera_video, run_video};
 
 fn camera(uri: String) -> CameraConfig {
     CameraConfig {
@@ -64,8 +64,7 @@ fn main() {
         let camera = camera(format!("file://{}", clip.display()));
         let (decode_s, frames) = decode_only(&camera);
 
-        let mut spec = VideoSpec::new("bench", "MD", vec![camera], Runtime::with_workers(1));
-        spec.source = source_options();
+        let spec = camera_video("bench", "MD", vec![camera], source_options(), Runtime::with_workers(1));
         let report = run_video(spec);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let t = &report.times;

@@ -12,10 +12,10 @@ use borderflow::engine::{
     Direction, ExchangeKeys, PlateRead, conform_watchlist, read_keys_batch, reads_to_batch,
     watchlist_schema,
 };
-use borderflow::job::{PostTables, demo_exchange_keys, feed_reads, post_views};
+use borderflow::engine::{PostTables, demo_exchange_keys, feed_reads, post_views};
 use borderflow::queries::StandingViews;
 use borderflow::queries::row::sorted_rows;
-use borderflow::scoring::{column_values, score_flags, score_matches};
+use borderflow::connectors::scenario::scoring::{column_values, score_flags, score_matches};
 
 /// A commit per hour of traffic, as the demo commits (the views' cost is
 /// mostly per commit in the unoptimised test build).
@@ -40,7 +40,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn views_over(scenario: &Scenario, keys: &ExchangeKeys, workers: usize) -> StandingViews {
     let watchlist = conform_watchlist(&scenario.watchlist_batch(), "scenario").expect("scenario watchlist conforms");
     let post = PostTables { views: &[], tables: &[], watchlist: &watchlist, keys, standard: true };
-    runtime().block_on(post_views(&post, workers)).expect("standard views are created")
+    runtime().block_on(post_views(&post, &borderflow::engine::Runtime::with_workers(workers))).expect("standard views are created")
 }
 
 /// Feeds one tick: reads, their keys, and exit reads as pre-arrival records.

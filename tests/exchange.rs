@@ -259,7 +259,7 @@ fn crossing() -> Crossing {
 /// The Ukrainian post's exit reads, by read id.
 fn ua_exit_reads(ua: &Post) -> BTreeSet<String> {
     let config = PostConfig::from_file(&ua.config).expect("UA config");
-    let (ticks, _) = borderflow::follow::scenario_ticks(&config, 300_000).expect("ticks");
+    let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&config, 300_000).expect("ticks");
     ticks.iter().flat_map(|(_, reads)| reads.iter()).filter(|r| r.direction == Direction::Exit).map(|r| r.read_id.clone()).collect()
 }
 
@@ -581,7 +581,7 @@ fn a_key_rotation_keeps_matching_and_an_unknown_key_version_is_refused() {
     // the old key only, then (switched) the new key only, then a key version
     // Otaci does not hold.
     let ua_config = PostConfig::from_file(&crossing.ua.config).expect("UA config");
-    let (ticks, _) = borderflow::follow::scenario_ticks(&ua_config, 300_000).expect("ticks");
+    let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&ua_config, 300_000).expect("ticks");
     let exits: Vec<PlateRead> = ticks.iter().flat_map(|(_, reads)| reads.iter()).filter(|r| r.direction == Direction::Exit).cloned().collect();
     let third = exits.len() / 3;
     let mut old = ExchangeKeys::default();

@@ -56,7 +56,7 @@ traffic_scale = 0.2
     .expect("config");
     // What the scenario holds, counted here.
     let post = PostConfig::from_file(&config).expect("config");
-    let (ticks, _) = borderflow::follow::scenario_ticks(&post, 300_000).expect("ticks");
+    let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&post, 300_000).expect("ticks");
     let reads: Vec<_> = ticks.iter().flat_map(|(_, r)| r.iter()).collect();
     let mut exits_per_lane: BTreeMap<u16, i64> = BTreeMap::new();
     for read in reads.iter().filter(|r| r.direction == Direction::Exit && r.point == Point::Departure) {

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use borderflow::embedded::{Engine, EngineOptions};
+use borderflow::{Engine, EngineOptions};
 use borderflow::engine::{PostConfig, Storage, reads_to_batch};
 use common::{outputs, write_config};
 
@@ -28,7 +28,7 @@ fn a_one_day_retention_keeps_one_day() {
     // The scenario fed as `run --follow` feeds it, each read's crop written
     // just before the read is pushed, as the cameras do.
     let config = PostConfig::from_file(&path).expect("config");
-    let (ticks, watchlist) = borderflow::follow::scenario_ticks(&config, 300_000).expect("ticks");
+    let (ticks, watchlist) = borderflow::cli::run::follow::scenario_ticks(&config, 300_000).expect("ticks");
     let mut engine = Engine::open(config.clone(), EngineOptions::default()).expect("engine opens");
     let mut captured: HashMap<String, i64> = HashMap::new();
     for (i, (time, reads)) in ticks.iter().enumerate() {

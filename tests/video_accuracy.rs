@@ -6,7 +6,7 @@ mod video;
 
 use borderflow::connectors::synthetic_video::Scene;
 use borderflow::engine::Runtime;
-use borderflow::{VideoSpec, run_video};
+use borderflow::{camera_video, run_video};
 
 /// `BORDERFLOW_VIDEO_SEEDS=2026,7,11` scores the scenes of other seeds too
 /// (the default is the one scene of seed 2026), to see how the reader
@@ -23,7 +23,7 @@ fn forty_vehicles_in_two_minutes_are_each_read_once() {
         let (clip, truth) = video::render(&scene, dir.path(), &format!("forty-{seed}.mp4"), 0.0, 120.0);
         assert_eq!(truth.len(), 40);
         let camera = video::camera("lane-1", &format!("file://{}", clip.display()));
-        let report = run_video(VideoSpec::new("otaci", "MD", vec![camera], Runtime::with_workers(1)));
+        let report = run_video(camera_video("otaci", "MD", vec![camera], Default::default(), Runtime::with_workers(1)));
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let score = video::score(&truth, &report.reads);
         eprintln!(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use borderflow::connectors::synthetic_video::{Scene, render_jpegs};
 use borderflow::connectors::{CameraEvent, CameraSource, CameraSourceOptions};
 use borderflow::engine::{CameraState, Runtime};
-use borderflow::{VideoSpec, run_video};
+use borderflow::{camera_video, run_video};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer_rtsp_server::prelude::*;
@@ -94,12 +94,11 @@ fn rtsp_camera_reconnects_after_a_server_restart_and_reads_every_vehicle_once() 
     let server = RtspServer::start(&first, 0);
     let port = server.port;
     let camera = video::camera("lane-rtsp", &format!("rtsp://127.0.0.1:{port}/lane"));
-    let mut spec = VideoSpec::new("otaci", "MD", vec![camera], Runtime::with_workers(1));
-    spec.source.backoff_initial_ms = 300;
     // A queue as long as the clip: on a test machine busy with other builds
     // the engine falls behind real time, and this test is about reconnecting,
     // not about dropping (connectors/tests/camera.rs covers the leaky queue).
-    spec.source.queue_frames = 250;
+    let source = CameraSourceOptions { backoff_initial_ms: 300, queue_frames: 250, ..CameraSourceOptions::default() };
+    let spec = camera_video("otaci", "MD", vec![camera], source, Runtime::with_workers(1));
     let run = borderflow::VideoRun::start(spec);
     let frames_in = |run: &borderflow::VideoRun| run.camera_health()[0].frames_in;
 
@@ -153,7 +152,7 @@ fn corrupt_and_non_video_recordings_fail_with_camera_and_cause_while_others_carr
         video::camera("lane-notes", &format!("file://{}", text.display())),
         video::camera("lane-missing", &format!("file://{}", dir.path().join("missing.mp4").display())),
     ];
-    let report = run_video(VideoSpec::new("otaci", "MD", cameras, Runtime::with_workers(2)));
+    let report = run_video(camera_video("otaci", "MD", cameras, CameraSourceOptions::default(), Runtime::with_workers(2)));
     eprintln!("errors: {:#?}\nhealth: {:#?}", report.errors, report.health);
 
     let error_of = |camera: &str| report.errors.iter().find(|e| e.contains(&format!("camera {camera} "))).cloned();
@@ -215,8 +214,7 @@ fn an_image_folder_gives_frames_in_name_order_with_times_and_its_plates_are_read
     assert!(health.last_error.as_deref().is_some_and(|e| e.contains("zz-broken.jpg")), "{health:?}");
     drop(source);
 
-    let mut spec = VideoSpec::new("otaci", "MD", vec![camera], Runtime::with_workers(1));
-    spec.source = options;
+    let spec = camera_video("otaci", "MD", vec![camera], options, Runtime::with_workers(1));
     let report = run_video(spec);
     eprintln!("{:?}", report.reads.iter().map(|r| (&r.plate_norm, r.direction, r.captured_at_ms - start_ms)).collect::<Vec<_>>());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -329,8 +327,7 @@ fn an_mjpeg_stream_over_http_gives_timed_frames_and_its_plates_are_read() {
     assert!((8_000..=12_500).contains(&(times[99] - times[0])), "{times:?}");
 
     // The second client: the plate pipeline.
-    let mut spec = VideoSpec::new("otaci", "MD", vec![camera], Runtime::with_workers(1));
-    spec.source = options;
+    let spec = camera_video("otaci", "MD", vec![camera], options, Runtime::with_workers(1));
     let opened_ms = chrono::Utc::now().timestamp_millis();
     let run = borderflow::VideoRun::start(spec);
     wait_for("the stream", Duration::from_secs(120), || {

@@ -83,7 +83,7 @@ traffic_scale = 0.05
     .expect("config");
     // Two plates this post reads, and one it never reads.
     let post = PostConfig::from_file(&config).expect("config");
-    let (ticks, _) = borderflow::follow::scenario_ticks(&post, 300_000).expect("ticks");
+    let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&post, 300_000).expect("ticks");
     let read: BTreeSet<String> = ticks.iter().flat_map(|(_, reads)| reads.iter().map(|r| r.plate_norm.clone())).collect();
     let mut plates = read.iter();
     let (first, second) = (plates.next().expect("a read").clone(), plates.nth(10).expect("more reads").clone());

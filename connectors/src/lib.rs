@@ -2,22 +2,26 @@
 //!
 //! Sources: [`camera`] turns a camera URI (`file://`, `rtsp://`, `http(s)://`
 //! MJPEG, `dir://` image folders) into a queue of RGB
-//! [`borderflow_engine::Frame`]s with event times, reconnecting live streams
+//! [`borderflow_types::Frame`]s with event times, reconnecting live streams
 //! and counting what it drops ([`CameraSource`]); the deterministic traffic
-//! [`scenario`] produces [`borderflow_engine::PlateRead`]s (simulated
+//! [`scenario`] produces [`borderflow_types::PlateRead`]s (simulated
 //! crossings with planted anomalies and ground truth); [`synthetic_video`]
 //! renders lane video with known vehicles to H.264 MP4, for tests, the demo
 //! and benchmarks. Sinks take reads and view changes as Arrow record batches
 //! and write them out: [`ParquetStore`] writes Parquet to any `object_store` URL.
 //! Between posts, [`exchange`] sends exit reads as hashed pre-arrival
 //! records to the neighbour over Arrow Flight with mutual TLS, from a
-//! durable outbox, and receives the neighbour's.
+//! durable outbox, and receives the neighbour's. For analysts, [`flight_sql`]
+//! answers SQL over Arrow Flight SQL (mutual TLS or tokens, every request
+//! audited), asking the engine thread through an [`engine_handle`].
 
-pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport};
+pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport, camera_opener};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
 
 pub mod camera;
+pub mod engine_handle;
 pub mod exchange;
+pub mod flight_sql;
 mod parquet_store;
 pub mod scenario;
 pub mod synthetic_video;

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use borderflow_engine::{PlateRead, reads_history_parts, reads_to_batch};
+use borderflow_types::{PlateRead, reads_history_parts, reads_to_batch};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;

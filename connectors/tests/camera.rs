@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use borderflow_connectors::synthetic_video::{Scene, render_mp4};
 use borderflow_connectors::{CameraEvent, CameraSource, CameraSourceOptions, Pacing};
-use borderflow_engine::plate_grammar::matching_formats;
-use borderflow_engine::{CameraConfig, CameraState, CountingLine, Direction, Point, Side};
+use borderflow_types::plate_grammar::matching_formats;
+use borderflow_types::{CameraConfig, CameraState, CountingLine, Direction, Point, Side};
 
 fn camera(uri: String, max_fps: Option<u32>) -> CameraConfig {
     CameraConfig {

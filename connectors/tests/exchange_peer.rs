@@ -17,8 +17,9 @@ use borderflow_connectors::exchange::{
     batch_read_ids, reconnect_delay, serve_exchange,
 };
 use borderflow_connectors::scenario::{ScenarioConfig, generate};
-use borderflow_engine::config::{Retention, S3Config, StorageConfig};
-use borderflow_engine::{CROSSINGS, Direction, ExchangeKeys, PlateRead, Storage, pre_arrival_records};
+use borderflow_types::config::{Retention, S3Config, StorageConfig};
+use borderflow_engine::Storage;
+use borderflow_types::{CROSSINGS, Direction, ExchangeKeys, PlateRead, pre_arrival_records};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 const HOUR_MS: i64 = 3_600_000;

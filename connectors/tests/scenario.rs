@@ -9,9 +9,9 @@ use borderflow_connectors::scenario::{
     AnomalyKind, FRAME_HEIGHT, FRAME_WIDTH, Passage, ReadNoise, ReadOutcome, Scenario,
     ScenarioConfig, Stage, generate, local_day_start_ms, local_hour,
 };
-use borderflow_engine::crossings::{camera_id, distance_km, find_crossing, find_post};
-use borderflow_engine::plate_grammar::{matching_formats, plate_country};
-use borderflow_engine::{CROSSINGS, PlateRead, plate_norm};
+use borderflow_types::crossings::{camera_id, distance_km, find_crossing, find_post};
+use borderflow_types::plate_grammar::{matching_formats, plate_country};
+use borderflow_types::{CROSSINGS, PlateRead, plate_norm};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -182,7 +182,7 @@ fn each_read_belongs_to_its_passage_stage() {
                         (stage.direction(), stage.point())
                     );
                     assert_eq!(read.captured_at_ms, passage.scheduled_ms(stage));
-                    let lane = if stage.direction() == borderflow_engine::Direction::Exit {
+                    let lane = if stage.direction() == borderflow_types::Direction::Exit {
                         passage.exit_lane
                     } else {
                         passage.entry_lane
@@ -417,8 +417,8 @@ fn every_anomaly_kind_is_planted_with_evidence_in_the_reads() {
             AnomalyKind::Misread => {
                 assert_eq!(evidence.len(), 2);
                 let (departed, arrived) = (evidence[0], evidence[1]);
-                assert_eq!(departed.point, borderflow_engine::Point::Departure);
-                assert_eq!(arrived.point, borderflow_engine::Point::Arrival);
+                assert_eq!(departed.point, borderflow_types::Point::Departure);
+                assert_eq!(arrived.point, borderflow_types::Point::Arrival);
                 assert_ne!(departed.country, arrived.country);
                 assert!(differing_chars(&departed.plate_norm, &arrived.plate_norm) >= 2);
                 if anomaly.planted {
@@ -778,7 +778,7 @@ fn ground_truth_batches_have_a_row_per_item() {
         );
     }
     let reads =
-        borderflow_engine::reads_from_batch(&scenario.reads_batch()).expect("reads round-trip");
+        borderflow_types::reads_from_batch(&scenario.reads_batch()).expect("reads round-trip");
     assert_eq!(reads, scenario.reads);
 }
 
@@ -823,7 +823,7 @@ fn the_watchlist_has_hits_decoys_and_an_expired_entry() {
 fn reads_for_post_partitions_the_reads() {
     let scenario = one_day();
     let mut total = 0;
-    for post in borderflow_engine::crossings::all_posts() {
+    for post in borderflow_types::crossings::all_posts() {
         let reads: Vec<_> = scenario.reads_for_post(post.id).collect();
         assert!(reads.iter().all(|r| r.post_id == post.id));
         assert!(

@@ -1,48 +1,42 @@
-//! The Borderflow runtime: core types, plate keys, post configuration and the
-//! timely/differential execution that keeps results up to date.
+//! The Borderflow engine, as an agency backend links it: durable inputs, the
+//! timely runtime, and the dataflows that keep a post's results up to date.
 //!
-//! Data enters as [`PlateRead`]s (from the video operators, third-party feeds,
-//! the peer post or the scenario generator) and [`Frame`]s (from cameras); a
-//! post is described by a [`PostConfig`] read from TOML. Reads cross into Arrow
-//! with [`reads_to_batch`] and back with [`reads_from_batch`]. [`Runtime`]
-//! runs N timely workers; the dataflows it builds leave as changes
-//! `(row, time, diff)` that sinks write out.
+//! Data enters an [`Engine`] as [`PlateRead`]s (pushed by cameras, feeds or
+//! an embedding backend), pre-arrival records from the neighbour's post and
+//! watchlist entries, and leaves as each standing view's changes (Arrow
+//! batches to subscribers, Parquet changelog parts in the post's store),
+//! snapshots, and answers to ad-hoc SQL. The engine is split by concern:
+//! [`Engine::open`] and recovery (`engine.rs`), applying changes (`apply.rs`),
+//! the changelog sinks (`sinks.rs`) and the reads' history ([`history`]),
+//! retention (`retention.rs`) and the watchlist (`watchlist_updates.rs`,
+//! [`watchlist_file`]); [`post_views`] builds a post's tables and views. The core types ([`borderflow_types`]) are re-exported
+//! here, so a backend depends on this crate alone.
 //!
 //! Durability: every input change is appended to the post's write-ahead log
 //! ([`Wal`], Arrow IPC records with checksums, partitioned by post and date)
 //! in the post's object store ([`Storage`]: `file://` with fsync, or `s3://`)
 //! before it is applied; on start the log is read back and replayed, and
-//! retention removes expired rows from it.
+//! retention removes expired rows from it. [`Runtime`] runs N timely workers.
 
-pub use camera_health::{CameraHealth, CameraState, CameraStats};
-pub use config::{
-    CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
-    ENGINE_TABLES, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
-    WatchlistSource,
-};
-pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
-pub use error::SchemaError;
+pub use borderflow_queries as queries;
+pub use borderflow_types as types;
+pub use borderflow_types::*;
+pub use engine::{Engine, EngineError, EngineOptions, RecoveryReport, reads_schema};
+pub use post::{PostTables, demo_exchange_keys, feed_reads, post_exchange_keys, post_views};
+pub use watchlist_updates::WatchlistChange;
 pub use passage_counts::{PassageCountChange, PassageKey, replay_passage_counts};
-pub use runtime::Runtime;
+pub use borderflow_runtime::Runtime;
 pub use storage::{Storage, StorageError};
 pub use wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
-pub use frame::Frame;
-pub use watchlist::{conform_watchlist, watchlist_schema};
-pub use plate_key::{plate_fuzzy, plate_norm};
-pub use exchange::{ExchangeKeys, key_variants, pre_arrival_records, pre_arrival_schema, read_keys_batch, read_keys_schema};
-pub use read::{BBox, Direction, PlateRead, Point, plate_read_schema, reads_from_batch, reads_history_parts, reads_to_batch};
 
-mod camera_health;
-pub mod config;
-pub mod crossings;
-mod error;
-pub mod exchange;
-mod frame;
+mod apply;
+mod engine;
+pub mod history;
 pub mod passage_counts;
-pub mod plate_grammar;
-mod plate_key;
-mod read;
-mod runtime;
-pub mod watchlist;
+mod post;
+mod retention;
+mod sinks;
 pub mod storage;
 pub mod wal;
+mod watchlist_updates;
+pub mod watchlist_file;

@@ -12,9 +12,11 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 
-use differential_dataflow::input::Input;
+use borderflow_runtime::{Poll, Task, Worker};
+use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::operators::probe::Handle;
 
 use crate::{Direction, PlateRead, Point, Runtime};
@@ -41,21 +43,24 @@ pub struct PassageCountChange {
 }
 
 /// Replays `reads` through the view on `runtime`'s workers and returns its
-/// changelog, ordered by time, key and diff.
+/// changelog, ordered by time, key and diff. The dataflow runs beside the
+/// runtime's others; the call returns when every worker has fed its reads
+/// and the view has caught up.
 pub fn replay_passage_counts(
     runtime: &Runtime,
     reads: Arc<Vec<PlateRead>>,
     tick_ms: u64,
 ) -> Result<Vec<PassageCountChange>, String> {
     let tick_ms = tick_ms.max(1);
-    let guards = timely::execute(runtime.timely_config(), move |worker| {
-        let index = worker.index();
-        let peers = worker.peers();
+    let (done_in, done) = channel();
+    let done_in = Mutex::new(done_in);
+    let id = runtime.next_id();
+    runtime.on_every_worker(move |worker, tasks| {
+        let (index, peers) = (worker.index(), worker.peers());
         let changes = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&changes);
         let probe = Handle::new();
-
-        let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let input = worker.dataflow::<u64, _, _>(|scope| {
             let (input, reads) = scope.new_collection::<PassageKey, isize>();
             reads
                 .count()
@@ -70,38 +75,66 @@ pub fn replay_passage_counts(
                 .probe_with(&probe);
             input
         });
-
-        let mine = reads.iter().filter(|r| Runtime::owner_of(&r.camera_id, peers) == index);
-        let mut pending = 0usize;
-        for read in mine {
-            let at = ingestion_tick(read.captured_at_ms, tick_ms);
-            if at > *input.time() {
-                input.advance_to(at);
-                // Keep the dataflow close behind the input so state and
-                // output stay bounded during a long replay.
-                if pending >= 4096 {
-                    input.flush();
-                    worker.step_while(|| probe.less_than(input.time()));
-                    pending = 0;
-                }
-            }
-            input.update(
-                PassageKey { post_id: read.post_id.clone(), direction: read.direction, point: read.point },
-                1,
-            );
-            pending += 1;
-        }
-        input.close();
-        while worker.step() {}
-        changes.take()
+        let mine: Vec<usize> = (0..reads.len()).filter(|&i| Runtime::owner_of(&reads[i].camera_id, peers) == index).collect();
+        let done = done_in.lock().map(|d| d.clone()).ok();
+        tasks.insert(id, Replay { reads: Arc::clone(&reads), mine, next: 0, tick_ms, input: Some(input), probe, changes, done });
     })?;
-
     let mut all: Vec<PassageCountChange> = Vec::new();
-    for result in guards.join() {
-        all.extend(result?);
+    for _ in 0..runtime.workers() {
+        all.extend(done.recv().map_err(|_| "a timely worker stopped during the passage counts".to_string())?);
     }
     all.sort();
     Ok(all)
+}
+
+/// One worker's share of a replay: its reads, fed in chunks so state and
+/// output stay bounded, the dataflow kept close behind the input.
+struct Replay {
+    reads: Arc<Vec<PlateRead>>,
+    /// The indexes of the reads of this worker's cameras.
+    mine: Vec<usize>,
+    next: usize,
+    tick_ms: u64,
+    input: Option<InputSession<u64, PassageKey, isize>>,
+    probe: Handle<u64>,
+    changes: Rc<RefCell<Vec<PassageCountChange>>>,
+    done: Option<Sender<Vec<PassageCountChange>>>,
+}
+
+impl Task for Replay {
+    fn poll(&mut self, _: &mut Worker) -> Poll {
+        let Some(input) = &mut self.input else {
+            if !self.probe.done() {
+                return Poll::Busy;
+            }
+            if let Some(done) = self.done.take() {
+                let _ = done.send(self.changes.take());
+            }
+            return Poll::Done;
+        };
+        if self.probe.less_than(input.time()) {
+            return Poll::Busy;
+        }
+        let mut fed = 0;
+        while let Some(&i) = self.mine.get(self.next) {
+            let read = &self.reads[i];
+            let at = ingestion_tick(read.captured_at_ms, self.tick_ms);
+            if at > *input.time() {
+                input.advance_to(at);
+                if fed >= 4096 {
+                    break;
+                }
+            }
+            input.update(PassageKey { post_id: read.post_id.clone(), direction: read.direction, point: read.point }, 1);
+            fed += 1;
+            self.next += 1;
+        }
+        input.flush();
+        if self.next == self.mine.len() {
+            self.input = None;
+        }
+        Poll::Busy
+    }
 }
 
 /// The ingestion tick of an event time: the end of its `tick_ms` interval.

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use borderflow_engine::{BBox, CameraConfig, Direction, Frame, PlateRead, Side, plate_grammar::plate_country};
+use borderflow_types::{BBox, CameraConfig, Direction, Frame, PlateRead, Side, plate_grammar::plate_country};
 use borderflow_models::TextBox;
 use borderflow_models::image::RgbImage;
 
@@ -433,7 +433,7 @@ impl CameraReader {
             captured_at_ms,
             plate_country: plate_country(&voted.text, Some(&self.country)).map(str::to_string),
             plate_text: voted.text.clone(),
-            plate_norm: borderflow_engine::plate_norm(&voted.text),
+            plate_norm: borderflow_types::plate_norm(&voted.text),
             confidence: voted.confidence,
             frames: notes.readings.min(u16::MAX as usize) as u16,
             bbox: Some(BBox { x, y, w, h }),

@@ -1,24 +1,38 @@
-//! Borderflow's video operators: the steps that turn a camera's frames into
-//! plate reads (detect, track, recognise, vote) and the counting line that
-//! decides when a tracked vehicle has passed and in which direction.
+//! Borderflow's video operators: everything between a decoded frame and a
+//! plate read.
 //!
-//! Frames ([`borderflow_engine::Frame`]) enter a [`CameraReader`] (one per
-//! camera, on the worker that owns the camera) through
-//! [`CameraReader::process`]; [`borderflow_engine::PlateRead`]s leave, one
-//! per vehicle passage. Inside: the text detector on a subset of frames
-//! ([`camera_reader`]), the plate [`tracker`] (ByteTrack-style two-stage
-//! association, Kalman motion), recognition of tracked plates by the
-//! still-image [`PlateReader`] (word grouping and crops of [`plate_crop`],
-//! grammar scoring of [`plate_text`]), per-character voting over a track's
-//! readings ([`plate_vote`]) and the counting-line geometry ([`line_crossing`]).
+//! ```text
+//!  camera source (connectors) ──Frame──▶ camera_workers.rs: the camera's worker
+//!                                          │
+//!                                          ▼
+//!                      camera_reader.rs: CameraReader::process(frame)
+//!     detect (text detector, a subset of frames, inside the lane's region)
+//!       → track (tracker.rs: ByteTrack-style association, Kalman motion)
+//!       → recognise tracked plates (plate_reader.rs, plate_crop.rs, plate_text.rs)
+//!       → vote per character over a track's readings (plate_vote.rs)
+//!       → the track crosses the counting line (line_crossing.rs)
+//!                                          │
+//!                                          ▼
+//!                               PlateRead ──▶ the engine
+//! ```
+//!
+//! A frame becomes a read in `camera_reader.rs` ([`CameraReader::process`],
+//! and [`CameraReader::finish`] at the end of a stream): one read per vehicle
+//! passage, when its track crosses the counting line. [`camera_workers`] runs
+//! a post's cameras on the process's timely workers: each camera belongs to
+//! one worker, which opens its source ([`borderflow_types::FrameSource`],
+//! from `borderflow-connectors`), feeds its frames to the camera's reader and
+//! never hands a frame to another worker ([`VideoRun`]).
 
 pub use camera_reader::{CameraReader, PlateCrop, StageTimes, VideoOptions};
+pub use camera_workers::{VideoReport, VideoRun, VideoSpec, run_video};
 pub use line_crossing::{Crossing, crossing};
 pub use plate_reader::{PlateReader, PlateReaderError, PlateReaderOptions, PlateReading, load_rgb};
 pub use plate_vote::{Ballot, Voted, vote};
 pub use tracker::{Detection, Track, TrackState, Tracker, TrackerOptions};
 
 pub mod camera_reader;
+pub mod camera_workers;
 pub mod line_crossing;
 pub mod plate_crop;
 mod plate_reader;

@@ -6,7 +6,7 @@
 //! from the previous to the current position properly intersects the line;
 //! the side it came from decides the direction (see `from_side` in the config).
 
-use borderflow_engine::{CountingLine, Side};
+use borderflow_types::{CountingLine, Side};
 
 /// The result of one step of a track against a counting line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

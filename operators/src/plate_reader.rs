@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use borderflow_engine::plate_norm;
+use borderflow_types::plate_norm;
 use borderflow_models::image::imageops::{self, FilterType};
 use borderflow_models::image::{ImageFormat, ImageReader, RgbImage};
 use borderflow_models::{ModelError, TextBox, TextDetector, TextDetectorOptions, TextRecognizer, TextRecognizerOptions};

@@ -1,7 +1,7 @@
 //! From a recognizer's reading to plate texts: the readings a crop's
 //! characters allow under the plate grammars, each with a score.
 //!
-//! A reading either fits a format of [`borderflow_engine::plate_grammar`] as
+//! A reading either fits a format of [`borderflow_types::plate_grammar`] as
 //! read, or fits one after a few repairs: a character in a letter position
 //! that is read as a digit (or the other way round) is replaced by the
 //! recognizer's runner-up if that fits, else by its usual look-alike (0↔O,
@@ -16,7 +16,7 @@
 //! (the US test set) are still read. [`second_opinion`] scores the texts of
 //! a crop that two recognizers read by how well both explain them.
 
-use borderflow_engine::plate_grammar::{GAP_MARKS, PlateFormat, formats_for, matches};
+use borderflow_types::plate_grammar::{GAP_MARKS, PlateFormat, formats_for, matches};
 use borderflow_models::TextLine;
 
 /// Score factor for a reading that fits no known format.

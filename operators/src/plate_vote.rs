@@ -12,7 +12,7 @@
 //! So two readings `ABC123` (0.9) and `A8C123` (0.5) vote `ABC123`, and the
 //! result always fits a grammar when the readings do.
 
-use borderflow_engine::plate_grammar::{PlateFormat, formats_for, plate_country};
+use borderflow_types::plate_grammar::{PlateFormat, formats_for, plate_country};
 
 /// One reading of a track, as the vote needs it.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, StringArray, UInt16Array};
 use arrow::datatypes::DataType;
-use borderflow_engine::plate_grammar::plate_country;
-use borderflow_engine::{ExchangeKeys, plate_fuzzy, plate_norm};
+use borderflow_types::plate_grammar::plate_country;
+use borderflow_types::{ExchangeKeys, plate_fuzzy, plate_norm};
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,

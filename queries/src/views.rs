@@ -27,11 +27,12 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use borderflow_engine::ExchangeKeys;
+use borderflow_types::ExchangeKeys;
 
 use crate::lower::{LowerError, Plan, lower};
 use crate::row::{Row, RowCodec};
 use crate::workers::Workers;
+use borderflow_runtime::Runtime;
 
 /// Why a view could not be created or a change not applied.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +131,15 @@ impl StandingViews {
         Self::with_workers(1).expect("one timely worker starts")
     }
 
-    /// No tables, no views, `workers` timely worker threads.
+    /// No tables, no views, on a runtime of its own with `workers` timely
+    /// worker threads.
     pub fn with_workers(workers: usize) -> Result<Self, ViewError> {
+        Self::on(&Runtime::with_workers(workers))
+    }
+
+    /// No tables, no views; the views' dataflows run on `runtime`'s workers,
+    /// beside the process's other dataflows.
+    pub fn on(runtime: &Runtime) -> Result<Self, ViewError> {
         let ctx = SessionContext::new();
         ctx.register_udf(ScalarUDF::new_from_impl(ViewNow {
             signature: Signature::nullary(Volatility::Volatile),
@@ -140,7 +148,7 @@ impl StandingViews {
         let keys = Arc::new(ExchangeKeys::default());
         crate::udf::register(&ctx, Arc::clone(&keys));
         Ok(StandingViews {
-            workers: Workers::start(workers).map_err(ViewError::Dataflow)?,
+            workers: Workers::start(runtime).map_err(ViewError::Dataflow)?,
             ctx,
             keys,
             tables: BTreeMap::new(),

@@ -1,6 +1,6 @@
-//! The timely workers that run standing views.
+//! The standing views' dataflows on the process's timely workers.
 //!
-//! [`Workers`] starts `n` timely worker threads in this process. Each worker
+//! [`Workers`] leaves a task on every worker of the [`Runtime`]. Each worker
 //! holds one input dataflow per table, whose rows are arranged once (a
 //! shared arrangement that every view imports instead of keeping its own
 //! copy), and one dataflow per view, whose rows are arranged the same way (a
@@ -14,8 +14,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+
+use borderflow_runtime::{Poll, Runtime, Task, Worker};
 
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::TraceAgent;
@@ -26,7 +28,6 @@ use differential_dataflow::collection::AsCollection;
 use timely::dataflow::operators::{Probe, ToStream};
 use timely::dataflow::operators::probe::Handle;
 use timely::progress::frontier::AntichainRef;
-use timely::worker::Worker;
 
 use crate::lower::Plan;
 use crate::render::{BuildArrangement, Inputs, Keyed, KeyedTrace, Rows, render};
@@ -38,59 +39,47 @@ type TableTrace = TraceAgent<KeySpine<Row, u64, isize>>;
 /// Changes to views: view name → (row, time, diff).
 pub(crate) type ViewChanges = Vec<(String, Vec<(Row, u64, isize)>)>;
 
-enum Command {
-    Table(String),
-    View { name: String, plan: Plan },
-    /// Apply `updates` at `time`, then run every view up to and including it.
-    Commit { time: u64, updates: Vec<(String, Vec<(Row, isize)>)> },
-}
-
 enum Reply {
     Built(Result<(), String>),
     Committed(ViewChanges),
 }
 
-/// The worker threads and the channels to them.
+/// A worker's share of a commit.
+struct Commit {
+    time: u64,
+    updates: Vec<(String, Vec<(Row, isize)>)>,
+}
+
+/// The views' dataflows on the runtime's workers, and the channels to them.
 pub(crate) struct Workers {
-    commands: Vec<Sender<Command>>,
+    runtime: Runtime,
+    /// The id of the views' task on every worker.
+    id: u64,
+    commits: Vec<Sender<Commit>>,
     replies: Receiver<Reply>,
-    guards: Option<timely::communication::WorkerGuards<()>>,
 }
 
 impl Workers {
-    /// Starts `count` (at least 1) timely workers.
-    pub(crate) fn start(count: usize) -> Result<Self, String> {
-        let count = count.max(1);
+    /// Starts the views' task on every worker of `runtime`.
+    pub(crate) fn start(runtime: &Runtime) -> Result<Self, String> {
+        let count = runtime.workers();
         let (replies_in, replies) = channel();
-        let mut commands = Vec::with_capacity(count);
-        let mut receivers = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (tx, rx) = channel();
-            commands.push(tx);
-            receivers.push(Mutex::new(Some(rx)));
-        }
-        let receivers = Arc::new(receivers);
-        let replies_in = Arc::new(Mutex::new(replies_in));
-        let guards = timely::execute(timely::Config::process(count), move |worker| {
-            let index = worker.index();
-            let commands = receivers[index].lock().ok().and_then(|mut r| r.take());
+        let (commits, receivers): (Vec<Sender<Commit>>, Vec<Receiver<Commit>>) = (0..count).map(|_| channel()).unzip();
+        let receivers = Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>());
+        let replies_in = Mutex::new(replies_in);
+        let id = runtime.next_id();
+        runtime.on_every_worker(move |worker, tasks| {
+            let commits = receivers.lock().ok().and_then(|mut r| r[worker.index()].take());
             let reply = replies_in.lock().map(|r| r.clone());
-            if let (Some(commands), Ok(reply)) = (commands, reply) {
-                run_worker(worker, commands, reply);
+            if let (Some(commits), Ok(reply)) = (commits, reply) {
+                tasks.insert(id, ViewsTask::new(commits, reply));
             }
         })?;
-        Ok(Workers { commands, replies, guards: Some(guards) })
+        Ok(Workers { runtime: runtime.clone(), id, commits, replies })
     }
 
     pub(crate) fn count(&self) -> usize {
-        self.commands.len()
-    }
-
-    fn broadcast(&self, command: impl Fn() -> Command) -> Result<(), String> {
-        for sender in &self.commands {
-            sender.send(command()).map_err(|_| "a dataflow worker has stopped".to_string())?;
-        }
-        Ok(())
+        self.commits.len()
     }
 
     fn reply(&self) -> Result<Reply, String> {
@@ -98,12 +87,26 @@ impl Workers {
     }
 
     pub(crate) fn table(&self, name: &str) -> Result<(), String> {
-        self.broadcast(|| Command::Table(name.to_string()))
+        let (id, name) = (self.id, name.to_string());
+        self.runtime.on_every_worker(move |worker, tasks| {
+            if let Some(task) = tasks.get_mut::<ViewsTask>(id) {
+                task.build_table(worker, &name);
+            }
+        })
     }
 
     /// Builds a view's dataflow on every worker.
     pub(crate) fn view(&self, name: &str, plan: &Plan) -> Result<(), String> {
-        self.broadcast(|| Command::View { name: name.to_string(), plan: plan.clone() })?;
+        let (id, name, plan) = (self.id, name.to_string(), Mutex::new(plan.clone()));
+        self.runtime.on_every_worker(move |worker, tasks| {
+            let Some(task) = tasks.get_mut::<ViewsTask>(id) else { return };
+            let plan = plan.lock().map(|p| p.clone());
+            let result = match plan {
+                Ok(plan) => task.build_view(worker, &name, &plan),
+                Err(_) => Err("the view's plan is poisoned".to_string()),
+            };
+            let _ = task.reply.send(Reply::Built(result));
+        })?;
         let mut result = Ok(());
         for _ in 0..self.count() {
             if let Reply::Built(Err(e)) = self.reply()? {
@@ -127,9 +130,10 @@ impl Workers {
                 share.push((table.clone(), part));
             }
         }
-        for (sender, updates) in self.commands.iter().zip(shares) {
-            sender.send(Command::Commit { time, updates }).map_err(|_| "a dataflow worker has stopped".to_string())?;
+        for (sender, updates) in self.commits.iter().zip(shares) {
+            sender.send(Commit { time, updates }).map_err(|_| "a dataflow worker has stopped".to_string())?;
         }
+        self.runtime.wake();
         let mut merged: BTreeMap<String, Vec<(Row, u64, isize)>> = BTreeMap::new();
         for _ in 0..count {
             if let Reply::Committed(changes) = self.reply()? {
@@ -144,10 +148,9 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.commands.clear();
-        if let Some(guards) = self.guards.take() {
-            drop(guards.join());
-        }
+        // The task's inputs close with it, and its dataflows finish.
+        let id = self.id;
+        let _ = self.runtime.on_every_worker(move |_, tasks| tasks.remove(id));
     }
 }
 
@@ -161,79 +164,123 @@ struct ViewOutput {
     sink: Rc<RefCell<Vec<(Row, u64, isize)>>>,
 }
 
-fn run_worker(worker: &mut Worker, commands: Receiver<Command>, reply: Sender<Reply>) {
-    let mut tables: BTreeMap<String, TableInput> = BTreeMap::new();
-    // The rows of every table and view, arranged: what views import.
-    let mut traces: BTreeMap<String, TableTrace> = BTreeMap::new();
-    let keyed: Rc<RefCell<BTreeMap<String, KeyedTrace>>> = Rc::default();
-    let mut views: Vec<ViewOutput> = Vec::new();
-    let table_probe: Handle<u64> = Handle::new();
-    let mut time = 0u64;
-    while let Ok(command) = commands.recv() {
-        match command {
-            Command::Table(name) => {
-                let probe = table_probe.clone();
-                let (mut session, trace) = worker.dataflow::<u64, _, _>(|scope| {
-                    let (session, rows) = scope.new_collection::<Row, isize>();
-                    let arranged = rows.arrange_by_self_named(&format!("Table {name}"));
-                    arranged.stream.probe_with(&probe);
-                    (session, arranged.trace)
-                });
-                session.advance_to(time);
-                traces.insert(name.clone(), trace);
-                tables.insert(name, TableInput { session });
-            }
-            Command::View { name, plan } => {
-                let built = build_view(worker, &name, &plan, &traces, &keyed);
-                let result = built.map(|(output, trace)| {
-                    traces.insert(name, trace);
-                    views.push(output)
-                });
-                if reply.send(Reply::Built(result)).is_err() {
-                    return;
+/// The views of one `StandingViews` on one worker: the tables' inputs, the
+/// arranged rows of every table and view, and the commit in progress.
+struct ViewsTask {
+    commits: Receiver<Commit>,
+    reply: Sender<Reply>,
+    tables: BTreeMap<String, TableInput>,
+    /// The rows of every table and view, arranged: what views import.
+    traces: BTreeMap<String, TableTrace>,
+    keyed: Rc<RefCell<BTreeMap<String, KeyedTrace>>>,
+    views: Vec<ViewOutput>,
+    table_probe: Handle<u64>,
+    /// The next time a table's input is at.
+    time: u64,
+    /// A commit waiting for the dataflows to catch up: since when.
+    waiting: Option<std::time::Instant>,
+    warned: bool,
+}
+
+impl ViewsTask {
+    fn new(commits: Receiver<Commit>, reply: Sender<Reply>) -> Self {
+        ViewsTask {
+            commits,
+            reply,
+            tables: BTreeMap::new(),
+            traces: BTreeMap::new(),
+            keyed: Rc::default(),
+            views: Vec::new(),
+            table_probe: Handle::new(),
+            time: 0,
+            waiting: None,
+            warned: false,
+        }
+    }
+
+    fn build_table(&mut self, worker: &mut Worker, name: &str) {
+        let probe = self.table_probe.clone();
+        let (mut session, trace) = worker.dataflow::<u64, _, _>(|scope| {
+            let (session, rows) = scope.new_collection::<Row, isize>();
+            let arranged = rows.arrange_by_self_named(&format!("Table {name}"));
+            arranged.stream.probe_with(&probe);
+            (session, arranged.trace)
+        });
+        session.advance_to(self.time);
+        self.traces.insert(name.to_string(), trace);
+        self.tables.insert(name.to_string(), TableInput { session });
+    }
+
+    fn build_view(&mut self, worker: &mut Worker, name: &str, plan: &Plan) -> Result<(), String> {
+        let (output, trace) = build_view(worker, name, plan, &self.traces, &self.keyed)?;
+        self.traces.insert(name.to_string(), trace);
+        self.views.push(output);
+        Ok(())
+    }
+
+    fn start_commit(&mut self, commit: Commit) {
+        for table in self.tables.values_mut() {
+            table.session.advance_to(commit.time);
+        }
+        for (name, rows) in commit.updates {
+            if let Some(table) = self.tables.get_mut(&name) {
+                for (row, diff) in rows {
+                    table.session.update(row, diff);
                 }
             }
-            Command::Commit { time: at, updates } => {
-                for table in tables.values_mut() {
-                    table.session.advance_to(at);
+        }
+        self.time = commit.time + 1;
+        for table in self.tables.values_mut() {
+            table.session.advance_to(self.time);
+            table.session.flush();
+        }
+        self.waiting = Some(std::time::Instant::now());
+        self.warned = false;
+    }
+
+    fn caught_up(&self) -> bool {
+        !self.table_probe.less_than(&self.time) && !self.views.iter().any(|v| v.probe.less_than(&self.time))
+    }
+
+    fn finish_commit(&mut self) -> Result<(), ()> {
+        // Nothing older than `time` will be asked of the shared traces.
+        let frontier = [self.time];
+        for trace in self.traces.values_mut() {
+            trace.set_logical_compaction(AntichainRef::new(&frontier));
+            trace.set_physical_compaction(AntichainRef::new(&frontier));
+        }
+        for trace in self.keyed.borrow_mut().values_mut() {
+            trace.set_logical_compaction(AntichainRef::new(&frontier));
+            trace.set_physical_compaction(AntichainRef::new(&frontier));
+        }
+        let changes = self.views.iter().map(|v| (v.name.clone(), std::mem::take(&mut *v.sink.borrow_mut()))).collect();
+        self.waiting = None;
+        self.reply.send(Reply::Committed(changes)).map_err(|_| ())
+    }
+}
+
+impl Task for ViewsTask {
+    fn poll(&mut self, _: &mut Worker) -> Poll {
+        if let Some(since) = self.waiting {
+            if !self.caught_up() {
+                if !self.warned && since.elapsed().as_secs() > 60 {
+                    self.warned = true;
+                    let behind: Vec<&str> = self.views.iter().filter(|v| v.probe.less_than(&self.time)).map(|v| v.name.as_str()).collect();
+                    tracing::warn!(time = self.time, ?behind, "views still catching up after a minute");
                 }
-                for (name, rows) in updates {
-                    if let Some(table) = tables.get_mut(&name) {
-                        for (row, diff) in rows {
-                            table.session.update(row, diff);
-                        }
-                    }
-                }
-                time = at + 1;
-                for table in tables.values_mut() {
-                    table.session.advance_to(time);
-                    table.session.flush();
-                }
-                let started = std::time::Instant::now();
-                let mut reported = false;
-                while table_probe.less_than(&time) || views.iter().any(|v| v.probe.less_than(&time)) {
-                    worker.step();
-                    if !reported && started.elapsed().as_secs() > 60 {
-                        reported = true;
-                        let behind: Vec<&str> = views.iter().filter(|v| v.probe.less_than(&time)).map(|v| v.name.as_str()).collect();
-                        tracing::warn!(time, ?behind, "views still catching up after a minute");
-                    }
-                }
-                // Nothing older than `time` will be asked of the shared traces.
-                let frontier = [time];
-                for trace in traces.values_mut() {
-                    trace.set_logical_compaction(AntichainRef::new(&frontier));
-                    trace.set_physical_compaction(AntichainRef::new(&frontier));
-                }
-                for trace in keyed.borrow_mut().values_mut() {
-                    trace.set_logical_compaction(AntichainRef::new(&frontier));
-                    trace.set_physical_compaction(AntichainRef::new(&frontier));
-                }
-                let changes = views.iter().map(|v| (v.name.clone(), std::mem::take(&mut *v.sink.borrow_mut()))).collect();
-                if reply.send(Reply::Committed(changes)).is_err() {
-                    return;
-                }
+                return Poll::Busy;
             }
+            if self.finish_commit().is_err() {
+                return Poll::Done;
+            }
+        }
+        match self.commits.try_recv() {
+            Ok(commit) => {
+                self.start_commit(commit);
+                Poll::Busy
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => Poll::Idle,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Poll::Done,
         }
     }
 }

@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use borderflow_engine::{CameraConfig, CameraSourceSettings, CameraState, CameraStats, Frame};
+use borderflow_types::{CameraConfig, CameraOpener, CameraSourceSettings, CameraState, CameraStats, Frame, FrameEvent, FrameSource};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-pub use borderflow_engine::RtspTransport;
+pub use borderflow_types::RtspTransport;
 pub use pipeline::{SourceKind, path_of, pipeline_description, recording_duration_ms};
 
 /// What a full queue means.
@@ -114,6 +114,32 @@ pub enum CameraEvent {
     Failed(CameraError),
     /// A recording ended; nothing more comes.
     Ended,
+}
+
+/// Opens each camera with `options` (over the camera's own settings), for
+/// the video workers (`borderflow_operators::camera_workers`).
+pub fn camera_opener(options: CameraSourceOptions) -> CameraOpener {
+    Arc::new(move |camera: &CameraConfig, stats: Arc<CameraStats>| -> Box<dyn FrameSource> {
+        Box::new(CameraSource::open_with_stats(camera, options.clone(), stats))
+    })
+}
+
+impl FrameSource for CameraSource {
+    fn camera_id(&self) -> &str {
+        &self.camera_id
+    }
+
+    fn try_next_event(&self) -> Option<FrameEvent> {
+        self.receiver.try_recv().ok().map(|event| match event {
+            CameraEvent::Frame(frame) => FrameEvent::Frame(frame),
+            CameraEvent::Failed(error) => FrameEvent::Failed(error.to_string()),
+            CameraEvent::Ended => FrameEvent::Ended,
+        })
+    }
+
+    fn is_finished(&self) -> bool {
+        CameraSource::is_finished(self)
+    }
 }
 
 /// A running camera source: its thread, its queue and its health.

@@ -136,7 +136,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use borderflow_engine::{Direction, ExchangeKeys, PlateRead, Point, pre_arrival_records};
+    use borderflow_types::{Direction, ExchangeKeys, PlateRead, Point, pre_arrival_records};
 
     fn read(id: &str, at: i64) -> PlateRead {
         PlateRead {
@@ -161,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn unacknowledged_records_survive_a_reopen_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = borderflow_engine::StorageConfig {
+        let config = borderflow_types::StorageConfig {
             url: format!("file://{}", dir.path().display()),
             retention: Default::default(),
             s3: Default::default(),

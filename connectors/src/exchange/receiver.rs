@@ -11,7 +11,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, PutResult,
     SchemaResult, Ticket,
 };
-use borderflow_engine::pre_arrival_schema;
+use borderflow_types::pre_arrival_schema;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};

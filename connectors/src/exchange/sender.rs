@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, FlightDescriptor, SchemaAsIpc};
-use borderflow_engine::pre_arrival_schema;
+use borderflow_types::pre_arrival_schema;
 use borderflow_engine::storage::Storage;
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::{Channel, Endpoint};

@@ -1,8 +1,8 @@
 //! Planted anomalies and the watchlist (see the module documentation of
 //! `scenario` for what each kind looks like).
 
-use borderflow_engine::CrossingInfo;
-use borderflow_engine::crossings::{PostInfo, distance_km};
+use borderflow_types::CrossingInfo;
+use borderflow_types::crossings::{PostInfo, distance_km};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 

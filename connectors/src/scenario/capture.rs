@@ -1,9 +1,9 @@
 //! What a camera makes of a vehicle: one [`PlateRead`], possibly with wrong
 //! characters, with a plausible confidence, frame count and plate box.
 
-use borderflow_engine::crossings::{PostInfo, camera_id};
-use borderflow_engine::plate_grammar::plate_country;
-use borderflow_engine::{BBox, PlateRead, plate_norm};
+use borderflow_types::crossings::{PostInfo, camera_id};
+use borderflow_types::plate_grammar::plate_country;
+use borderflow_types::{BBox, PlateRead, plate_norm};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use ulid::Ulid;

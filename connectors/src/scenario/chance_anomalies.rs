@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Builder;
-use borderflow_engine::crossings::find_post;
+use borderflow_types::crossings::find_post;
 
 use super::anomalies::{chars_differ, post_label, utc};
 use super::ground_truth::{AnomalyKind, ReadOutcome, Stage};

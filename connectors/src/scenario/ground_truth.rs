@@ -15,7 +15,7 @@ use arrow::array::{
     TimestampMillisecondArray, UInt8Array, UInt16Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use borderflow_engine::{Direction, Point};
+use borderflow_types::{Direction, Point};
 
 /// The four camera positions a crossing passes, in the order it passes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,7 +133,7 @@ pub struct Passage {
     pub passage_id: String,
     /// The physical vehicle (`veh-000042`); a cloned plate is two vehicles with one plate.
     pub vehicle_id: String,
-    /// The true plate, normalised ([`borderflow_engine::plate_norm`]).
+    /// The true plate, normalised ([`borderflow_types::plate_norm`]).
     pub plate: String,
     /// Country of registration (ISO 3166 alpha-2).
     pub plate_country: String,

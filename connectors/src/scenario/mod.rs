@@ -4,7 +4,7 @@
 //!
 //! Entry point: [`generate`] with a [`ScenarioConfig`]; it returns a
 //! [`Scenario`] whose `reads` feed the engine (via
-//! [`borderflow_engine::reads_to_batch`]) and whose `passages`, `anomalies`
+//! [`borderflow_types::reads_to_batch`]) and whose `passages`, `anomalies`
 //! and `watchlist` are the truth, also as Arrow batches for Parquet. The same
 //! configuration (seed included) always gives byte-identical output: all
 //! randomness comes from one `ChaCha8Rng` seeded with [`ScenarioConfig::seed`],
@@ -36,7 +36,7 @@
 //!   vehicles queue on the bridge for up to one more `transit_minutes`.
 //! - A vehicle keeps one lane per post (uniform among the post's `lanes`,
 //!   numbered from 1); each read's `camera_id` is
-//!   [`borderflow_engine::crossings::camera_id`]`(post, direction, point, lane)`
+//!   [`borderflow_types::crossings::camera_id`]`(post, direction, point, lane)`
 //!   and its `country` is the post's country.
 //!
 //! **Volume.** In each direction of each crossing, `vehicles_per_day ×
@@ -54,7 +54,7 @@
 //! Mohyliv-Podilskyi, Odesa `BH`/`HH` in the south; a few transit and
 //! diplomatic), 15 % in the EU (RO 7 %, PL 3 %, BG 2 %, DE 2 %, LT 1 %).
 //! Every plate fits a format of its country in
-//! [`borderflow_engine::plate_grammar`], and no two vehicles share a plate
+//! [`borderflow_types::plate_grammar`], and no two vehicles share a plate
 //! unless a plate is planted as cloned. Lithuanian plates (`ABC 123`) have
 //! the same shape as Moldovan ones, so their reads get `plate_country = MD`:
 //! the grammar cannot tell them apart. About a third of the crossings are
@@ -66,7 +66,7 @@
 //!
 //! **Reads.** `plate_text` is printed as on the plate (`ABC 123`; 15 % of
 //! reads without spaces, as some recognisers print them), `plate_norm` is
-//! [`borderflow_engine::plate_norm`] of it, `plate_country` the grammar's
+//! [`borderflow_types::plate_norm`] of it, `plate_country` the grammar's
 //! country preferring the camera's country (null if no format fits, which a
 //! misread can cause). Clean reads have confidence 0.80–0.99 (mostly high)
 //! and 3–20 frames; misreads 0.55–0.85 and 3–10 frames. The plate box lies
@@ -143,12 +143,13 @@ mod anomalies;
 mod capture;
 mod chance_anomalies;
 mod ground_truth;
+pub mod scoring;
 mod plates;
 mod time_order;
 mod traffic;
 
 use arrow::array::RecordBatch;
-use borderflow_engine::{CROSSINGS, CrossingInfo, PlateRead, ScenarioSourceConfig, reads_to_batch};
+use borderflow_types::{CROSSINGS, CrossingInfo, PlateRead, ScenarioSourceConfig, reads_to_batch};
 use chrono::NaiveDate;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -410,8 +411,8 @@ impl<'c> Builder<'c> {
                 StagePlan::Wrong(n) => n,
             };
             let (post, lane) = match stage.direction() {
-                borderflow_engine::Direction::Exit => (from, s.exit_lane),
-                borderflow_engine::Direction::Entry => (to, s.entry_lane),
+                borderflow_types::Direction::Exit => (from, s.exit_lane),
+                borderflow_types::Direction::Entry => (to, s.entry_lane),
             };
             let read = capture::plate_read(
                 &mut self.rng,

@@ -1,13 +1,13 @@
 //! Registration plates: realistic plates by country, printed as on the plate,
 //! and the registry that keeps every vehicle's plate unique.
 //!
-//! Every format here is one of `borderflow_engine::plate_grammar::FORMATS`,
+//! Every format here is one of `borderflow_types::plate_grammar::FORMATS`,
 //! so a true plate always fits a format of its own country.
 
 use std::collections::HashSet;
 
-use borderflow_engine::plate_grammar::plate_country;
-use borderflow_engine::plate_norm;
+use borderflow_types::plate_grammar::plate_country;
+use borderflow_types::plate_norm;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;

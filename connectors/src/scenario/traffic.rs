@@ -2,8 +2,8 @@
 //! coming back), how long they stay in a control zone, how long the bridge
 //! takes, and local time at the border.
 
-use borderflow_engine::CrossingInfo;
-use borderflow_engine::crossings::PostInfo;
+use borderflow_types::CrossingInfo;
+use borderflow_types::crossings::PostInfo;
 use chrono::{Datelike, NaiveDate};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -136,7 +136,7 @@ pub fn road_time_ms(a: &PostInfo, b: &PostInfo) -> i64 {
     if a.id == b.id {
         return 0;
     }
-    (borderflow_engine::crossings::distance_km(a, b) / 50.0 * HOUR_MS as f64) as i64
+    (borderflow_types::crossings::distance_km(a, b) / 50.0 * HOUR_MS as f64) as i64
 }
 
 /// How long a vehicle stays in the other country before it may come back.

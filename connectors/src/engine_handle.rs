@@ -1,0 +1,61 @@
+//! The network side's handle to the engine thread of `serve`: the engine is
+//! owned by one thread that does everything that changes it, in order; the
+//! exchange receiver and the Flight SQL server send it [`EngineRequest`]s and
+//! await the answers.
+
+use std::sync::mpsc::Sender;
+
+use arrow::array::RecordBatch;
+use borderflow_types::ExchangeKeys;
+use tokio::sync::oneshot;
+
+use crate::exchange::Delivery;
+
+/// What the engine thread is asked to do.
+pub enum EngineRequest {
+    /// Pre-arrival records from the peer.
+    Deliver(Delivery),
+    /// An ad-hoc query over the tables and the views' snapshots.
+    Sql { sql: String, reply: oneshot::Sender<Result<RecordBatch, String>> },
+    /// Every table's contents and every view's snapshot, and the exchange keys.
+    Tables { reply: oneshot::Sender<Result<EngineTables, String>> },
+}
+
+/// What the engine holds now, for the analysts' queries and catalog.
+pub struct EngineTables {
+    /// The engine's tables (`reads`, `pre_arrival`, …), by name.
+    pub tables: Vec<(String, RecordBatch)>,
+    /// Every standing view's snapshot, by the view's name.
+    pub views: Vec<(String, RecordBatch)>,
+    /// The keys plates are hashed with (for the plate functions).
+    pub keys: ExchangeKeys,
+}
+
+/// A handle to the engine thread, for the network side.
+#[derive(Clone)]
+pub struct EngineHandle {
+    requests: Sender<EngineRequest>,
+}
+
+impl EngineHandle {
+    /// A handle that sends its requests to the engine thread, which answers
+    /// them between commits.
+    pub fn new(requests: Sender<EngineRequest>) -> Self {
+        EngineHandle { requests }
+    }
+
+    /// Runs `sql` on the engine thread.
+    pub async fn sql(&self, sql: &str) -> Result<RecordBatch, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(EngineRequest::Sql { sql: sql.to_string(), reply }).map_err(|_| "the engine has stopped".to_string())?;
+        answer.await.map_err(|_| "the engine has stopped".to_string())?
+    }
+
+    /// Every table's contents and every view's snapshot, by name, and
+    /// the keys plates are hashed with (for the plate functions).
+    pub async fn tables(&self) -> Result<EngineTables, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(EngineRequest::Tables { reply }).map_err(|_| "the engine has stopped".to_string())?;
+        answer.await.map_err(|_| "the engine has stopped".to_string())?
+    }
+}

@@ -1,0 +1,203 @@
+//! One analyst request's DataFusion session: what it can see, within the
+//! limits of `[serve]`.
+//!
+//! Each request gets its own session over the engine's tables and view
+//! snapshots as of that moment (copies the engine thread hands over) and
+//! the Parquet history in the post's store, under the catalog named after
+//! the post and the schema `public` (`otaci.public.reads`; unqualified
+//! names work too). The same session answers queries, prepared statements
+//! and the catalog commands, so what a tool browses is what it can query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+use borderflow_engine::storage::Storage;
+
+use crate::engine_handle::EngineHandle;
+
+/// The schema every table is in.
+pub const SCHEMA: &str = "public";
+
+/// What a table shown to analysts is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// One of the engine's tables, or Parquet history in the store.
+    Table,
+    /// A standing view's snapshot.
+    View,
+}
+
+impl TableKind {
+    /// The Flight SQL table type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Table => "TABLE",
+            TableKind::View => "VIEW",
+        }
+    }
+}
+
+/// The table types a session has, for `GetTableTypes`.
+pub const TABLE_TYPES: [TableKind; 2] = [TableKind::Table, TableKind::View];
+
+/// A session and what is in it.
+pub struct Session {
+    pub ctx: SessionContext,
+    /// Every table by name, with its kind and schema, in name order.
+    pub tables: Vec<(String, TableKind, SchemaRef)>,
+}
+
+/// The limits every session runs under.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// A new session over what the engine holds now and the store's history.
+pub async fn open(engine: &EngineHandle, storage: &Storage, catalog: &str, limits: Limits) -> Result<Session, String> {
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc().map_err(|e| e.to_string())?;
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(catalog, SCHEMA)
+        .set_bool("datafusion.execution.listing_table_ignore_subdirectory", false);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let held = engine.tables().await?;
+    borderflow_queries::udf::register(&ctx, Arc::new(held.keys));
+    let mut tables = Vec::new();
+    for (kind, list) in [(TableKind::Table, held.tables), (TableKind::View, held.views)] {
+        for (name, batch) in list {
+            let schema = batch.schema();
+            let table = MemTable::try_new(schema.clone(), vec![vec![batch]]).map_err(|e| format!("table `{name}`: {e}"))?;
+            ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| format!("table `{name}`: {e}"))?;
+            tables.push((name, kind, schema));
+        }
+    }
+    // The Parquet history: view changelogs and written reads, on a local store.
+    if let Some(root) = storage.local_path("") {
+        let options = || ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let mut history = Vec::new();
+        if let Ok(views) = std::fs::read_dir(root.join("views")) {
+            for view in views.flatten() {
+                let changes = view.path().join("changes");
+                let has_parts = std::fs::read_dir(&changes).map(|mut d| d.next().is_some()).unwrap_or(false);
+                if has_parts {
+                    history.push((format!("{}_changes", view.file_name().to_string_lossy()), changes, None));
+                }
+            }
+        }
+        if root.join("reads").is_dir() {
+            history.push(("reads_history".to_string(), root.join("reads"), Some(borderflow_types::plate_read_schema())));
+        }
+        for (name, folder, schema) in history {
+            let url = format!("file://{}/", folder.display());
+            match ctx.register_listing_table(name.as_str(), &url, options(), schema, None).await {
+                Ok(()) => match ctx.table_provider(name.as_str()).await {
+                    Ok(provider) => tables.push((name, TableKind::Table, provider.schema())),
+                    Err(error) => tracing::debug!(%error, table = %name, "history table not registered"),
+                },
+                Err(error) => tracing::debug!(%error, table = %name, "history table not registered"),
+            }
+        }
+    }
+    tables.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Session { ctx, tables })
+}
+
+/// A statement planned but not run: its result's schema and its
+/// parameters (`$1`, `$2`, … in order; `Null` where the type cannot be told).
+pub struct Planned {
+    pub schema: SchemaRef,
+    pub parameters: SchemaRef,
+}
+
+/// Plans `sql` (a prepared statement).
+pub async fn plan(session: &Session, sql: &str) -> Result<Planned, String> {
+    let frame = session.ctx.sql(sql).await.map_err(|e| e.to_string())?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let types = frame.logical_plan().get_parameter_types().map_err(|e| e.to_string())?;
+    let parameters = positional(&types)?.into_iter().map(|(name, data_type)| Field::new(name, data_type.unwrap_or(DataType::Null), true)).collect::<Vec<_>>();
+    Ok(Planned { schema, parameters: Arc::new(Schema::new(parameters)) })
+}
+
+/// Placeholders `$1` … `$n` in order, with their types.
+fn positional(types: &HashMap<String, Option<DataType>>) -> Result<Vec<(String, Option<DataType>)>, String> {
+    let mut numbered = Vec::with_capacity(types.len());
+    for (name, data_type) in types {
+        let index: usize = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("parameter `{name}`: only positional parameters ($1, $2, …) can be bound"))?;
+        numbered.push((index, name.clone(), data_type.clone()));
+    }
+    numbered.sort_by_key(|p| p.0);
+    for (i, (index, name, _)) in numbered.iter().enumerate() {
+        if *index != i + 1 {
+            return Err(format!("parameter `{name}`: parameters must be numbered $1 to ${} without gaps", numbered.len()));
+        }
+    }
+    Ok(numbered.into_iter().map(|(_, name, data_type)| (name, data_type)).collect())
+}
+
+/// The values of a parameter batch's one row, in column order, cast to the
+/// types the statement's parameters have (`parameters`, from [`plan`]).
+pub fn bind(batch: &RecordBatch, parameters: &Schema) -> Result<Vec<ScalarValue>, String> {
+    if batch.num_rows() != 1 {
+        return Err(format!("bound parameters: one row of values is bound at a time, got {} rows", batch.num_rows()));
+    }
+    if batch.num_columns() != parameters.fields().len() {
+        return Err(format!("bound parameters: the statement has {} parameters, got {} values", parameters.fields().len(), batch.num_columns()));
+    }
+    let mut values = Vec::with_capacity(batch.num_columns());
+    for (i, field) in parameters.fields().iter().enumerate() {
+        let value = ScalarValue::try_from_array(batch.column(i), 0).map_err(|e| format!("bound parameter {}: {e}", field.name()))?;
+        let value = match field.data_type() {
+            DataType::Null => value,
+            wanted => value.cast_to(wanted).map_err(|e| format!("bound parameter {} ({}): not a {wanted}: {e}", field.name(), batch.schema().field(i).data_type()))?,
+        };
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// Runs `sql` with `parameters` (if any) within the session's limits.
+pub async fn run(session: &Session, sql: &str, parameters: Option<&[ScalarValue]>, limits: Limits) -> Result<RecordBatch, String> {
+    let run = async {
+        let mut frame = session.ctx.sql(sql).await.map_err(|e| e.to_string())?;
+        if let Some(values) = parameters {
+            frame = frame.with_param_values(ParamValues::from(values.to_vec())).map_err(|e| e.to_string())?;
+        }
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        // The answer is held until its DoGet, outside DataFusion's memory
+        // pool: it counts against the same limit, and the query stops as
+        // soon as it is over.
+        let mut stream = frame.execute_stream().await.map_err(|e| e.to_string())?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch.map_err(|e| e.to_string())?;
+            bytes += batch.get_array_memory_size();
+            if bytes > limits.memory_bytes {
+                return Err(format!(
+                    "the answer is larger than the query memory limit of {} MiB (`[serve] query_memory_mb`): select fewer rows or columns",
+                    limits.memory_bytes >> 20
+                ));
+            }
+            batches.push(batch);
+        }
+        arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(limits.timeout, run).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("the query ran longer than the limit of {:?} and was cancelled", limits.timeout)),
+    }
+}

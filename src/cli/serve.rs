@@ -1,0 +1,430 @@
+//! `borderflow serve --config post.toml`: a post as a service.
+//!
+//! One thread owns the embedded [`Engine`] and does everything that changes
+//! it, in order: the post's own reads, the pre-arrival records the
+//! neighbour sends, and the analysts' queries. The post's reads come from
+//! its `[scenario]` when the config has one (ticks, as `run --follow`
+//! does), else from its `[[camera]]`s ([`CameraFeed`], committed every
+//! `pace` of wall time, as `run --source cameras` does). The network runs
+//! on a tokio runtime beside it:
+//!
+//! - the exchange sender ([`ExchangeSender`]): each tick's exit reads are
+//!   (or each commit's camera reads') hashed into pre-arrival records and
+//!   put in the durable outbox *before*
+//!   the reads are pushed into the engine, so a crash between the two
+//!   only sends a record twice (the receiver drops repeats by `read_id`);
+//! - the exchange receiver (`[serve] exchange_listen`, mutual TLS with the
+//!   `[peer]` certificates), whose deliveries the engine thread logs and
+//!   applies, then acknowledges;
+//! - the Flight SQL server for analysts (`[serve] sql_listen`, see
+//!   [`borderflow_connectors::flight_sql`]).
+//!
+//! After a restart the engine replays its log, and the scenario resumes at
+//! the first tick with a read the engine does not have. An unreachable peer
+//! never stops the post: the sender retries, the outbox grows, and the
+//! exchange's state is logged every few seconds and kept in
+//! [`Engine::exchange_status`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use borderflow_connectors::exchange::{Delivery, ExchangeSender, ExchangeService, SenderConfig, StatusHandle, TlsFiles, serve_exchange};
+use borderflow_engine::{Direction, PlateRead, PostConfig, pre_arrival_records, reads_to_batch};
+use borderflow_connectors::engine_handle::{EngineHandle, EngineRequest, EngineTables};
+use borderflow_engine::{Engine, EngineError};
+
+use std::path::Path;
+
+use crate::cli::{stop_on_signals, storage_url};
+use crate::engine::Runtime;
+use crate::cli::run::follow::{FollowOptions, first_watchlist, scenario_ticks};
+use crate::cli::run::cameras::CameraFeed;
+
+/// How `serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The scenario's pace, or the cameras' time between commits (`pace`), and the engine's options.
+    pub follow: FollowOptions,
+    /// Log the exchange's status this often.
+    pub status_every: Duration,
+    /// Timely workers for the cameras (a post without `[scenario]`).
+    pub video_runtime: borderflow_engine::Runtime,
+    /// Stream reader settings; each camera's own `[[camera]]` settings win.
+    pub source: borderflow_connectors::CameraSourceOptions,
+    /// Report every camera's counters this often.
+    pub camera_health_every: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            follow: FollowOptions::default(),
+            status_every: Duration::from_secs(5),
+            video_runtime: borderflow_engine::Runtime::default(),
+            source: borderflow_connectors::CameraSourceOptions::default(),
+            camera_health_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs the post until `stop` is set (see the module documentation).
+/// `progress` gets one line per event worth telling (recovery, the end of
+/// the scenario, listeners).
+pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, progress: &dyn Fn(&str)) -> Result<(), String> {
+    let network = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("borderflow-net")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the network runtime: {e}"))?;
+    let (ticks, watchlist) = match &config.scenario {
+        Some(_) => {
+            let (ticks, watchlist) = scenario_ticks(&config, options.follow.tick_ms)?;
+            (ticks, Some(watchlist))
+        }
+        None => (Vec::new(), None),
+    };
+    let on_cameras = config.scenario.is_none() && !config.cameras.is_empty();
+    let serve_config = config.serve.clone().unwrap_or_default();
+    let peer = config.peer.clone();
+    let mut engine = Engine::open(config, options.follow.engine.clone()).map_err(|e| e.to_string())?;
+    let recovery = engine.recovery().clone();
+    progress(&format!(
+        "recovered {} log records ({} reads) in {:.3}s; {} pre-arrival reads held",
+        recovery.records,
+        recovery.reads,
+        recovery.duration.as_secs_f64(),
+        engine.pre_arrival_reads()
+    ));
+    let post_id = engine.config().post.id.clone();
+    let status = StatusHandle::new(peer.as_ref().map_or("", |p| p.post.as_str()));
+    engine.attach_exchange(status.clone());
+    let (requests, inbox) = std::sync::mpsc::channel::<EngineRequest>();
+    let handle = EngineHandle::new(requests.clone());
+
+    // The exchange: sender and receiver.
+    let mut sender = None;
+    if let Some(peer) = &peer {
+        let tls = match (&peer.cert, &peer.key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: peer.ca.clone() }),
+            _ => None,
+        };
+        if let Some(endpoint) = &peer.endpoint {
+            let config = SenderConfig { post_id: post_id.clone(), peer_post: peer.post.clone(), endpoint: endpoint.clone(), tls: tls.clone(), window: 64 };
+            let started = network.block_on(ExchangeSender::start(engine.storage().clone(), config, status.clone())).map_err(|e| e.to_string())?;
+            progress(&format!("sending pre-arrival records to {} at {endpoint}", peer.post));
+            sender = Some(started);
+        }
+        if let Some(listen) = &serve_config.exchange_listen {
+            let deliver_to = requests.clone();
+            let deliver: borderflow_connectors::exchange::Deliver = Arc::new(move |d| deliver_to.send(EngineRequest::Deliver(d)).is_ok());
+            let service = ExchangeService::new(&peer.post, deliver, status.clone()).with_key_versions(engine.exchange_keys().versions());
+            let bound = network.block_on(serve_exchange(listen, tls.as_ref(), service)).map_err(|e| e.to_string())?;
+            progress(&format!("receiving pre-arrival records from {} on {bound}{}", peer.post, if tls.is_some() { " (mutual TLS)" } else { " (plain text)" }));
+        }
+    }
+    if let Some(listen) = &serve_config.sql_listen {
+        let bound = network.block_on(borderflow_connectors::flight_sql::start(listen, &serve_config, engine.storage().clone(), &post_id, handle.clone()))?;
+        progress(&format!("Flight SQL for analysts on {bound}"));
+    }
+
+    let mut feed = match on_cameras {
+        true => {
+            progress(&format!("reading {} camera(s) (the config has no [scenario])", engine.config().cameras.len()));
+            Some(CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.camera_health_every, progress)?)
+        }
+        false => None,
+    };
+    // Camera reads taken and not yet pushed (a push failed: tried again at the next commit).
+    let mut camera_reads: Vec<PlateRead> = Vec::new();
+
+    // The engine thread's loop: ticks (or camera commits) at their pace, requests in between.
+    let mut next = ticks.iter().position(|(time, reads)| {
+        if reads.is_empty() {
+            *time > engine.log_time_ms()
+        } else {
+            reads.iter().any(|r| !engine.has_read(&r.read_id))
+        }
+    });
+    if let Some(i) = next
+        && i > 0
+    {
+        progress(&format!("resuming the scenario at tick {i} of {}", ticks.len()));
+    }
+    let mut next_at = Instant::now();
+    let mut status_at = Instant::now() + options.status_every;
+    let mut told_done = ticks.is_empty();
+    // The `[watchlist]` file: read at the scenario's first tick, else now;
+    // then every `reload`.
+    let reload_every = engine.config().watchlist.as_ref().map(|w| w.reload);
+    let mut watchlist_at = match (&watchlist, next) {
+        (Some(_), Some(_)) => Instant::now() + reload_every.unwrap_or_default(),
+        _ => Instant::now(),
+    };
+    let mut watchlist_error: Option<String> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let wait = match next {
+            Some(_) => next_at.saturating_duration_since(Instant::now()),
+            None => Duration::from_millis(100),
+        };
+        match inbox.recv_timeout(wait.min(Duration::from_millis(100))) {
+            Ok(request) => {
+                // Take every request waiting, so that a backlog of
+                // deliveries (a peer catching up) is one commit, not hundreds.
+                let mut deliveries = Vec::new();
+                let mut others = Vec::new();
+                let mut next_request = Some(request);
+                while let Some(request) = next_request.take() {
+                    match request {
+                        EngineRequest::Deliver(delivery) => deliveries.push(delivery),
+                        other => others.push(other),
+                    }
+                    if deliveries.len() < MAX_DELIVERIES_PER_COMMIT {
+                        next_request = inbox.try_recv().ok();
+                    }
+                }
+                deliver(&mut engine, deliveries);
+                for request in others {
+                    handle_request(&mut engine, request);
+                }
+                // On to the next tick, if it is due: deliveries never starve the post's own reads.
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(every) = reload_every
+            && Instant::now() >= watchlist_at
+        {
+            watchlist_at = Instant::now() + every;
+            // In the scenario's time while it runs, else the wall clock's.
+            let reloaded = match next {
+                Some(_) => engine.reload_watchlist_at(engine.log_time_ms() + 1),
+                None => engine.reload_watchlist(),
+            };
+            match reloaded {
+                Ok(Some(change)) => {
+                    watchlist_error = None;
+                    progress(&format!("watchlist: {} entries, {} new or changed, {} closed", change.entries, change.upserted, change.closed));
+                }
+                Ok(None) => watchlist_error = None,
+                Err(error) => {
+                    // The engine logs the refusal; the console hears of it
+                    // once per refusal, not at every reload.
+                    let text = error.to_string();
+                    if watchlist_error.as_deref() != Some(text.as_str()) {
+                        progress(&format!("watchlist not taken: {text}"));
+                        watchlist_error = Some(text);
+                    }
+                }
+            }
+        }
+        if Instant::now() >= status_at {
+            status_at = Instant::now() + options.status_every;
+            log_status(&engine);
+        }
+        if let Some(cameras) = feed.as_mut() {
+            if Instant::now() >= next_at {
+                next_at = Instant::now() + options.follow.pace;
+                let ended = cameras.is_finished();
+                camera_reads.extend(cameras.take(&engine));
+                if ended {
+                    let (rest, video) = cameras.finish(&engine, false);
+                    camera_reads.extend(rest);
+                    for error in &video.errors {
+                        progress(&format!("error: {error}"));
+                    }
+                }
+                cameras.report(&engine, progress);
+                match send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
+                    Ok(()) => camera_reads.clear(),
+                    Err(error) => tracing::warn!(%error, reads = camera_reads.len(), "camera reads not pushed; trying again at the next commit"),
+                }
+                if ended {
+                    progress(&format!("cameras ended: {} reads; serving", engine.live_reads()));
+                    feed = None;
+                }
+            }
+            continue;
+        }
+        let Some(i) = next else {
+            if !told_done {
+                told_done = true;
+                progress(&format!("scenario done: {} reads; serving", engine.live_reads()));
+            }
+            continue;
+        };
+        if Instant::now() < next_at {
+            continue;
+        }
+        let (time, reads) = &ticks[i];
+        if let Some(sender) = &sender {
+            let exits: Vec<PlateRead> = reads.iter().filter(|r| r.direction == Direction::Exit).cloned().collect();
+            if !exits.is_empty() {
+                let batch = pre_arrival_records(&exits, engine.exchange_keys());
+                if let Err(error) = network.block_on(sender.send(batch)) {
+                    tracing::warn!(%error, "the exchange outbox could not take a tick's records; trying again");
+                    next_at = Instant::now() + Duration::from_millis(500);
+                    continue;
+                }
+            }
+        }
+        let time = (*time).max(engine.log_time_ms() + 1);
+        let pushed = match (i, &watchlist) {
+            (0, Some(watchlist)) => first_watchlist(&mut engine, watchlist, time),
+            _ => engine.push_reads_at(&reads_to_batch(reads), time),
+        };
+        match pushed {
+            Ok(_) => {
+                next = (i + 1 < ticks.len()).then_some(i + 1);
+                next_at += options.follow.pace;
+                if next_at < Instant::now() {
+                    next_at = Instant::now();
+                }
+            }
+            Err(error @ (EngineError::Wal(_) | EngineError::Storage(_) | EngineError::Sink { .. })) => {
+                tracing::warn!(%error, "push failed; retrying");
+                next_at = Instant::now() + Duration::from_millis(500);
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    if let Some(mut cameras) = feed {
+        let (rest, _) = cameras.finish(&engine, true);
+        camera_reads.extend(rest);
+        if let Err(error) = send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
+            tracing::warn!(%error, reads = camera_reads.len(), "the cameras' last reads were not pushed");
+        }
+    }
+    log_status(&engine);
+    engine.shutdown().map_err(|e| e.to_string())?;
+    network.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// Puts the exit reads' pre-arrival records in the exchange's outbox, then
+/// pushes the reads into the engine (the same order as the scenario's
+/// ticks: a crash between the two only sends a record twice).
+fn send_and_push(engine: &mut Engine, sender: Option<&ExchangeSender>, network: &tokio::runtime::Runtime, reads: &[PlateRead]) -> Result<(), String> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    if let Some(sender) = sender {
+        let exits: Vec<PlateRead> = reads.iter().filter(|r| r.direction == Direction::Exit).cloned().collect();
+        if !exits.is_empty() {
+            network.block_on(sender.send(pre_arrival_records(&exits, engine.exchange_keys()))).map_err(|e| format!("exchange outbox: {e}"))?;
+        }
+    }
+    engine.push_reads(&reads_to_batch(reads)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Deliveries applied in one commit, at most.
+pub const MAX_DELIVERIES_PER_COMMIT: usize = 512;
+
+/// Applies deliveries in one commit (what `serve` does with a backlog of
+/// them; public for the exchange benchmark): a read repeated across them (sent
+/// again after a reconnect) is kept from its first delivery only, and the
+/// engine drops what it holds already. Each delivery is answered with its
+/// own (new, repeated) rows.
+pub fn deliver(engine: &mut Engine, deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut parts = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        let ids = borderflow_connectors::exchange::batch_read_ids(&delivery.batch);
+        let fresh: std::collections::HashSet<&String> = ids.iter().filter(|id| !seen.contains(*id)).collect();
+        let keep: arrow::array::BooleanArray = match delivery.batch.column(0).as_any().downcast_ref::<arrow::array::StringArray>() {
+            Some(column) => column.iter().map(|id| Some(id.is_some_and(|id| fresh.contains(&id.to_string())))).collect(),
+            None => arrow::array::BooleanArray::from(vec![false; delivery.batch.num_rows()]),
+        };
+        let part = arrow::compute::filter_record_batch(&delivery.batch, &keep).unwrap_or_else(|_| delivery.batch.slice(0, 0));
+        seen.extend(ids);
+        parts.push(part);
+    }
+    let schema = borderflow_engine::pre_arrival_schema();
+    let outcome = arrow::compute::concat_batches(&schema, &parts)
+        .map_err(|e| e.to_string())
+        .and_then(|all| engine.push_pre_arrival(&all).map_err(|e| e.to_string()));
+    match outcome {
+        Ok((new, _)) => {
+            // Split the new rows over the deliveries in order (for the counters).
+            let mut left = new;
+            for (delivery, part) in deliveries.into_iter().zip(&parts) {
+                let mine = part.num_rows().min(left);
+                left -= mine;
+                let _ = delivery.done.send(Ok((mine, delivery.batch.num_rows() - mine)));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "pre-arrival records not taken; the peer will send them again");
+            for delivery in deliveries {
+                let _ = delivery.done.send(Err(format!("pre-arrival records from `{}`: {error}", delivery.from_post)));
+            }
+        }
+    }
+}
+
+fn handle_request(engine: &mut Engine, request: EngineRequest) {
+    match request {
+        EngineRequest::Deliver(delivery) => deliver(engine, vec![delivery]),
+        EngineRequest::Sql { sql, reply } => {
+            let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
+        }
+        EngineRequest::Tables { reply } => {
+            let tables = || -> Result<EngineTables, EngineError> {
+                let mut held = EngineTables { tables: Vec::new(), views: Vec::new(), keys: engine.exchange_keys().clone() };
+                for name in engine.table_names() {
+                    held.tables.push((name.clone(), engine.table(&name)?));
+                }
+                for name in engine.view_names() {
+                    held.views.push((name.clone(), engine.snapshot(&name)?));
+                }
+                Ok(held)
+            };
+            let _ = reply.send(tables().map_err(|e| e.to_string()));
+        }
+    }
+}
+
+fn log_status(engine: &Engine) {
+    if let Some(status) = engine.exchange_status() {
+        tracing::info!(
+            peer = %status.peer,
+            state = status.peer_state.as_str(),
+            outbox_batches = status.outbox_batches,
+            outbox_rows = status.outbox_rows,
+            oldest_pending_ms = status.oldest_pending_ms,
+            last_ack_lag_ms = ?status.last_ack_lag_ms,
+            sent_batches = status.sent_batches,
+            received_rows = status.received_rows,
+            duplicate_rows = status.duplicate_rows,
+            refused = status.refused,
+            unknown_key_rows = status.unknown_key_rows,
+            last_error = ?status.last_error,
+            "exchange status"
+        );
+    }
+}
+
+/// `borderflow serve`: runs the post as a service until SIGINT or SIGTERM.
+pub fn command(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace_ms: u64, tick_ms: u64, sink_every: u64, standard_views: bool) -> Result<(), String> {
+        let mut config = PostConfig::from_file(config_path).map_err(|e| e.to_string())?;
+    if let Some(storage) = storage {
+        config.storage.url = storage_url(storage)?;
+    }
+    let mut options = ServeOptions::default();
+    options.follow.pace = Duration::from_millis(pace_ms);
+    options.follow.tick_ms = tick_ms.max(1);
+    options.follow.engine.runtime = runtime.clone();
+    options.follow.engine.sink_every_commits = sink_every.max(1);
+    options.follow.engine.standard_views = standard_views;
+    options.video_runtime = runtime;
+    let stop = stop_on_signals();
+    println!("Borderflow post {} ({}) serving, storage {}", config.post.id, config.post.name, config.storage.url);
+    serve(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    println!("stopped");
+    Ok(())
+}
