@@ -29,7 +29,7 @@ use datafusion::prelude::SessionContext;
 
 use borderflow_types::ExchangeKeys;
 
-use crate::lower::{LowerError, Plan, lower};
+use crate::plan::{LowerError, Plan, lower};
 use crate::row::{Row, RowCodec};
 use crate::workers::Workers;
 use borderflow_runtime::Runtime;

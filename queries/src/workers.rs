@@ -29,7 +29,7 @@ use timely::dataflow::operators::{Probe, ToStream};
 use timely::dataflow::operators::probe::Handle;
 use timely::progress::frontier::AntichainRef;
 
-use crate::lower::Plan;
+use crate::plan::Plan;
 use crate::render::{BuildArrangement, Inputs, Keyed, KeyedTrace, Rows, render};
 use crate::row::Row;
 

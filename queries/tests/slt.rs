@@ -1,15 +1,32 @@
 //! The sqllogictest suite under `tests/slt/`, run incrementally through the
-//! same runner as `borderflow slt`: every query is checked against its
-//! expected rows and kept as a standing view that must equal DataFusion's
-//! batch answer after every later statement. Each file declares how many of
-//! its queries the engine refuses (`# refused-queries: N`).
+//! runner in `slt_runner/`: every query is checked against its expected rows
+//! and kept as a standing view that must equal DataFusion's batch answer
+//! after every later statement. Each file declares how many of its queries
+//! the engine refuses (`# refused-queries: N`).
+//!
+//! With `SLT_COMPLETE=1` in the environment, each file's expected rows are
+//! rewritten with DataFusion's batch answer instead of being checked
+//! (`SLT_COMPLETE=1 cargo test -p borderflow-queries --test slt`, then
+//! review the diff), as DataFusion's own `--complete` does.
 
 use std::path::PathBuf;
 
-use borderflow_queries::slt;
+mod slt_runner;
+
+use slt_runner as slt;
+
+/// Whether `SLT_COMPLETE=1` asks for the files' expected rows to be rewritten.
+fn completing() -> bool {
+    std::env::var("SLT_COMPLETE").is_ok_and(|v| v == "1")
+}
 
 async fn run(file: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt").join(file);
+    if completing() {
+        let changed = slt::complete_file(&path).await.unwrap_or_else(|e| panic!("{e}"));
+        println!("{file}: {changed} queries' expected rows rewritten");
+        return;
+    }
     let report = slt::run_file(&path).await.unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
     assert!(report.declared_refused.is_some(), "{file} declares no `# refused-queries: N`");

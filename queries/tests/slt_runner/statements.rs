@@ -160,7 +160,7 @@ impl Runner {
         if batch.num_columns() != schema.fields().len() {
             return Err(format!("table `{table}` has {} columns, the rows {}", schema.fields().len(), batch.num_columns()));
         }
-        crate::row::cast_to_schema(&batch, schema).map_err(|e| format!("table `{table}`: {e}"))
+        borderflow_queries::row::cast_to_schema(&batch, schema).map_err(|e| format!("table `{table}`: {e}"))
     }
 
     pub(super) async fn create_table(&mut self, sql: &str) -> Result<Change, String> {

@@ -1,5 +1,5 @@
-//! Sqllogictest files run against standing views: the `borderflow slt`
-//! command and the `.slt` suite under `queries/tests/slt/` share this runner.
+//! Sqllogictest files run against standing views: the runner of the `.slt`
+//! suite under `queries/tests/slt/` (see `tests/slt.rs`).
 //!
 //! Files are in the format of the `sqllogictest` crate (as DataFusion and
 //! SQLite use it); the crate parses them and validates results. The runner
@@ -29,7 +29,8 @@
 //! it (timestamps `2026-11-28T10:00:00Z`).
 //!
 //! [`complete_file`] rewrites a file's expected rows with DataFusion's batch
-//! answer (for review), as DataFusion's own `--complete` does.
+//! answer (for review), as DataFusion's own `--complete` does; `tests/slt.rs`
+//! runs it instead of checking when `SLT_COMPLETE=1` is set.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,7 +42,7 @@ use datafusion::prelude::SessionConfig;
 use sqllogictest::{Condition, Control, DefaultColumnType, QueryExpect, Record, ResultMode, SortMode};
 
 use self::values::{diff, expected_lines, format_rows};
-use crate::{StandingViews, ViewError};
+use borderflow_queries::{StandingViews, ViewError};
 
 mod statements;
 mod values;
@@ -59,7 +60,7 @@ pub enum SltError {
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Parse(String),
-    /// `--complete` could not compute or write a file's expected rows.
+    /// [`complete_file`] could not compute or write a file's expected rows.
     #[error("{path}: {message}")]
     Complete { path: String, message: String },
 }
