@@ -121,6 +121,25 @@ for lane in (int(sys.argv[3]), int(sys.argv[4])):
 for _ in range(2):
     cur.execute("SELECT count(*) AS n FROM exits_per_lane")
     print("again", cur.fetchone()[0])
+# Analysts read: every statement that would write a file, change a table
+# or the session is refused, and nothing is written.
+writes = [
+    f"COPY (SELECT 1 AS x) TO '{sys.argv[5]}' STORED AS CSV",
+    "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+    "INSERT INTO watchlist SELECT * FROM watchlist",
+    "DELETE FROM reads",
+    "DROP TABLE reads",
+    "SET datafusion.execution.batch_size = 1",
+]
+for i, statement in enumerate(writes):
+    try:
+        cur.execute(statement)
+        cur.fetchall()
+        print("write", i, "accepted")
+    except Exception as e:
+        print("write", i, "refused" if "refused:" in str(e) else str(e).replace("\n", " ").replace(" ", "_"))
+cur.execute("SELECT count(*) AS n FROM reads")
+print("after", cur.fetchone()[0])
 cur.close()
 conn.close()
 try:
@@ -144,6 +163,7 @@ except Exception as e:
         .arg(TOKEN)
         .arg(first_lane.to_string())
         .arg(last_lane.to_string())
+        .arg(dir.path().join("copied.csv"))
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
@@ -177,6 +197,8 @@ except Exception as e:
             ["parameters", names] => parameters = names.to_string(),
             ["prepared", lane, n] => prepared.push((lane.parse::<u16>().expect("lane"), n.parse::<i64>().expect("n"))),
             ["again", n] => again.push(n.parse::<usize>().expect("n")),
+            ["write", i, answer] => assert_eq!(*answer, "refused", "write statement {i} must be refused: {line}"),
+            ["after", n] => assert_eq!(n.parse::<usize>().expect("n"), reads.len(), "the writes changed nothing: {line}"),
             _ => panic!("unexpected line {line}"),
         }
     }
@@ -214,6 +236,17 @@ except Exception as e:
     assert_eq!(bound.len(), 2, "{records:?}");
     assert!(bound.iter().all(|r| r["rows"] == 1 && r["parameters"].as_array().is_some_and(|p| p.len() == 1)), "{bound:?}");
     assert!(records.iter().any(|r| r["user"] == "(refused)" && r["error"] == "unknown bearer token"), "{records:?}");
+    // The refused writes: audited with what they were, and no file written.
+    assert!(!dir.path().join("copied.csv").exists(), "COPY TO wrote a file on the server");
+    let refused: Vec<&str> = records.iter().filter(|r| r["error"].as_str().is_some_and(|e| e.starts_with("refused:"))).filter_map(|r| r["error"].as_str()).collect();
+    for kind in ["COPY TO", "CreateExternalTable", "DML (Insert Into", "DML (Delete", "DropTable", "SetVariable"] {
+        assert!(refused.iter().any(|e| e.contains(kind)), "no audited refusal naming {kind}: {refused:?}");
+    }
+    // A fetch is audited too, with its rows and bytes.
+    assert!(
+        records.iter().any(|r| r["request"] == "DoGet" && r["user"] == "analyst" && r["rows"].as_u64().is_some() && r["bytes"].as_u64().is_some_and(|b| b > 0)),
+        "no audited DoGet with rows and bytes: {records:?}"
+    );
 
     // `borderflow sql` against the server, as CSV.
     let remote = Command::new(env!("CARGO_BIN_EXE_borderflow"))
@@ -239,4 +272,12 @@ except Exception as e:
     assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
     let total: i64 = exits_per_lane.values().sum();
     assert_eq!(String::from_utf8_lossy(&local.stdout).trim(), format!("[{{\"total\":{total}}}]"));
+    // The same over the data folder named by a relative path.
+    let relative = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .current_dir(dir.path())
+        .args(["sql", "SELECT sum(passages) AS total FROM exits_per_lane", "--data", "data", "--format", "json"])
+        .output()
+        .expect("sql runs");
+    assert!(relative.status.success(), "{}", String::from_utf8_lossy(&relative.stderr));
+    assert_eq!(String::from_utf8_lossy(&relative.stdout).trim(), format!("[{{\"total\":{total}}}]"));
 }

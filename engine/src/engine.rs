@@ -340,6 +340,12 @@ impl Engine {
         Ok(Some(self.runtime.block_on(self.storage.get(path))?))
     }
 
+    /// Commits whose view changes and reads are not yet written to the store
+    /// (see [`flush`](Self::flush)).
+    pub fn unflushed_commits(&self) -> u64 {
+        self.commits_since_flush
+    }
+
     /// Files of the reads' history this engine has written since it opened.
     pub fn history_files_written(&self) -> usize {
         self.history.files_written()

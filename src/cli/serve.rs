@@ -49,6 +49,10 @@ pub struct ServeOptions {
     pub follow: FollowOptions,
     /// Log the exchange's status this often.
     pub status_every: Duration,
+    /// Write the views' pending changes at least this often (besides every
+    /// `sink_every_commits` commits), so that analysts see them in seconds
+    /// when commits are few.
+    pub flush_every: Duration,
     /// Timely workers for the cameras (a post without `[scenario]`).
     pub video_runtime: borderflow_engine::Runtime,
     /// Stream reader settings; each camera's own `[[camera]]` settings win.
@@ -62,6 +66,7 @@ impl Default for ServeOptions {
         ServeOptions {
             follow: FollowOptions::default(),
             status_every: Duration::from_secs(5),
+            flush_every: Duration::from_secs(5),
             video_runtime: borderflow_engine::Runtime::default(),
             source: borderflow_connectors::CameraSourceOptions::default(),
             camera_health_every: Duration::from_secs(30),
@@ -155,6 +160,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     }
     let mut next_at = Instant::now();
     let mut status_at = Instant::now() + options.status_every;
+    let mut flush_at = Instant::now() + options.flush_every;
     let mut told_done = ticks.is_empty();
     // The `[watchlist]` file: read at the scenario's first tick, else now;
     // then every `reload`.
@@ -223,6 +229,14 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         if Instant::now() >= status_at {
             status_at = Instant::now() + options.status_every;
             log_status(&engine);
+        }
+        if Instant::now() >= flush_at {
+            flush_at = Instant::now() + options.flush_every;
+            if engine.unflushed_commits() > 0
+                && let Err(error) = engine.flush()
+            {
+                tracing::warn!(%error, "writing view changes failed; trying again later");
+            }
         }
         if let Some(cameras) = feed.as_mut() {
             if Instant::now() >= next_at {

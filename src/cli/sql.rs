@@ -31,6 +31,9 @@ pub enum Format {
 
 /// Runs `sql` over the data directory `root` (a local folder).
 pub async fn query_local(root: &Path, sql: &str, keys: borderflow_engine::ExchangeKeys) -> Result<Vec<RecordBatch>, String> {
+    // The tables are registered by file:// URL, which must be absolute.
+    let root = std::path::absolute(root).map_err(|e| format!("data directory {}: {e}", root.display()))?;
+    let root = root.as_path();
     if !root.is_dir() {
         return Err(format!("data directory {}: not a folder", root.display()));
     }
@@ -63,7 +66,12 @@ pub async fn query_local(root: &Path, sql: &str, keys: borderflow_engine::Exchan
             }
         }
     }
-    let frame = ctx.sql(sql).await.map_err(|e| format!("{e}\n  in: {sql}"))?;
+    // A local user's tool: it may write (COPY TO a file), and says so first.
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| format!("{e}\n  in: {sql}"))?;
+    if let Some(kind) = borderflow_connectors::flight_sql::session::write_kind(&plan) {
+        eprintln!("note: this statement writes, as the local user: {kind}");
+    }
+    let frame = ctx.execute_logical_plan(plan).await.map_err(|e| format!("{e}\n  in: {sql}"))?;
     frame.collect().await.map_err(|e| format!("{e}\n  in: {sql}"))
 }
 

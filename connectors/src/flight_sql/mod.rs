@@ -138,13 +138,15 @@ struct Audit<'a> {
     command: Option<String>,
     parameters: Option<&'a [ScalarValue]>,
     rows: Option<usize>,
+    /// The answer's size in memory, for a fetch (`DoGet`).
+    bytes: Option<usize>,
     error: Option<&'a str>,
     took: Duration,
 }
 
 impl<'a> Audit<'a> {
     fn new(request: &'a str) -> Self {
-        Audit { request, sql: None, command: None, parameters: None, rows: None, error: None, took: Duration::ZERO }
+        Audit { request, sql: None, command: None, parameters: None, rows: None, bytes: None, error: None, took: Duration::ZERO }
     }
 }
 
@@ -270,6 +272,7 @@ impl AnalystSql {
             "command": entry.command,
             "parameters": entry.parameters.map(|values| values.iter().map(ToString::to_string).collect::<Vec<_>>()),
             "rows": entry.rows,
+            "bytes": entry.bytes,
             "error": entry.error,
             "duration_ms": entry.took.as_millis() as u64,
         });
@@ -299,6 +302,11 @@ impl AnalystSql {
         let audit = Audit { sql: Some(sql), parameters: values, took, ..Audit::new(request) };
         let batch = match result {
             Ok(batch) => batch,
+            Err(error) if error.starts_with("refused:") => {
+                self.audit(caller, Audit { error: Some(&error), ..audit }).await;
+                tracing::warn!(user = %caller.user, remote = ?caller.remote, %sql, %error, "Flight SQL statement refused");
+                return Err(Status::permission_denied(error));
+            }
             Err(error) => {
                 self.audit(caller, Audit { error: Some(&error), ..audit }).await;
                 tracing::info!(user = %caller.user, %error, "Flight SQL query failed");
@@ -529,7 +537,12 @@ impl FlightSqlService for AnalystSql {
             Some(kept) => Ok(kept),
         };
         let batch = match kept {
-            Ok(kept) => kept.batch,
+            Ok(kept) => {
+                let (rows, bytes) = (kept.batch.num_rows(), kept.bytes);
+                self.audit(&caller, Audit { command: Some(format!("ticket {handle}")), rows: Some(rows), bytes: Some(bytes), ..Audit::new("DoGet") }).await;
+                tracing::info!(user = %caller.user, ticket = %handle, rows, bytes, "Flight SQL answer fetched");
+                kept.batch
+            }
             Err(status) => {
                 tracing::warn!(user = %caller.user, remote = ?caller.remote, reason = %status.message(), "Flight SQL DoGet refused");
                 self.audit(&caller, Audit { command: Some(format!("ticket {handle}")), error: Some(status.message()), ..Audit::new("DoGet") }).await;

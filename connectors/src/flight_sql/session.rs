@@ -19,7 +19,10 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use borderflow_engine::storage::Storage;
@@ -114,6 +117,44 @@ pub async fn open(engine: &EngineHandle, storage: &Storage, catalog: &str, limit
     Ok(Session { ctx, tables })
 }
 
+/// What analysts may run: queries only. DataFusion's statement options
+/// refuse DDL (`CREATE EXTERNAL TABLE`, `DROP`, …), DML and `COPY`
+/// (`INSERT`, `DELETE`, `COPY … TO` a server path) and statements (`SET`,
+/// `PREPARE`, transactions).
+fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// The kind of the first node of `plan` that would change the server or
+/// the session (a DDL, DML, `COPY` or statement node), if any.
+pub fn write_kind(plan: &LogicalPlan) -> Option<String> {
+    let mut kind = None;
+    let _ = plan.apply(|node| {
+        kind = match node {
+            LogicalPlan::Ddl(ddl) => Some(format!("DDL ({})", ddl.name())),
+            LogicalPlan::Dml(dml) => Some(format!("DML ({} on `{}`)", dml.op.name(), dml.table_name)),
+            LogicalPlan::Copy(copy) => Some(format!("COPY TO `{}`", copy.output_url)),
+            LogicalPlan::Statement(statement) => Some(format!("statement ({})", statement.name())),
+            _ => None,
+        };
+        Ok(if kind.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    kind
+}
+
+/// Plans `sql` as an analyst's query: anything that would write (a file, a
+/// table, a setting) is refused with its kind named, before it runs. The
+/// plan is checked twice: by [`write_kind`], which names what was refused,
+/// and by DataFusion's own [`SQLOptions`] check.
+pub async fn analyst_frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame, String> {
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| e.to_string())?;
+    if let Some(kind) = write_kind(&plan) {
+        return Err(format!("refused: {kind}; analysts' sessions are read-only (queries only)"));
+    }
+    read_only().verify_plan(&plan).map_err(|e| format!("refused: {e}"))?;
+    ctx.execute_logical_plan(plan).await.map_err(|e| e.to_string())
+}
+
 /// A statement planned but not run: its result's schema and its
 /// parameters (`$1`, `$2`, … in order; `Null` where the type cannot be told).
 pub struct Planned {
@@ -123,7 +164,7 @@ pub struct Planned {
 
 /// Plans `sql` (a prepared statement).
 pub async fn plan(session: &Session, sql: &str) -> Result<Planned, String> {
-    let frame = session.ctx.sql(sql).await.map_err(|e| e.to_string())?;
+    let frame = analyst_frame(&session.ctx, sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let types = frame.logical_plan().get_parameter_types().map_err(|e| e.to_string())?;
     let parameters = positional(&types)?.into_iter().map(|(name, data_type)| Field::new(name, data_type.unwrap_or(DataType::Null), true)).collect::<Vec<_>>();
@@ -173,7 +214,7 @@ pub fn bind(batch: &RecordBatch, parameters: &Schema) -> Result<Vec<ScalarValue>
 /// Runs `sql` with `parameters` (if any) within the session's limits.
 pub async fn run(session: &Session, sql: &str, parameters: Option<&[ScalarValue]>, limits: Limits) -> Result<RecordBatch, String> {
     let run = async {
-        let mut frame = session.ctx.sql(sql).await.map_err(|e| e.to_string())?;
+        let mut frame = analyst_frame(&session.ctx, sql).await?;
         if let Some(values) = parameters {
             frame = frame.with_param_values(ParamValues::from(values.to_vec())).map_err(|e| e.to_string())?;
         }
