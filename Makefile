@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/borderflow/target
 CARGO ?= cargo
 WORKERS ?=
 
-.PHONY: setup build run test bench clean-data
+.PHONY: setup build run test bench bench-crossing clean-data
 
 setup:
 	@scripts/setup
@@ -25,6 +25,11 @@ test: setup
 
 bench: setup
 	$(CARGO) bench -p borderflow-benches
+
+# Standing views over the crossing workload against DuckDB and Pathway
+# (benches/crossing/README.md); BENCH_ARGS="--rows 100000" for a short run.
+bench-crossing: build
+	.local/venv/bin/python benches/crossing/run.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf data

@@ -7,7 +7,8 @@
 //! who is refused (a peer from another authority, a certificate for another
 //! post, an analyst without a valid token or with a foreign certificate),
 //! with the reason in the log, and who is admitted (an analyst's
-//! certificate from `[serve] client_ca`, without a token).
+//! certificate from `[serve] client_ca`, without a token). And the example
+//! posts of a crossing, as shipped, exchange with each other.
 
 mod common;
 
@@ -642,4 +643,59 @@ fn a_key_rotation_keeps_matching_and_an_unknown_key_version_is_refused() {
             _ => assert!(n * 4 >= reads.len(), "part {i}: {n} of {} exit reads matched", reads.len()),
         }
     }
+}
+
+/// The example posts of one crossing, as shipped (examples/otaci-md.toml
+/// and examples/mohyliv-podilskyi-ua.toml, with the development
+/// certificates scripts/setup makes and the public example token), run
+/// with no other step than a storage folder of their own: each side's exit
+/// reads reach the other side as pre-arrival records, over mutual TLS on
+/// 127.0.0.1, and an analyst queries them.
+#[test]
+fn the_example_posts_of_a_crossing_exchange_as_shipped() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(root.join(".local/certs/otaci.pem").is_file(), "the development certificates are missing: run scripts/setup");
+    let storage = tempfile::tempdir().expect("storage");
+    let spawn = |post: &str, file: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_borderflow"));
+        command
+            .args(["--workers", "1", "serve", "--config"])
+            .arg(root.join("examples").join(file))
+            .arg("--storage")
+            .arg(storage.path().join(post))
+            .args(["--pace-ms", "100", "--tick-ms", "900000"]);
+        let (child, log) = common::spawn_logged(command.env("BORDERFLOW_LOG", "info"));
+        Served { child, log }
+    };
+    let otaci = spawn("otaci", "otaci-md.toml");
+    let mohyliv = spawn("mohyliv-podilskyi", "mohyliv-podilskyi-ua.toml");
+    const EXAMPLE_TOKEN: &str = "example-analyst-token";
+    // Each side receives exactly the other side's exit reads.
+    for (sql_port, sender_config) in [(8917, "mohyliv-podilskyi-ua.toml"), (8918, "otaci-md.toml")] {
+        let expected = ua_exit_reads(&Post { config: root.join("examples").join(sender_config), sql_port });
+        assert!(expected.len() > 50, "the example scenario has exit reads at {sender_config}: {}", expected.len());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match block_on(query(sql_port, Some(EXAMPLE_TOKEN), "SELECT DISTINCT read_id FROM pre_arrival")) {
+                Ok(batch) => {
+                    let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("text");
+                    let received: BTreeSet<String> = (0..ids.len()).map(|i| ids.value(i).to_string()).collect();
+                    if received == expected {
+                        break;
+                    }
+                    assert!(received.is_subset(&expected), "records that are not {sender_config}'s exit reads arrived");
+                }
+                Err(error) if Instant::now() >= deadline => panic!("{error}"),
+                Err(_) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sender_config}'s exit reads did not all arrive\nOtaci log:\n{}\nMohyliv-Podilskyi log:\n{}",
+                otaci.log(),
+                mohyliv.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(otaci.log().contains("exchange peer connected") && mohyliv.log().contains("exchange peer connected"));
 }

@@ -22,38 +22,7 @@ fn adbc_queries_a_served_post() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = common::free_port();
     common::write_token(dir.path(), "analyst", TOKEN);
-    let config = dir.path().join("post.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[post]
-id = "otaci"
-name = "Otaci"
-country = "MD"
-crossing = "otaci-mohyliv-podilskyi"
-
-[serve]
-sql_listen = "127.0.0.1:{port}"
-tokens = "tokens.toml"
-query_memory_mb = 256
-query_timeout = "30s"
-
-[storage]
-url = "file://./data"
-
-[[view]]
-name = "exits_per_lane"
-sql = "SELECT lane, count(*) AS passages FROM reads WHERE direction = 'exit' AND point = 'departure' GROUP BY lane"
-
-[scenario]
-seed = 20261102
-start = "2026-11-27"
-traffic_scale = 0.2
-"#
-        ),
-    )
-    .expect("config");
+    let config = write_post(dir.path(), port, "query_memory_mb = 256\nquery_timeout = \"30s\"", 0.2);
     // What the scenario holds, counted here.
     let post = PostConfig::from_file(&config).expect("config");
     let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&post, 300_000).expect("ticks");
@@ -63,20 +32,7 @@ traffic_scale = 0.2
         *exits_per_lane.entry(read.lane).or_default() += 1;
     }
 
-    let (mut child, log) = common::spawn_logged(
-        Command::new(env!("CARGO_BIN_EXE_borderflow"))
-            .args(["--workers", "1", "serve", "--config"])
-            .arg(&config)
-            .args(["--pace-ms", "0", "--sink-every", "1"]),
-    );
-    let started = Instant::now();
-    while !log.lock().expect("log").contains("scenario done") {
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("the post did not finish its scenario:\n{}", log.lock().expect("log"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, log) = serve_to_the_end(&config, 1);
 
     let script = r#"
 import sys
@@ -280,4 +236,191 @@ except Exception as e:
         .expect("sql runs");
     assert!(relative.status.success(), "{}", String::from_utf8_lossy(&relative.stderr));
     assert_eq!(String::from_utf8_lossy(&relative.stdout).trim(), format!("[{{\"total\":{total}}}]"));
+}
+
+/// Roles: tokens map to roles in the post's config, and a role reads only
+/// what it is granted. A border-police desk reads its views but not `reads`
+/// (neither by query, qualified or not, nor in the catalog, `SHOW TABLES`
+/// or `information_schema`); an auditor reads the audit log, where the
+/// desk's fetches are, with their rows; a token user in no role is refused.
+/// And the view's changes reach the store on serve's timer, not only every
+/// N commits.
+#[test]
+fn roles_grant_each_analyst_what_they_may_read() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup", python.display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = common::free_port();
+    common::write_tokens(dir.path(), &[("desk-1", "police-token"), ("audit-1", "auditor-token"), ("intern", "intern-token")]);
+    let roles = r#"
+[[serve.role]]
+name = "border-police"
+read = ["exits_per_lane", "post*"]
+users = ["desk-1"]
+
+[[serve.role]]
+name = "auditor"
+read = ["audit_log"]
+users = ["audit-1"]
+"#;
+    let config = write_post(dir.path(), port, roles, 0.1);
+    let (mut child, log) = serve_to_the_end(&config, 1_000_000);
+    // With a commit count it never reaches (`--sink-every`), the view's
+    // changes are still written within seconds: serve flushes on a timer.
+    let changes = dir.path().join("data/views/exits_per_lane/changes");
+    let flushed_by = Instant::now() + Duration::from_secs(20);
+    while !common::files_under(&changes).iter().any(|p| p.extension().is_some_and(|e| e == "parquet")) {
+        assert!(Instant::now() < flushed_by, "no changelog part written within 20 s of the scenario's end:\n{}", log.lock().expect("log"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let script = r#"
+import sys, json, time
+import adbc_driver_flightsql.dbapi as flightsql
+uri = sys.argv[1]
+def connect(token):
+    return flightsql.connect(uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {token}"})
+def attempt(cur, sql):
+    try:
+        cur.execute(sql)
+        return [list(row) for row in cur.fetchall()]
+    except Exception as e:
+        return "error: " + str(e).replace("\n", " ")
+police = connect(sys.argv[2])
+cur = police.cursor()
+objects = police.adbc_get_objects(depth="tables").read_all().to_pylist()
+print(json.dumps({
+    "reads": attempt(cur, "SELECT count(*) FROM reads"),
+    "qualified": attempt(cur, "SELECT count(*) FROM otaci.public.reads"),
+    "joined": attempt(cur, "SELECT count(*) FROM exits_per_lane e JOIN reads r ON r.lane = e.lane"),
+    "passages": attempt(cur, "SELECT sum(passages) FROM exits_per_lane"),
+    "show": attempt(cur, "SHOW TABLES"),
+    "schema": attempt(cur, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"),
+    "objects": sorted(t["table_name"] for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]),
+    "audit": attempt(cur, "SELECT count(*) FROM audit_log"),
+}, default=str))
+cur.close()
+police.close()
+auditor = connect(sys.argv[3])
+cur = auditor.cursor()
+fetched = []
+for _ in range(20):
+    fetched = attempt(cur, "SELECT \"user\", role, rows FROM audit_log WHERE request = 'DoGet' AND \"user\" = 'desk-1' AND rows = 1")
+    if isinstance(fetched, list) and fetched:
+        break
+    time.sleep(0.25)
+print(json.dumps({"fetched": fetched, "auditor_reads": attempt(cur, "SELECT count(*) FROM reads")}, default=str))
+cur.close()
+auditor.close()
+try:
+    intern = connect(sys.argv[4])
+    c = intern.cursor()
+    c.execute("SELECT 1")
+    print(json.dumps({"intern": "admitted"}))
+except Exception as e:
+    print(json.dumps({"intern": str(e).replace("\n", " ")}))
+"#;
+    let uri = format!("grpc://127.0.0.1:{port}");
+    let output = Command::new(&python)
+        .args(["-c", script, &uri, "police-token", "auditor-token", "intern-token"])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{stdout}\n{}\nserver log:\n{}", String::from_utf8_lossy(&output.stderr), log.lock().expect("log"));
+    let answers: serde_json::Map<String, serde_json::Value> = stdout
+        .lines()
+        .flat_map(|line| match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => panic!("unexpected line {line}"),
+        })
+        .collect();
+    let refused = |key: &str, table: &str| {
+        let answer = answers[key].as_str().unwrap_or_else(|| panic!("{key} was answered: {answers:?}"));
+        assert!(answer.contains(&format!("may not read `{table}`")), "{key}: {answer}");
+    };
+    refused("reads", "reads");
+    refused("qualified", "reads");
+    refused("joined", "reads");
+    refused("audit", "audit_log");
+    refused("auditor_reads", "reads");
+    // What the desk may read is answered in full.
+    let post = PostConfig::from_file(&config).expect("config");
+    let (ticks, _) = borderflow::cli::run::follow::scenario_ticks(&post, 300_000).expect("ticks");
+    let exits = ticks.iter().flat_map(|(_, r)| r.iter()).filter(|r| r.direction == Direction::Exit && r.point == Point::Departure).count();
+    assert_eq!(answers["passages"], serde_json::json!([[exits]]), "{answers:?}");
+    // The catalog, SHOW TABLES and information_schema show the granted tables only.
+    let granted = ["exits_per_lane", "post_routes", "posts"];
+    assert_eq!(answers["objects"], serde_json::json!(granted), "{answers:?}");
+    assert_eq!(answers["schema"], serde_json::json!(granted.map(|t| [t])), "{answers:?}");
+    let shown: Vec<&str> = answers["show"].as_array().expect("SHOW TABLES answered").iter().filter(|row| row[1] == "public").filter_map(|row| row[2].as_str()).collect();
+    assert_eq!(shown.iter().copied().collect::<std::collections::BTreeSet<&str>>(), granted.into_iter().collect::<std::collections::BTreeSet<&str>>(), "{answers:?}");
+    // The auditor sees the desk's fetch of one row, with its role.
+    let fetched = answers["fetched"].as_array().unwrap_or_else(|| panic!("the auditor's query failed: {answers:?}"));
+    assert!(fetched.iter().any(|row| row[0] == "desk-1" && row[1] == "border-police" && row[2] == 1), "{answers:?}");
+    // A token whose user is in no role is refused, and audited.
+    let intern = answers["intern"].as_str().expect("intern");
+    assert!(intern.contains("is in no role"), "{intern}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let records: Vec<serde_json::Value> = common::files_under(&dir.path().join("data/audit/otaci/sql"))
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("audit record")).expect("audit JSON"))
+        .collect();
+    assert!(records.iter().any(|r| r["user"] == "(refused)" && r["error"].as_str().is_some_and(|e| e.contains("`intern` is in no role"))), "{records:?}");
+    assert!(records.iter().any(|r| r["user"] == "desk-1" && r["role"] == "border-police" && r["error"].as_str().is_some_and(|e| e.contains("may not read `reads`"))), "{records:?}");
+}
+
+/// Writes `dir/post.toml`: Otaci with Flight SQL on `port` (tokens from
+/// `dir/tokens.toml`, then `serve_extra` in `[serve]`), storage in
+/// `dir/data`, the view `exits_per_lane`, and a simulated day at
+/// `traffic_scale`.
+fn write_post(dir: &Path, port: u16, serve_extra: &str, traffic_scale: f64) -> std::path::PathBuf {
+    let config = dir.join("post.toml");
+    let text = format!(
+        r#"
+[post]
+id = "otaci"
+name = "Otaci"
+country = "MD"
+crossing = "otaci-mohyliv-podilskyi"
+
+[serve]
+sql_listen = "127.0.0.1:{port}"
+tokens = "tokens.toml"
+{serve_extra}
+
+[storage]
+url = "file://./data"
+
+[[view]]
+name = "exits_per_lane"
+sql = "SELECT lane, count(*) AS passages FROM reads WHERE direction = 'exit' AND point = 'departure' GROUP BY lane"
+
+[scenario]
+seed = 20261102
+start = "2026-11-27"
+traffic_scale = {traffic_scale}
+"#
+    );
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
+/// Starts `borderflow serve` on `config`, writing view changes every
+/// `sink_every` commits, and waits until its scenario is done.
+fn serve_to_the_end(config: &Path, sink_every: u64) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<String>>) {
+    let (mut child, log) = common::spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_borderflow"))
+            .args(["--workers", "1", "serve", "--config"])
+            .arg(config)
+            .args(["--pace-ms", "0", "--sink-every", &sink_every.to_string()]),
+    );
+    let started = Instant::now();
+    while !log.lock().expect("log").contains("scenario done") {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("the post did not finish its scenario:\n{}", log.lock().expect("log"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, log)
 }

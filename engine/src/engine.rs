@@ -194,6 +194,9 @@ impl Engine {
         let keys = post_exchange_keys(&config).map_err(EngineError::Input)?;
         let post = PostTables { views: &config.views, tables: &config.tables, watchlist: &empty_watchlist, keys: &keys, standard: options.standard_views };
         let mut views = runtime.block_on(post_views(&post, &options.runtime))?;
+        // Changes leave through the sinks' subscriptions; memory holds the
+        // views' contents, not their history.
+        views.keep_changelogs(false);
         let started = Instant::now();
         let mut wal_options = WalOptions::new(&config.post.id);
         wal_options.event_columns.insert(READS.to_string(), "captured_at".to_string());

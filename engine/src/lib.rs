@@ -17,6 +17,8 @@
 //! in the post's object store ([`Storage`]: `file://` with fsync, or `s3://`)
 //! before it is applied; on start the log is read back and replayed, and
 //! retention removes expired rows from it. [`Runtime`] runs N timely workers.
+//! Arrow IPC read back from the log or received from the peer is checked
+//! against the bytes in hand before arrow decodes it ([`ipc_check`]).
 
 pub use borderflow_queries as queries;
 pub use borderflow_types as types;
@@ -32,6 +34,7 @@ pub use wal::{Wal, WalError, WalOp, WalOptions, WalRecord};
 mod apply;
 mod engine;
 pub mod history;
+pub mod ipc_check;
 pub mod passage_counts;
 mod post;
 mod retention;

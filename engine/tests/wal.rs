@@ -8,26 +8,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use borderflow_engine::wal::{Wal, WalError, WalOp, WalOptions};
-use borderflow_engine::{PostConfig, Storage};
+use borderflow_engine::wal::{Wal, WalError, WalOp};
+use wal_store::{options, storage};
+
+mod wal_store;
 
 const DAY_MS: u64 = 86_400_000;
 const START: u64 = 1_795_000_000_000 / DAY_MS * DAY_MS; // midnight UTC
-
-fn storage(dir: &std::path::Path) -> Storage {
-    let config = PostConfig::from_toml(
-        "[post]\nid = \"otaci\"\nname = \"Otaci\"\ncountry = \"MD\"\ncrossing = \"otaci-mohyliv-podilskyi\"\n[storage]\nurl = \"file://./store\"\n",
-        &dir.join("post.toml"),
-    )
-    .expect("config");
-    Storage::open(&config.storage).expect("storage")
-}
-
-fn options() -> WalOptions {
-    let mut options = WalOptions::new("otaci");
-    options.event_columns.insert("reads".into(), "captured_at".into());
-    options
-}
 
 fn reads(ids: &[&str], captured_at: i64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![

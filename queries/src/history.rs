@@ -12,6 +12,17 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use url::Url;
 
+/// The settings of an analyst's ad-hoc session (the CLI, Flight SQL, the
+/// embedded API): the catalog is queryable
+/// (`SHOW TABLES`, `SHOW COLUMNS FROM t`, `information_schema.tables` and
+/// `.columns`), and a table's Parquet folder is listed with its nested
+/// folders, as reads are partitioned into them (post, date).
+pub fn analyst_session_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(true)
+        .set_bool("datafusion.execution.listing_table_ignore_subdirectory", false)
+}
+
 /// A failed query, with the SQL that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -29,10 +40,7 @@ pub struct History {
 impl History {
     /// A session that reads the object store `store`, whose root is `root_url`.
     pub fn new(root_url: &Url, store: Arc<dyn ObjectStore>) -> Self {
-        // Reads are partitioned into nested folders (post, date): list them all.
-        let config = SessionConfig::new()
-            .set_bool("datafusion.execution.listing_table_ignore_subdirectory", false);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config(analyst_session_config());
         let store_url = format!("{}://{}", root_url.scheme(), root_url.host_str().unwrap_or(""));
         if let Ok(store_url) = ObjectStoreUrl::parse(&store_url) {
             ctx.register_object_store(store_url.as_ref(), store);

@@ -20,10 +20,10 @@
 //! - [`standard`]: the standard queries, their views in `queries/sql/*.sql`;
 //! - [`udf`]: the plate functions, registered in every DataFusion session;
 //! - `history.rs`: [`History`], ad-hoc SQL over the Parquet the engine wrote
-//!   to the object store;
+//!   to the object store, in a session of [`analyst_session_config`];
 //! - [`row`]: the compact row encoding kept inside the dataflow.
 
-pub use history::{History, QueryError};
+pub use history::{History, QueryError, analyst_session_config};
 pub use plan::{LowerError, Plan, TemporalOp};
 pub use views::{StandingViews, ViewError};
 

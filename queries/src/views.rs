@@ -30,6 +30,7 @@ use datafusion::prelude::SessionContext;
 use borderflow_types::ExchangeKeys;
 
 use crate::plan::{LowerError, Plan, lower};
+use crate::render::errors::ViewErrors;
 use crate::row::{Row, RowCodec};
 use crate::workers::Workers;
 use borderflow_runtime::Runtime;
@@ -68,6 +69,8 @@ struct View {
     subscribers: Vec<Sender<RecordBatch>>,
     /// The snapshot as a DataFusion table, once asked for; refreshed on commit.
     published: Option<Arc<MemTable>>,
+    /// Rows the view's operators could not evaluate.
+    errors: Arc<ViewErrors>,
 }
 
 /// Tables and the standing views over them, run by timely workers.
@@ -88,6 +91,8 @@ pub struct StandingViews {
     time: u64,
     /// Changes since the last commit, per table.
     pending: BTreeMap<String, Vec<(Row, isize)>>,
+    /// Whether views keep their changelogs in memory.
+    keep_changelogs: bool,
 }
 
 /// `now()` for planning standing views: volatile, so DataFusion's optimizer
@@ -156,7 +161,21 @@ impl StandingViews {
             order: Vec::new(),
             time: 0,
             pending: BTreeMap::new(),
+            keep_changelogs: true,
         })
+    }
+
+    /// Whether each view keeps its whole changelog in memory for
+    /// [`changes`](Self::changes) (the default). A long-running engine, whose
+    /// changes leave through subscribers, turns it off so that its memory
+    /// holds the views' contents, not their history.
+    pub fn keep_changelogs(&mut self, keep: bool) {
+        self.keep_changelogs = keep;
+        if !keep {
+            for view in self.views.values_mut() {
+                view.changelog = Vec::new();
+            }
+        }
     }
 
     /// The exchange keys `plate_hmac` hashes with, in views created from now
@@ -208,7 +227,15 @@ impl StandingViews {
         if let LogicalPlan::Ddl(DdlStatement::CreateView(create)) = &plan {
             plan = create.input.as_ref().clone();
         }
-        let optimized = state.optimize(&plan).map_err(sql_error)?;
+        // An uncorrelated scalar subquery becomes a LEFT join with its one
+        // row, which lowering maintains, rather than a value the physical
+        // plan computes once (`ScalarSubqueryExec`); batch answers keep
+        // DataFusion's default. Where DataFusion fails to rewrite it so (its
+        // column named like one of the outer query's, in HAVING), the plan
+        // keeps the subquery and lowering refuses it.
+        let mut joining = self.ctx.state();
+        joining.config_mut().options_mut().optimizer.enable_physical_uncorrelated_scalar_subquery = false;
+        let optimized = joining.optimize(&plan).or_else(|_| state.optimize(&plan)).map_err(sql_error)?;
         let lowered = lower(&optimized, sql).map_err(|source| ViewError::Refused { view: name.to_string(), source })?;
         let schema = self.build(name, sql, lowered)?;
         // Later views may select from this one: to DataFusion it is a table
@@ -222,7 +249,8 @@ impl StandingViews {
     fn build(&mut self, name: &str, sql: &str, plan: Plan) -> Result<SchemaRef, ViewError> {
         let schema = plan.schema();
         let codec = RowCodec::new(Arc::clone(&schema)).map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })?;
-        self.workers.view(name, &plan).map_err(|message| ViewError::Sql { view: name.to_string(), message })?;
+        let errors = ViewErrors::new(name);
+        self.workers.view(name, &plan, &errors).map_err(|message| ViewError::Sql { view: name.to_string(), message })?;
         self.views.insert(
             name.to_string(),
             View {
@@ -232,6 +260,7 @@ impl StandingViews {
                 sql: sql.to_string(),
                 subscribers: Vec::new(),
                 published: None,
+                errors,
             },
         );
         self.order.push(name.to_string());
@@ -346,7 +375,9 @@ impl StandingViews {
             if let Some(table) = &view.published {
                 publish(&name, view, table);
             }
-            view.changelog.extend(rows);
+            if self.keep_changelogs {
+                view.changelog.extend(rows);
+            }
         }
         at
     }
@@ -361,6 +392,13 @@ impl StandingViews {
     }
 
     /// The names of the views.
+    /// How many rows (or groups, or partitions) of view `name` failed to
+    /// evaluate and were left out of it, each logged; its other rows are
+    /// unaffected.
+    pub fn errors(&self, name: &str) -> Result<u64, ViewError> {
+        Ok(self.view(name)?.errors.count())
+    }
+
     pub fn view_names(&self) -> Vec<String> {
         self.views.keys().cloned().collect()
     }
@@ -416,7 +454,7 @@ impl StandingViews {
     /// through other views) is a DataFusion view, planned anew, in batch,
     /// from its SQL.
     async fn batch_context(&self, sql: &str) -> datafusion::error::Result<SessionContext> {
-        let ctx = SessionContext::new();
+        let ctx = SessionContext::new_with_config(crate::history::analyst_session_config());
         crate::udf::register(&ctx, Arc::clone(&self.keys));
         for name in self.tables.keys() {
             let batch = self.table(name).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
@@ -468,9 +506,14 @@ impl StandingViews {
         view.codec.decode(rows).map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })
     }
 
-    /// The view's changelog so far: its columns plus `_diff` and `_time`.
+    /// The view's changelog so far: its columns plus `_diff` and `_time`
+    /// (refused where changelogs are not kept: see
+    /// [`keep_changelogs`](Self::keep_changelogs)).
     pub fn changes(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let view = self.view(name)?;
+        if !self.keep_changelogs {
+            return Err(ViewError::Dataflow(format!("view `{name}`: changelogs are not kept in memory here; subscribe to the view")));
+        }
         changes_batch(&view.codec, &view.changelog).map_err(|e| ViewError::Sql { view: name.to_string(), message: e.to_string() })
     }
 

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
@@ -30,6 +31,7 @@ use timely::dataflow::operators::probe::Handle;
 use timely::progress::frontier::AntichainRef;
 
 use crate::plan::Plan;
+use crate::render::errors::{self, ViewErrors};
 use crate::render::{BuildArrangement, Inputs, Keyed, KeyedTrace, Rows, render};
 use crate::row::Row;
 
@@ -96,13 +98,14 @@ impl Workers {
     }
 
     /// Builds a view's dataflow on every worker.
-    pub(crate) fn view(&self, name: &str, plan: &Plan) -> Result<(), String> {
-        let (id, name, plan) = (self.id, name.to_string(), Mutex::new(plan.clone()));
+    /// Rows it cannot evaluate are counted in `errors`.
+    pub(crate) fn view(&self, name: &str, plan: &Plan, errors: &Arc<ViewErrors>) -> Result<(), String> {
+        let (id, name, plan, errors) = (self.id, name.to_string(), Mutex::new(plan.clone()), Arc::clone(errors));
         self.runtime.on_every_worker(move |worker, tasks| {
             let Some(task) = tasks.get_mut::<ViewsTask>(id) else { return };
             let plan = plan.lock().map(|p| p.clone());
             let result = match plan {
-                Ok(plan) => task.build_view(worker, &name, &plan),
+                Ok(plan) => task.build_view(worker, &name, &plan, &errors),
                 Err(_) => Err("the view's plan is poisoned".to_string()),
             };
             let _ = task.reply.send(Reply::Built(result));
@@ -211,8 +214,8 @@ impl ViewsTask {
         self.tables.insert(name.to_string(), TableInput { session });
     }
 
-    fn build_view(&mut self, worker: &mut Worker, name: &str, plan: &Plan) -> Result<(), String> {
-        let (output, trace) = build_view(worker, name, plan, &self.traces, &self.keyed)?;
+    fn build_view(&mut self, worker: &mut Worker, name: &str, plan: &Plan, errors: &Arc<ViewErrors>) -> Result<(), String> {
+        let (output, trace) = errors::rendering(errors, || build_view(worker, name, plan, &self.traces, &self.keyed))?;
         self.traces.insert(name.to_string(), trace);
         self.views.push(output);
         Ok(())

@@ -106,6 +106,29 @@ async fn views_equal_datafusion_on_two_workers() {
     views_equal_datafusion_on(2).await;
 }
 
+/// Without in-memory changelogs (as a long-running engine keeps its views)
+/// the contents stay right and subscribers still get every change.
+#[tokio::test]
+async fn views_without_kept_changelogs_stay_right() {
+    let mut views = StandingViews::with_workers(2).expect("workers start");
+    views.keep_changelogs(false);
+    views.register_table("reads", reads_schema()).expect("table");
+    views.register_table("watchlist", watchlist_schema()).expect("table");
+    for (name, sql) in VIEWS {
+        views.create_view(name, sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let changes = views.subscribe("per_post").expect("subscribe");
+    views.insert("reads", &reads_batch(&(0..60).collect::<Vec<_>>(), 3)).expect("insert");
+    views.commit();
+    views.retract("reads", &reads_batch(&(10..30).collect::<Vec<_>>(), 3)).expect("retract");
+    views.commit();
+    check_all(&views, "without changelogs").await;
+    let err = views.changes("per_post").expect_err("changelogs are not kept");
+    assert!(err.to_string().contains("subscribe"), "{err}");
+    let received: usize = changes.try_iter().map(|b| b.num_rows()).sum();
+    assert!(received > 0, "subscribers get the changes");
+}
+
 async fn views_equal_datafusion_on(workers: usize) {
     let mut views = StandingViews::with_workers(workers).expect("workers start");
     assert_eq!(views.workers(), workers);

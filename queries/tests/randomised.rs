@@ -1,13 +1,14 @@
 //! Randomised oracle test: random tables and random sequences of inserts,
 //! retractions and clock advances, for a family of query templates (joins,
-//! group-bys, windows, temporal filters, subqueries). After every step each
-//! view's incremental contents equal DataFusion's batch answer at the same
-//! `now()`. Sequences come from seeded generators (the seed is in every
-//! failure message); a failing sequence is shrunk by dropping steps while it
-//! still fails, so the report shows a short reproduction. (Hand-rolled
-//! rather than proptest: proptest's dependencies change the features of
-//! crates that arrow and DataFusion share, which would build both twice on
-//! a fresh machine, for `make run` and for `make test`.)
+//! group-bys, windows, temporal filters, subqueries, scalar subqueries).
+//! After every step each view's incremental contents equal DataFusion's
+//! batch answer at the same `now()`. Sequences come from seeded generators
+//! (the seed is in every failure message); a failing sequence is shrunk by
+//! dropping steps while it still fails, so the report shows a short
+//! reproduction. (Hand-rolled rather than proptest: proptest's dependencies
+//! change the features of crates that arrow and DataFusion share, which
+//! would build both twice on a fresh machine, for `make run` and for `make
+//! test`.)
 
 mod common;
 
@@ -58,6 +59,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("interval_join", "SELECT x.k, y.k AS later FROM a x JOIN a y ON y.t BETWEEN x.t AND x.t + INTERVAL '5 minutes' AND x.g <> y.g"),
     ("interval_anti", "SELECT k, g FROM a x WHERE NOT EXISTS (SELECT 1 FROM a y WHERE y.t > x.t AND y.t <= x.t + INTERVAL '3 minutes')"),
     ("distinct_union", "SELECT DISTINCT k FROM a UNION ALL SELECT k FROM b WHERE w IS NULL"),
+    ("scalar_subquery", "SELECT k, v FROM a WHERE v >= (SELECT max(v) - 2 FROM a)"),
+    ("scalar_in_select", "SELECT k, g, v - (SELECT min(w) FROM b) AS d, (SELECT count(*) FROM b) AS n FROM a"),
 ];
 
 #[derive(Clone, Debug)]

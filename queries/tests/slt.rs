@@ -47,12 +47,14 @@ slt_files! {
     interval_joins => "interval_joins.slt",
     temporal => "temporal.slt",
     expressions => "expressions.slt",
+    strings => "strings.slt",
     time => "time.slt",
     joins => "joins.slt",
     subqueries => "subqueries.slt",
     aggregates => "aggregates.slt",
     set_operations => "set_operations.slt",
     border_crossings => "border_crossings.slt",
+    catalog => "catalog.slt",
     refusals => "refusals.slt",
 }
 

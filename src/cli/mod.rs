@@ -17,6 +17,7 @@ pub mod check;
 pub mod demo;
 pub mod eval_images;
 pub mod process;
+pub mod replay;
 pub mod run;
 pub mod serve;
 pub mod sql;
@@ -119,6 +120,26 @@ enum Command {
         #[arg(long)]
         standard_views: bool,
     },
+    /// Backfill standing views from Parquet tables: feed their rows in
+    /// order, commit after every batch, write each view's snapshot, and
+    /// print one JSON line of figures.
+    Replay {
+        /// A table to feed: NAME=PATH, a Parquet file or a folder of them. Repeat for more.
+        #[arg(long = "table", value_name = "NAME=PATH", required = true)]
+        tables: Vec<String>,
+        /// A file of `CREATE VIEW name AS SELECT …;` statements. Repeat for more.
+        #[arg(long = "views", value_name = "FILE.sql", required = true)]
+        views: Vec<PathBuf>,
+        /// Rows fed between two commits.
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+        /// Feed the rows in this column's order (an integer or timestamp column), across tables.
+        #[arg(long)]
+        order_by: Option<String>,
+        /// Write each view's snapshot here, as `<view>.parquet`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Ad-hoc SQL over a post's data directory, or against `borderflow
     /// serve` (--server), printed as a table, CSV, JSON or Parquet.
     Sql {
@@ -213,6 +234,9 @@ pub fn main() -> ExitCode {
         Command::Process { videos, config, out, start } => process::command(runtime, &videos, &config, out.as_deref(), start),
         Command::Run { config, source, storage, follow, pace_ms, sink_every } => {
             run::command(runtime, &config, source, storage.as_deref(), follow, pace_ms, sink_every)
+        }
+        Command::Replay { tables, views, batch_rows, order_by, out } => {
+            replay::command(runtime, replay::ReplayOptions { tables, views, batch_rows, order_by, out })
         }
         Command::Check { config } => check::command(&config),
         Command::Sql { sql, data, config, server, token, ca, format, output } => {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 
 use crate::engine::PostConfig;
@@ -37,8 +37,7 @@ pub async fn query_local(root: &Path, sql: &str, keys: borderflow_engine::Exchan
     if !root.is_dir() {
         return Err(format!("data directory {}: not a folder", root.display()));
     }
-    let config = SessionConfig::new().set_bool("datafusion.execution.listing_table_ignore_subdirectory", false);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config(borderflow_queries::analyst_session_config());
     borderflow_queries::udf::register(&ctx, Arc::new(keys));
     let reads = root.join("reads");
     if reads.is_dir() {

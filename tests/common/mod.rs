@@ -232,6 +232,17 @@ pub fn free_port() -> u16 {
 /// Writes `dir/tokens.toml` (`[serve] tokens`): `user` comes in with the
 /// bearer token `token` (the file holds its SHA-256 only).
 pub fn write_token(dir: &Path, user: &str, token: &str) {
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
-    std::fs::write(dir.join("tokens.toml"), format!("[[token]]\nuser = \"{user}\"\nsha256 = \"{hash}\"\n")).expect("tokens");
+    write_tokens(dir, &[(user, token)]);
+}
+
+/// Writes `tokens.toml` in `dir` admitting each `(user, token)`, stored as hashes.
+pub fn write_tokens(dir: &Path, tokens: &[(&str, &str)]) {
+    let entries: String = tokens
+        .iter()
+        .map(|(user, token)| {
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+            format!("[[token]]\nuser = \"{user}\"\nsha256 = \"{hash}\"\n\n")
+        })
+        .collect();
+    std::fs::write(dir.join("tokens.toml"), entries).expect("tokens");
 }

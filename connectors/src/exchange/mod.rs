@@ -26,7 +26,12 @@
 //! peer post (its common name); a refused handshake, a certificate for
 //! another post or a wrong post in the descriptor is logged with the
 //! reason. Records hashed under a key version this post does not hold are
-//! dropped and logged ([`ExchangeService::with_key_versions`]). Received batches go
+//! dropped and logged ([`ExchangeService::with_key_versions`]). Each Flight
+//! message is checked against the bytes it brings before arrow decodes it
+//! ([`borderflow_engine::ipc_check`]); a message that does not pass, a
+//! second schema or a batch of another schema ends the call with
+//! `InvalidArgument`, after the acknowledgements of the batches before it,
+//! saying which batch and why. Received batches go
 //! to the engine through a [`Delivery`] channel, and are acknowledged when
 //! the engine says they are durable.
 //!

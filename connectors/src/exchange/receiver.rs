@@ -11,6 +11,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, PutResult,
     SchemaResult, Ticket,
 };
+use borderflow_engine::ipc_check::IpcCheck;
 use borderflow_types::pre_arrival_schema;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::oneshot;
@@ -121,7 +122,7 @@ impl FlightService for ExchangeService {
             },
             None => None,
         };
-        let mut decoder = FlightDataDecoder::new(request.into_inner().map_err(FlightError::from));
+        let mut decoder = FlightDataDecoder::new(checked_flight_data(request.into_inner().map_err(FlightError::from)));
         // The first message names the sender and carries the schema.
         let first = decoder.next().await.ok_or_else(|| self.refuse(remote, "an empty DoPut".into()))?;
         let first = first.map_err(|e| self.refuse(remote, format!("DoPut: {e}")))?;
@@ -151,12 +152,21 @@ impl FlightService for ExchangeService {
         let status = self.status.clone();
         // Deliveries go to the engine as they arrive (it may apply many in
         // one commit); their outcomes are awaited in order, and acknowledged.
-        let (pending, mut outcomes) = tokio::sync::mpsc::channel::<(bytes::Bytes, oneshot::Receiver<Result<(usize, usize), String>>)>(1024);
+        // A batch that cannot be taken ends the stream: its refusal goes
+        // to the peer after the acknowledgements of the batches before it.
+        let (pending, mut outcomes) = tokio::sync::mpsc::channel::<Result<(bytes::Bytes, oneshot::Receiver<Result<(usize, usize), String>>), Status>>(1024);
         let peer = from_post.clone();
         let key_versions = self.key_versions.clone();
         let refusals = self.status.clone();
         tokio::spawn(async move {
-            while let Some((seq, outcome)) = outcomes.recv().await {
+            while let Some(next) = outcomes.recv().await {
+                let (seq, outcome) = match next {
+                    Ok(next) => next,
+                    Err(refusal) => {
+                        let _ = acks.send(Err(refusal)).await;
+                        return;
+                    }
+                };
                 match outcome.await {
                     Ok(Ok((new, duplicate))) => {
                         status.update(|s| {
@@ -181,15 +191,31 @@ impl FlightService for ExchangeService {
             }
         });
         tokio::spawn(async move {
+            let mut batches = 0u64;
             while let Some(message) = decoder.next().await {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
+                let refused = match &message {
+                    Err(FlightError::Tonic(error)) => {
                         tracing::warn!(peer = %from_post, %error, "exchange stream from the peer ended");
                         return;
                     }
+                    Err(error) => Some(format!("message after batch {batches}: {error}")),
+                    Ok(message) => match &message.payload {
+                        DecodedPayload::Schema(_) => Some(format!("a second schema after batch {batches}; the pre-arrival schema is sent once")),
+                        DecodedPayload::RecordBatch(batch) if batch.schema().fields() != pre_arrival_schema().fields() => {
+                            Some(format!("batch {}: not the pre-arrival schema", batches + 1))
+                        }
+                        _ => None,
+                    },
                 };
+                if let Some(reason) = refused {
+                    tracing::warn!(peer = %from_post, %reason, "exchange stream from the peer refused");
+                    refusals.update(|s| s.refused += 1);
+                    let _ = pending.send(Err(Status::invalid_argument(format!("pre-arrival records refused: {reason}")))).await;
+                    return;
+                }
+                let Ok(message) = message else { return };
                 let DecodedPayload::RecordBatch(batch) = message.payload else { continue };
+                batches += 1;
                 let batch = match &key_versions {
                     Some(held) => held_versions_only(batch, held, &from_post, &refusals),
                     None => batch,
@@ -201,7 +227,7 @@ impl FlightService for ExchangeService {
                 } else if !deliver(Delivery { from_post: from_post.clone(), batch, done }) {
                     return;
                 }
-                if pending.send((message.inner.app_metadata.clone(), outcome)).await.is_err() {
+                if pending.send(Ok((message.inner.app_metadata.clone(), outcome))).await.is_err() {
                     return;
                 }
             }
@@ -236,6 +262,22 @@ impl FlightService for ExchangeService {
     async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
         Err(Status::unimplemented("the exchange takes DoPut only"))
     }
+}
+
+/// The peer's Flight data, each message checked against the bytes it
+/// brings before arrow decodes it ([`borderflow_engine::ipc_check`]): a
+/// damaged or hostile message is an error, not a panic or a huge allocation.
+fn checked_flight_data(
+    data: impl Stream<Item = Result<FlightData, FlightError>> + Send + 'static,
+) -> impl Stream<Item = Result<FlightData, FlightError>> + Send + 'static {
+    let mut check = IpcCheck::new();
+    data.map(move |data| {
+        let data = data?;
+        match check.message(&data.data_header, data.data_body.len()) {
+            Ok(_) => Ok(data),
+            Err(error) => Err(FlightError::DecodeError(error)),
+        }
+    })
 }
 
 /// The rows of `batch` hashed under a key version in `held`; the others are

@@ -15,11 +15,18 @@
 //!   from that authority (the user is its common name; a certificate from
 //!   another authority is refused during the TLS handshake, and logged). Anything else is
 //!   refused with `Unauthenticated` and a logged reason.
+//! - Roles: a user reads what their role in `[[serve.role]]` grants
+//!   ([`roles`]); a user in no role is refused (`PermissionDenied`).
+//!   Sessions are read-only: DDL, DML, `COPY` and `SET` are refused
+//!   (`PermissionDenied`, the statement's kind named), and so is a query
+//!   naming a table the role may not read.
 //! - Tables: the engine's tables (`reads`, `read_keys`, `pre_arrival`,
 //!   `posts`, `post_routes`, `watchlist`, the config's own) and every
-//!   standing view's snapshot, as of the query; and the Parquet history in
+//!   standing view's snapshot, as of the query; the Parquet history in
 //!   the post's store: each view's changelog as `<view>_changes`, and the
-//!   written reads (`reads/` folder, if any) as `reads_history`. One
+//!   written reads (`reads/` folder, if any) as `reads_history`; the audit
+//!   records as `audit_log`, for a role that names it; `information_schema`
+//!   (`SHOW TABLES`, `SHOW COLUMNS`). Each only as the role allows. One
 //!   dialect (DataFusion's) with the plate functions ([`session`]).
 //! - Prepared statements: `CreatePreparedStatement` plans the SQL and
 //!   answers its result schema and its parameters (`$1`, `$2`, …);
@@ -37,7 +44,7 @@
 //! - Audit: every request, answered or refused (a refused TLS handshake
 //!   and a refused `DoGet` included), is one JSON object
 //!   `audit/<post>/sql/<date>/<ulid>.json` in the object store: which
-//!   request, who (and how authenticated), from where, when, the SQL or
+//!   request, who (their role, how authenticated), from where, when, the SQL or
 //!   the catalog command, bound parameters, how many rows, how long, and
 //!   the error if any.
 
@@ -65,7 +72,7 @@ use arrow_flight::sql::{
 use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
 use crate::exchange::TlsFiles;
 use crate::exchange::tls::{OnRefusedHandshake, serve_tls, server_config, subject_common_name};
-use borderflow_types::ServeConfig;
+use borderflow_types::{RoleConfig, ServeConfig};
 use borderflow_engine::storage::Storage;
 use datafusion::scalar::ScalarValue;
 use futures::{StreamExt, TryStreamExt};
@@ -79,8 +86,11 @@ use catalog::KeysOf;
 use session::{Limits, Session};
 
 pub mod catalog;
+pub mod roles;
 pub mod session;
 mod tokens;
+
+use roles::Roles;
 
 /// Prepared statements one server keeps open at most (a client that never
 /// closes its statements is refused new ones, not given unbounded memory).
@@ -93,6 +103,7 @@ pub struct AnalystSql {
     engine: EngineHandle,
     storage: Storage,
     tokens: Tokens,
+    roles: Roles,
     limits: Limits,
     /// Answers waiting for their `DoGet`, by ticket.
     results: Arc<Mutex<HashMap<String, Kept>>>,
@@ -124,6 +135,8 @@ struct Prepared {
 /// Who is asking, and how they proved it.
 struct Caller {
     user: String,
+    /// What the user may read; `None` for a refused request.
+    role: Option<Arc<RoleConfig>>,
     /// `token` or `certificate`.
     auth: &'static str,
     remote: Option<SocketAddr>,
@@ -162,6 +175,7 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
         engine,
         storage,
         tokens,
+        roles: Roles::new(&config.roles),
         limits: Limits { memory_bytes: (config.query_memory_mb as usize) << 20, timeout: config.query_timeout },
         results: Arc::new(Mutex::new(HashMap::new())),
         result_ttl: config.result_ttl,
@@ -191,7 +205,7 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
             let audit_refusal: OnRefusedHandshake = Arc::new(move |remote: SocketAddr, reason: String| {
                 let auditor = auditor.clone();
                 tokio::spawn(async move {
-                    let refused = Caller { user: "(refused)".into(), auth: "none", remote: Some(remote) };
+                    let refused = Caller { user: "(refused)".into(), role: None, auth: "none", remote: Some(remote) };
                     auditor.audit(&refused, Audit { error: Some(&reason), ..Audit::new("TLSHandshake") }).await;
                 });
             });
@@ -217,26 +231,37 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
 impl AnalystSql {
     /// Who is asking: a client certificate's common name (the TLS
     /// handshake has checked it against `[serve] client_ca`), or a known
-    /// token's user.
+    /// token's user; and the user's role.
     fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let remote = request.remote_addr();
-        if let Some(certs) = request.peer_certs()
-            && let Some(name) = certs.first().and_then(subject_common_name)
-        {
-            return Ok(Caller { user: name, auth: "certificate", remote });
-        }
         let refused = |reason: &str| {
             tracing::warn!(remote = ?remote, %reason, "Flight SQL request refused");
             Status::unauthenticated(reason.to_string())
         };
-        let Some(header) = request.metadata().get("authorization") else {
-            return Err(refused("no bearer token and no client certificate"));
+        let (user, auth) = match request.peer_certs().and_then(|certs| certs.first().and_then(subject_common_name)) {
+            Some(name) => (name, "certificate"),
+            None => {
+                let Some(header) = request.metadata().get("authorization") else {
+                    return Err(refused("no bearer token and no client certificate"));
+                };
+                let header = header.to_str().map_err(|_| refused("the authorization header is not text"))?;
+                let token = header
+                    .strip_prefix("Bearer ")
+                    .or_else(|| header.strip_prefix("bearer "))
+                    .ok_or_else(|| refused("the authorization header is not `Bearer <token>`"))?;
+                match self.tokens.user(token.trim()) {
+                    Some(user) => (user.to_string(), "token"),
+                    None => return Err(refused("unknown bearer token")),
+                }
+            }
         };
-        let header = header.to_str().map_err(|_| refused("the authorization header is not text"))?;
-        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(|| refused("the authorization header is not `Bearer <token>`"))?;
-        match self.tokens.user(token.trim()) {
-            Some(user) => Ok(Caller { user: user.to_string(), auth: "token", remote }),
-            None => Err(refused("unknown bearer token")),
+        match self.roles.of(&user) {
+            Some(role) => Ok(Caller { user, role: Some(role), auth, remote }),
+            None => {
+                let reason = format!("user `{user}` is in no role of the post's `[[serve.role]]`");
+                tracing::warn!(remote = ?remote, %reason, "Flight SQL request refused");
+                Err(Status::permission_denied(reason))
+            }
         }
     }
 
@@ -245,16 +270,18 @@ impl AnalystSql {
         match self.authenticate(request) {
             Ok(caller) => Ok(caller),
             Err(status) => {
-                let refused = Caller { user: "(refused)".into(), auth: "none", remote: request.remote_addr() };
+                let refused = Caller { user: "(refused)".into(), role: None, auth: "none", remote: request.remote_addr() };
                 self.audit(&refused, Audit { error: Some(status.message()), ..what }).await;
                 Err(status)
             }
         }
     }
 
-    /// A new session over the engine's tables now (see [`session::open`]).
-    async fn session(&self) -> Result<Session, String> {
-        session::open(&self.engine, &self.storage, &self.post_id, self.limits).await
+    /// A new session over the engine's tables now, holding what the
+    /// caller's role may read (see [`session::open`]).
+    async fn session(&self, caller: &Caller) -> Result<Session, String> {
+        let role = caller.role.as_deref().ok_or("a refused request has no session")?;
+        session::open(&self.engine, &self.storage, &self.post_id, role, self.limits).await
     }
 
     /// Writes one audit record: `audit/<post>/sql/<date>/<ulid>.json`.
@@ -265,6 +292,7 @@ impl AnalystSql {
             "post_id": self.post_id,
             "request": entry.request,
             "user": caller.user,
+            "role": caller.role.as_ref().map(|role| role.name.as_str()),
             "auth": caller.auth,
             "remote": caller.remote.map(|r| r.to_string()),
             "at": now.to_rfc3339(),
@@ -277,7 +305,10 @@ impl AnalystSql {
             "duration_ms": entry.took.as_millis() as u64,
         });
         let path = format!("audit/{}/sql/{}/{id}.json", self.post_id, now.format("%Y-%m-%d"));
-        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        // One line of JSON a file, so the `audit_log` table reads them as
+        // newline-delimited JSON.
+        let mut bytes = serde_json::to_vec(&record).unwrap_or_default();
+        bytes.push(b'\n');
         if let Err(error) = self.storage.put(&path, bytes).await {
             tracing::warn!(%error, %path, "writing the SQL audit record failed");
         }
@@ -294,7 +325,7 @@ impl AnalystSql {
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let started = Instant::now();
-        let result = match self.session().await {
+        let result = match self.session(caller).await {
             Ok(session) => session::run(&session, sql, values, self.limits).await,
             Err(error) => Err(error),
         };
@@ -333,7 +364,7 @@ impl AnalystSql {
         let caller = self.admit(&request, Audit { command: Some(described.clone()), ..Audit::new(name) }).await?;
         let started = Instant::now();
         let result = match needs_session {
-            true => match self.session().await {
+            true => match self.session(&caller).await {
                 Ok(session) => build(command, Some(&session)),
                 Err(error) => Err(error),
             },
@@ -565,7 +596,7 @@ impl FlightSqlService for AnalystSql {
         const REQUEST: &str = "CreatePreparedStatement";
         let caller = self.admit(&request, Audit { sql: Some(&query.query), ..Audit::new(REQUEST) }).await?;
         let started = Instant::now();
-        let planned = match self.session().await {
+        let planned = match self.session(&caller).await {
             Ok(session) => session::plan(&session, &query.query).await,
             Err(error) => Err(error),
         };

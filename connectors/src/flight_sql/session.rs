@@ -7,6 +7,10 @@
 //! the post and the schema `public` (`otaci.public.reads`; unqualified
 //! names work too). The same session answers queries, prepared statements
 //! and the catalog commands, so what a tool browses is what it can query.
+//! A session holds only what the caller's role may read (`[[serve.role]]`):
+//! a table it may not read is neither listed (catalog commands,
+//! `information_schema`, `SHOW TABLES`) nor queryable, and naming it is
+//! refused as such.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,16 +20,18 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use borderflow_engine::storage::Storage;
+use borderflow_types::{AUDIT_LOG_TABLE, RoleConfig};
 
 use crate::engine_handle::EngineHandle;
 
@@ -57,8 +63,12 @@ pub const TABLE_TYPES: [TableKind; 2] = [TableKind::Table, TableKind::View];
 /// A session and what is in it.
 pub struct Session {
     pub ctx: SessionContext,
-    /// Every table by name, with its kind and schema, in name order.
+    /// Every table the role may read by name, with its kind and schema, in name order.
     pub tables: Vec<(String, TableKind, SchemaRef)>,
+    /// The role the session reads as.
+    pub role: String,
+    /// The tables and views there are that the role may not read.
+    pub withheld: Vec<String>,
 }
 
 /// The limits every session runs under.
@@ -68,53 +78,90 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// A new session over what the engine holds now and the store's history.
-pub async fn open(engine: &EngineHandle, storage: &Storage, catalog: &str, limits: Limits) -> Result<Session, String> {
+/// A new session over what the engine holds now and the store's history,
+/// holding what `role` may read.
+pub async fn open(engine: &EngineHandle, storage: &Storage, catalog: &str, role: &RoleConfig, limits: Limits) -> Result<Session, String> {
     let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc().map_err(|e| e.to_string())?;
-    let config = SessionConfig::new()
-        .with_default_catalog_and_schema(catalog, SCHEMA)
-        .set_bool("datafusion.execution.listing_table_ignore_subdirectory", false);
+    let config = borderflow_queries::analyst_session_config().with_default_catalog_and_schema(catalog, SCHEMA);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let held = engine.tables().await?;
     borderflow_queries::udf::register(&ctx, Arc::new(held.keys));
-    let mut tables = Vec::new();
+    let mut session = Session { ctx, tables: Vec::new(), role: role.name.clone(), withheld: Vec::new() };
     for (kind, list) in [(TableKind::Table, held.tables), (TableKind::View, held.views)] {
         for (name, batch) in list {
+            if !role.may_read(&name) {
+                session.withheld.push(name);
+                continue;
+            }
             let schema = batch.schema();
             let table = MemTable::try_new(schema.clone(), vec![vec![batch]]).map_err(|e| format!("table `{name}`: {e}"))?;
-            ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| format!("table `{name}`: {e}"))?;
-            tables.push((name, kind, schema));
+            session.ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| format!("table `{name}`: {e}"))?;
+            session.tables.push((name, kind, schema));
         }
     }
-    // The Parquet history: view changelogs and written reads, on a local store.
+    // The Parquet history (view changelogs and written reads) and the
+    // audit records (JSON), on a local store.
     if let Some(root) = storage.local_path("") {
-        let options = || ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let mut history = Vec::new();
+        let parquet = || ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let mut stored = Vec::new();
         if let Ok(views) = std::fs::read_dir(root.join("views")) {
             for view in views.flatten() {
                 let changes = view.path().join("changes");
                 let has_parts = std::fs::read_dir(&changes).map(|mut d| d.next().is_some()).unwrap_or(false);
                 if has_parts {
-                    history.push((format!("{}_changes", view.file_name().to_string_lossy()), changes, None));
+                    stored.push((format!("{}_changes", view.file_name().to_string_lossy()), changes, parquet(), None));
                 }
             }
         }
         if root.join("reads").is_dir() {
-            history.push(("reads_history".to_string(), root.join("reads"), Some(borderflow_types::plate_read_schema())));
+            stored.push(("reads_history".to_string(), root.join("reads"), parquet(), Some(borderflow_types::plate_read_schema())));
         }
-        for (name, folder, schema) in history {
+        let audit = root.join("audit").join(catalog).join("sql");
+        if audit.is_dir() {
+            let json = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+            stored.push((AUDIT_LOG_TABLE.to_string(), audit, json, Some(audit_log_schema())));
+        }
+        for (name, folder, options, schema) in stored {
+            if !role.may_read(&name) {
+                session.withheld.push(name);
+                continue;
+            }
             let url = format!("file://{}/", folder.display());
-            match ctx.register_listing_table(name.as_str(), &url, options(), schema, None).await {
-                Ok(()) => match ctx.table_provider(name.as_str()).await {
-                    Ok(provider) => tables.push((name, TableKind::Table, provider.schema())),
-                    Err(error) => tracing::debug!(%error, table = %name, "history table not registered"),
+            match session.ctx.register_listing_table(name.as_str(), &url, options, schema, None).await {
+                Ok(()) => match session.ctx.table_provider(name.as_str()).await {
+                    Ok(provider) => session.tables.push((name, TableKind::Table, provider.schema())),
+                    Err(error) => tracing::debug!(%error, table = %name, "stored table not registered"),
                 },
-                Err(error) => tracing::debug!(%error, table = %name, "history table not registered"),
+                Err(error) => tracing::debug!(%error, table = %name, "stored table not registered"),
             }
         }
     }
-    tables.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Session { ctx, tables })
+    session.tables.sort_by(|a, b| a.0.cmp(&b.0));
+    session.withheld.sort();
+    Ok(session)
+}
+
+/// The columns of `audit_log`: one row per audit record (see the Flight
+/// SQL server's module documentation).
+pub fn audit_log_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let count = |name: &str| Field::new(name, DataType::Int64, true);
+    Arc::new(Schema::new(vec![
+        text("post_id"),
+        text("request"),
+        text("user"),
+        text("role"),
+        text("auth"),
+        text("remote"),
+        text("at"),
+        text("sql"),
+        text("command"),
+        Field::new("parameters", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        count("rows"),
+        count("bytes"),
+        text("error"),
+        count("duration_ms"),
+    ]))
 }
 
 /// What analysts may run: queries only. DataFusion's statement options
@@ -142,17 +189,25 @@ pub fn write_kind(plan: &LogicalPlan) -> Option<String> {
     kind
 }
 
-/// Plans `sql` as an analyst's query: anything that would write (a file, a
-/// table, a setting) is refused with its kind named, before it runs. The
+/// Plans `sql` as an analyst's query in `session`: a table the session's
+/// role may not read, and anything that would write (a file, a table, a
+/// setting), are refused with what was refused named, before it runs. The
 /// plan is checked twice: by [`write_kind`], which names what was refused,
 /// and by DataFusion's own [`SQLOptions`] check.
-pub async fn analyst_frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame, String> {
-    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| e.to_string())?;
+pub async fn analyst_frame(session: &Session, sql: &str) -> Result<DataFrame, String> {
+    let state = session.ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect).map_err(|e| e.to_string())?;
+    let references = state.resolve_table_references(&statement).map_err(|e| e.to_string())?;
+    if let Some(table) = references.iter().map(|r| r.table()).find(|t| session.withheld.iter().any(|w| w == t)) {
+        return Err(format!("refused: role `{}` may not read `{table}` (`[[serve.role]]` read)", session.role));
+    }
+    let plan = state.statement_to_plan(statement).await.map_err(|e| e.to_string())?;
     if let Some(kind) = write_kind(&plan) {
         return Err(format!("refused: {kind}; analysts' sessions are read-only (queries only)"));
     }
     read_only().verify_plan(&plan).map_err(|e| format!("refused: {e}"))?;
-    ctx.execute_logical_plan(plan).await.map_err(|e| e.to_string())
+    session.ctx.execute_logical_plan(plan).await.map_err(|e| e.to_string())
 }
 
 /// A statement planned but not run: its result's schema and its
@@ -164,7 +219,7 @@ pub struct Planned {
 
 /// Plans `sql` (a prepared statement).
 pub async fn plan(session: &Session, sql: &str) -> Result<Planned, String> {
-    let frame = analyst_frame(&session.ctx, sql).await?;
+    let frame = analyst_frame(session, sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let types = frame.logical_plan().get_parameter_types().map_err(|e| e.to_string())?;
     let parameters = positional(&types)?.into_iter().map(|(name, data_type)| Field::new(name, data_type.unwrap_or(DataType::Null), true)).collect::<Vec<_>>();
@@ -214,7 +269,7 @@ pub fn bind(batch: &RecordBatch, parameters: &Schema) -> Result<Vec<ScalarValue>
 /// Runs `sql` with `parameters` (if any) within the session's limits.
 pub async fn run(session: &Session, sql: &str, parameters: Option<&[ScalarValue]>, limits: Limits) -> Result<RecordBatch, String> {
     let run = async {
-        let mut frame = analyst_frame(&session.ctx, sql).await?;
+        let mut frame = analyst_frame(session, sql).await?;
         if let Some(values) = parameters {
             frame = frame.with_param_values(ParamValues::from(values.to_vec())).map_err(|e| e.to_string())?;
         }

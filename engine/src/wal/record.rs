@@ -10,7 +10,10 @@
 //! is not whole: [`SegmentEnd::Truncated`] when the bytes end inside a record
 //! (a crash in the middle of an append), [`SegmentEnd::Corrupt`] for anything
 //! else (a wrong magic, a checksum that does not match, a payload that does
-//! not decode), each with the byte offset of the record.
+//! not decode), each with the byte offset of the record. A length is never
+//! trusted past the bytes there are: a record's length is checked against
+//! the segment before its payload is read, and the Arrow IPC stream inside
+//! against the payload ([`crate::ipc_check`]) before arrow reads it.
 
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
@@ -127,6 +130,8 @@ fn decode_payload(payload: &[u8]) -> Result<WalRecord, String> {
     let table = payload.get(19..19 + table_len).ok_or_else(too_short)?;
     let table = std::str::from_utf8(table).map_err(|e| format!("table name: {e}"))?.to_string();
     let ipc = &payload[19 + table_len..];
+    // Checked first: arrow trusts the lengths a damaged stream declares.
+    crate::ipc_check::check_stream(ipc).map_err(|e| format!("Arrow IPC: {e}"))?;
     let mut reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(|e| format!("Arrow IPC: {e}"))?;
     let batch = match reader.next() {
         Some(batch) => batch.map_err(|e| format!("Arrow IPC: {e}"))?,

@@ -37,6 +37,15 @@
 //! answers_memory_mb = 2048   # optional, default 2048 (at least query_memory_mb): memory all
 //!                             # answers waiting for their DoGet may hold together
 //!
+//! [[serve.role]]              # optional, repeated; what analysts may read. Without any role,
+//!                             # every admitted analyst reads every table and view (not the audit log)
+//! name = "border-police"      # required; letters, digits, `-`, `_`; unique
+//! read = ["risk_flags", "cross_border_matches"]   # required; table and view names, `*` for all
+//!                             # but the audit log, `prefix*` for names that start with prefix,
+//!                             # "audit_log" for the Flight SQL audit records
+//! users = ["desk-1"]          # optional; token users and client certificate common names in
+//!                             # this role (a user is in one role; a user in none is refused)
+//!
 //! [storage]                   # optional
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
 //!                             # gs://, az://, … (kept as written)
@@ -117,6 +126,7 @@ pub use keys::{parse_exchange_keys, read_exchange_keys};
 use crate::{Direction, Point};
 
 mod cameras;
+mod roles;
 mod checks;
 mod keys;
 mod raw;
@@ -213,6 +223,34 @@ pub struct ServeConfig {
     /// MiB (default 2048; at least `query_memory_mb`): a query whose answer
     /// would pass it is refused until answers are fetched or expire.
     pub answers_memory_mb: u64,
+    /// `[[serve.role]]`: who may read what. Empty: every admitted analyst
+    /// reads every table and view (not the audit log).
+    pub roles: Vec<RoleConfig>,
+}
+
+/// `[[serve.role]]`: a named set of users and the tables and views they may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleConfig {
+    pub name: String,
+    /// Table and view names; `*` is every one but the audit log, `prefix*`
+    /// those whose name starts with `prefix`.
+    pub read: Vec<String>,
+    /// Token users and client certificate common names.
+    pub users: Vec<String>,
+}
+
+/// The table of the Flight SQL audit records, readable only by a role that names it.
+pub const AUDIT_LOG_TABLE: &str = "audit_log";
+
+impl RoleConfig {
+    /// Whether the role may read `table`.
+    pub fn may_read(&self, table: &str) -> bool {
+        self.read.iter().any(|grant| match grant.strip_suffix('*') {
+            Some("") => table != AUDIT_LOG_TABLE,
+            Some(prefix) => table.starts_with(prefix) && table != AUDIT_LOG_TABLE,
+            None => grant == table,
+        })
+    }
 }
 
 impl Default for ServeConfig {
@@ -228,6 +266,7 @@ impl Default for ServeConfig {
             query_timeout: Duration::from_secs(60),
             result_ttl: Duration::from_secs(300),
             answers_memory_mb: 2048,
+            roles: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@
 pub use camera_health::{CameraHealth, CameraState, CameraStats};
 pub use config::{
     CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
-    ENGINE_TABLES, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
+    AUDIT_LOG_TABLE, ENGINE_TABLES, RoleConfig, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
     WatchlistSource,
 };
 pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};

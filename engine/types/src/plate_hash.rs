@@ -11,7 +11,8 @@
 //! in several *variants* ([`key_variants`]): variant 0 is the whole key;
 //! variant `k` (1 ≤ k ≤ length) is the key with its `k`-th character
 //! replaced by `*`, so two reads that differ in one character share the
-//! variant of that position; variant −1 is the confusion-folded key
+//! variant of that position (keys of at most [`MASKED_KEY_CHARS_MAX`]
+//! characters); variant −1 is the confusion-folded key
 //! ([`plate_fuzzy`](crate::plate_fuzzy)). Hashes of variants are joined only
 //! with hashes of the same variant. The receiver learns which variant
 //! matched, never a character.
@@ -101,13 +102,20 @@ impl ExchangeKeys {
     }
 }
 
+/// Keys longer than this (no registration plate is) get no masked
+/// variants: masking each position of a key of n characters costs n² bytes,
+/// and a read from outside may carry any text.
+pub const MASKED_KEY_CHARS_MAX: usize = 24;
+
 /// The texts a plate key is hashed in: `(variant, text)` for the whole key
-/// (0), each position masked (1..=length) and the confusion-folded key (−1).
+/// (0), each position masked (1..=length, for keys of at most
+/// [`MASKED_KEY_CHARS_MAX`] characters) and the confusion-folded key (−1).
 pub fn key_variants(norm: &str) -> Vec<(i16, String)> {
     let chars: Vec<char> = norm.chars().collect();
-    let mut variants = Vec::with_capacity(chars.len() + 2);
+    let masked = if chars.len() <= MASKED_KEY_CHARS_MAX { chars.len() } else { 0 };
+    let mut variants = Vec::with_capacity(masked + 2);
     variants.push((VARIANT_EXACT, norm.to_string()));
-    for k in 0..chars.len() {
+    for k in 0..masked {
         let masked: String = chars.iter().enumerate().map(|(i, &c)| if i == k { '*' } else { c }).collect();
         variants.push((k as i16 + 1, masked));
     }

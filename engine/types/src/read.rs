@@ -277,11 +277,11 @@ pub fn reads_from_batch(batch: &RecordBatch) -> Result<Vec<PlateRead>, SchemaErr
     let bbox = column::<StructArray>(batch, "bbox")?;
     let crop_uri = column::<StringArray>(batch, "crop_uri")?;
     let bbox_part = |i: usize| -> Result<&Float32Array, SchemaError> {
-        bbox.column(i).as_any().downcast_ref::<Float32Array>().ok_or_else(|| {
-            SchemaError::WrongType {
-                column: format!("bbox.{}", bbox_fields()[i].name()),
-                found: bbox.column(i).data_type().to_string(),
-            }
+        let column = format!("bbox.{}", bbox_fields()[i].name());
+        let part = bbox.columns().get(i).ok_or_else(|| SchemaError::MissingColumn { column: column.clone() })?;
+        part.as_any().downcast_ref::<Float32Array>().ok_or_else(|| SchemaError::WrongType {
+            column,
+            found: part.data_type().to_string(),
         })
     };
     let (bx, by, bw, bh) = (bbox_part(0)?, bbox_part(1)?, bbox_part(2)?, bbox_part(3)?);

@@ -75,3 +75,21 @@ fn a_missing_column_is_named() {
     let message = reads_from_batch(&without).expect_err("columns are missing").to_string();
     assert!(message.contains("`country`"), "{message}");
 }
+
+/// Found while fuzzing what comes from outside: a pushed batch whose `bbox`
+/// struct had fewer than its four parts made the reader index past them
+/// (a panic); it is refused with the part named.
+#[test]
+fn a_bbox_without_its_parts_is_refused_not_a_panic() {
+    let batch = reads_to_batch(&[read(1, None, None)]);
+    let index = batch.schema().index_of("bbox").expect("bbox column");
+    let x = Arc::new(arrow::array::Float32Array::from(vec![1.0f32])) as arrow::array::ArrayRef;
+    let short = arrow::array::StructArray::from(vec![(Arc::new(arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Float32, false)), x)]);
+    let mut fields: Vec<arrow::datatypes::FieldRef> = batch.schema().fields().iter().cloned().collect();
+    fields[index] = Arc::new(arrow::datatypes::Field::new("bbox", arrow::array::Array::data_type(&short).clone(), true));
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(short);
+    let broken = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).expect("a batch");
+    let message = reads_from_batch(&broken).expect_err("bbox has one part").to_string();
+    assert!(message.contains("bbox.y"), "{message}");
+}

@@ -11,17 +11,23 @@
 //! row's visibility depends on `now()` (see [`Plan::Temporal`]). A join
 //! whose condition holds a range between its two sides
 //! (`b.t BETWEEN a.t AND a.t + INTERVAL …`) is indexed by time buckets
-//! ([`Buckets`]), so it needs no equality.
+//! ([`Buckets`]), so it needs no equality; nor does a join with a side of
+//! at most one row (an aggregate without GROUP BY), which is keyed by a
+//! constant. That is what an uncorrelated scalar subquery becomes: views
+//! are planned with DataFusion's `ScalarSubqueryToJoin` rewriting it into
+//! a LEFT join with the subquery (`ON true`), rather than leaving it to the
+//! physical plan.
 //!
 //! Everything else is refused here, when the view is created, with an error
 //! ([`LowerError::Unsupported`]) that names the construct and where it stands
 //! in the SQL: LIMIT / FETCH / OFFSET, RIGHT and FULL joins, cross joins
-//! (a join with neither an equality nor a range), DISTINCT ON, GROUPING SETS
-//! / ROLLUP / CUBE, aggregate FILTER, ordered aggregates (other than
-//! `WITHIN GROUP`), window functions with different PARTITION BY in one
-//! step, VALUES, SELECT without FROM, UNNEST, WITH RECURSIVE, subqueries
-//! DataFusion could not rewrite into joins, and `now()` anywhere but a WHERE
-//! condition comparing it with a row's value.
+//! (a join with neither an equality nor a range, nor a side of at most one
+//! row), scalar subqueries that may return more than one row, DISTINCT ON,
+//! GROUPING SETS / ROLLUP / CUBE, aggregate FILTER, ordered aggregates
+//! (other than `WITHIN GROUP`), window functions with different PARTITION
+//! BY in one step, VALUES, SELECT without FROM, UNNEST, WITH RECURSIVE,
+//! subqueries DataFusion could not rewrite into joins, and `now()` anywhere
+//! but a WHERE condition comparing it with a row's value.
 //!
 //! Every node knows the Arrow schema of its rows; expressions refer to the
 //! columns of their input by index, so aliases and qualifiers play no part
@@ -77,7 +83,9 @@ pub enum Plan {
     /// Keep the rows where `filter` is true, then compute `exprs`.
     Map { input: Box<Plan>, filter: Option<Arc<dyn PhysicalExpr>>, exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef },
     /// Equi-join on `left_keys = right_keys`, then `residual` over the
-    /// concatenated row. Semi and anti joins output left rows.
+    /// concatenated row. Semi and anti joins output left rows. A join
+    /// without an equality whose one side has at most one row has one
+    /// constant key on both sides.
     Join {
         left: Box<Plan>,
         right: Box<Plan>,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema};
-use datafusion::common::{DFSchema, NullEquality};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{DFSchema, NullEquality, ScalarValue};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -14,7 +14,7 @@ use datafusion::logical_expr::{Distinct, Expr, ExprSchemable, JoinType, LogicalP
 use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_planner::create_window_expr;
 use datafusion::physical_expr::aggregate::AggregateExprBuilder;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_expr};
 
 use super::refusals::find_word;
@@ -26,6 +26,16 @@ impl Lowering<'_> {
         let subquery = expr
             .exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))
             .unwrap_or(false);
+        let uncorrelated_scalar = expr
+            .exists(|e| Ok(matches!(e, Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty())))
+            .unwrap_or(false);
+        if uncorrelated_scalar {
+            return Err(self.refuse(
+                "a scalar subquery DataFusion could not rewrite into a join (one inside an aggregate's argument, \
+                 or one whose column is named like a column of the outer query: name it, `(SELECT avg(x) AS overall …)`)",
+                &["(SELECT", "( SELECT"],
+            ));
+        }
         if subquery {
             return Err(self.refuse(
                 "a subquery DataFusion could not rewrite into a join (a correlated or scalar subquery in this position)",
@@ -145,38 +155,49 @@ impl Lowering<'_> {
             other => return Err(self.refuse(&format!("{other} joins"), &["JOIN"])),
         };
         let (left_schema, right_schema) = (j.left.schema(), j.right.schema());
+        // Without an equality, a side that has at most one row (a global
+        // aggregate: what an uncorrelated scalar subquery becomes) meets
+        // every row of the other: both sides are keyed by one constant.
+        let one_row = j.on.is_empty() && (at_most_one_row(&j.right) || at_most_one_row(&j.left));
         // A range between the two sides indexes the join by time buckets:
         // required without an equality (else it would be a cross join), and
         // added to the keys of an equi-join when the range has a known span
         // (`b.t BETWEEN a.t AND a.t + INTERVAL …`), so that a key with a long
         // history (a post, a lane) is not compared with all of it.
-        let found = j.filter.as_ref().map(|f| self.interval_buckets(f, left_schema, right_schema)).transpose()?.flatten();
+        let found = match &j.filter {
+            Some(f) if !one_row => self.interval_buckets(f, left_schema, right_schema)?,
+            _ => None,
+        };
         let buckets = match found {
-            None if j.on.is_empty() => {
-                return Err(self.refuse(
-                    "joins without an equality or a range (`b.t BETWEEN a.t AND a.t + INTERVAL …`) between the two sides (cross joins)",
-                    &["JOIN", ","],
-                ));
-            }
+            None if j.on.is_empty() && !one_row => return Err(self.cross_join(right_schema)),
             Some((buckets, spanned)) if j.on.is_empty() || (spanned && j.null_equality != NullEquality::NullEqualsNull) => Some(buckets),
             _ => None,
         };
-        let left_keys: Vec<_> = j.on.iter().map(|(l, _)| self.expr(l, left_schema)).collect::<Result<_, _>>()?;
-        let right_keys: Vec<_> = j.on.iter().map(|(_, r)| self.expr(r, right_schema)).collect::<Result<_, _>>()?;
-        let mut key_fields: Vec<_> = j
-            .on
-            .iter()
-            .enumerate()
-            .map(|(i, (l, _))| {
-                let data_type = l.get_type(left_schema).map_err(plan_error)?;
-                Ok(arrow::datatypes::Field::new(format!("k{i}"), data_type, true))
-            })
-            .collect::<Result<_, LowerError>>()?;
+        let (left_keys, right_keys, mut key_fields) = if one_row {
+            let constant = || Arc::new(Literal::new(ScalarValue::Boolean(Some(true)))) as Arc<dyn PhysicalExpr>;
+            (vec![constant()], vec![constant()], vec![Field::new("k0", DataType::Boolean, false)])
+        } else {
+            let left_keys: Vec<_> = j.on.iter().map(|(l, _)| self.expr(l, left_schema)).collect::<Result<_, _>>()?;
+            let right_keys: Vec<_> = j.on.iter().map(|(_, r)| self.expr(r, right_schema)).collect::<Result<_, _>>()?;
+            let key_fields: Vec<_> = j
+                .on
+                .iter()
+                .enumerate()
+                .map(|(i, (l, _))| Ok(Field::new(format!("k{i}"), l.get_type(left_schema).map_err(plan_error)?, true)))
+                .collect::<Result<_, LowerError>>()?;
+            (left_keys, right_keys, key_fields)
+        };
         if buckets.is_some() {
-            key_fields.push(arrow::datatypes::Field::new("bucket", DataType::Int64, true));
+            key_fields.push(Field::new("bucket", DataType::Int64, true));
         }
         let joined = left_schema.join(right_schema).map_err(plan_error)?;
-        let residual = j.filter.as_ref().map(|f| self.expr(f, &joined)).transpose()?;
+        // `ON true` (an uncorrelated scalar subquery's join) filters nothing.
+        let residual = j
+            .filter
+            .as_ref()
+            .filter(|f| !matches!(f, Expr::Literal(ScalarValue::Boolean(Some(true)), _)))
+            .map(|f| self.expr(f, &joined))
+            .transpose()?;
         let joined_schema = arrow_schema(&joined);
         let schema = match kind {
             JoinKind::Inner | JoinKind::Left => arrow_schema(&j.schema),
@@ -196,6 +217,24 @@ impl Lowering<'_> {
             joined_schema,
             schema,
         })
+    }
+
+    /// The refusal of a join with neither an equality nor a range, and no
+    /// side of at most one row. A scalar subquery DataFusion joined this way
+    /// (its right side is named `__scalar_sq_…`) is refused as such.
+    fn cross_join(&self, right_schema: &DFSchema) -> LowerError {
+        let scalar_subquery = right_schema.iter().any(|(q, _)| q.is_some_and(|q| q.table().starts_with("__scalar_sq")));
+        if scalar_subquery {
+            return self.refuse(
+                "a scalar subquery that may return more than one row (one that aggregates without GROUP BY, \
+                 `(SELECT max(…) FROM …)`, is maintained)",
+                &["(SELECT", "( SELECT"],
+            );
+        }
+        self.refuse(
+            "joins without an equality or a range (`b.t BETWEEN a.t AND a.t + INTERVAL …`) between the two sides (cross joins)",
+            &["JOIN", ","],
+        )
     }
 
     fn window(&self, w: &datafusion::logical_expr::Window) -> Result<Plan, LowerError> {
@@ -221,7 +260,7 @@ impl Lowering<'_> {
             .enumerate()
             .map(|(i, p)| {
                 let data_type = p.data_type(&input_arrow).map_err(plan_error)?;
-                Ok(arrow::datatypes::Field::new(format!("p{i}"), data_type, true))
+                Ok(Field::new(format!("p{i}"), data_type, true))
             })
             .collect::<Result<Vec<_>, LowerError>>()?;
         Ok(Plan::Window {
@@ -281,7 +320,7 @@ impl Lowering<'_> {
                     Arc::new(Column::new(&format!("a{}", arguments.len()), indices.len())) as Arc<dyn PhysicalExpr>
                 });
                 indices.push(arguments.len());
-                argument_fields.push(arrow::datatypes::Field::new(format!("a{}", arguments.len()), data_type, true));
+                argument_fields.push(Field::new(format!("a{}", arguments.len()), data_type, true));
                 arguments.push(Arc::clone(physical));
             }
             // The accumulator sees only this aggregate's argument columns, in order.
@@ -321,6 +360,21 @@ impl Lowering<'_> {
             aggregates,
             schema: arrow_schema(&a.schema),
         })
+    }
+}
+
+/// Whether `plan` yields at most one row whatever its input: an aggregate
+/// without GROUP BY (exactly one row), under operators that keep or drop
+/// rows one by one.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::SubqueryAlias(a) => at_most_one_row(&a.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::Sort(s) if s.fetch.is_none() => at_most_one_row(&s.input),
+        LogicalPlan::Distinct(Distinct::All(input)) => at_most_one_row(input),
+        _ => false,
     }
 }
 

@@ -36,6 +36,7 @@ where
     L: FnMut(&RecordBatch, &[(I, u64, isize)]) -> datafusion::error::Result<Vec<Option<D>>> + 'static,
 {
     let name = name.to_string();
+    let errors = super::errors::current();
     rows.inner
         .unary(Pipeline, &name.clone(), move |_, _| {
             move |input, output| {
@@ -44,18 +45,33 @@ where
                         .decode(data.iter().map(|(item, _, _)| row_of(item)))
                         .map_err(datafusion::error::DataFusionError::from)
                         .and_then(|batch| logic(&batch, &data[..]));
+                    let mut session = output.session(&time);
                     match result {
                         Ok(out) => {
-                            let mut session = output.session(&time);
                             for ((_, t, r), value) in data.drain(..).zip(out) {
                                 if let Some(value) = value {
                                     session.give((value, t, r));
                                 }
                             }
                         }
-                        Err(error) => {
-                            tracing::error!(operator = %name, rows = data.len(), %error, "rows dropped: evaluation failed");
-                            data.clear();
+                        Err(_) => {
+                            // One bad row must not take the chunk's other
+                            // rows with it: evaluate the chunk row by row and
+                            // leave out (count and log) only the rows that fail.
+                            for update in data.drain(..) {
+                                let one = codec
+                                    .decode(std::iter::once(row_of(&update.0)))
+                                    .map_err(datafusion::error::DataFusionError::from)
+                                    .and_then(|batch| logic(&batch, std::slice::from_ref(&update)));
+                                match one {
+                                    Ok(mut out) => {
+                                        if let Some(Some(value)) = out.pop() {
+                                            session.give((value, update.1, update.2));
+                                        }
+                                    }
+                                    Err(error) => errors.record(&name, 1, &error),
+                                }
+                            }
                         }
                     }
                 })

@@ -18,11 +18,13 @@
 //!
 //! What can fail while the dataflow is built (a schema the row codec cannot
 //! encode, say) is an [`Error`] returned by [`render`], and the view is not
-//! created. Once it runs, a chunk that fails to evaluate does not panic the
-//! worker: the error is logged (`tracing::error!`) with the operator's name
-//! and the chunk's rows are dropped from the view; a group whose aggregates
-//! fail, or a partition whose window functions fail, is likewise logged and
-//! dropped.
+//! created. Once it runs, nothing a row holds can panic a worker or take
+//! other rows with it: a chunk that fails to evaluate is evaluated again
+//! row by row, and only the rows that fail are left out, each counted in
+//! the view's [`errors::ViewErrors`] (which `StandingViews::errors`
+//! reports) and logged with the view and the operator. A group whose
+//! aggregates fail, or a partition whose window functions fail, is counted
+//! and logged the same way.
 //!
 //! # Arrangements
 //!
@@ -51,12 +53,23 @@
 //!   matched left rows and semijoin the left input with them (two more
 //!   arrangements); a left join pads the unmatched rows with a row of NULLs;
 //!   `NOT IN` adds markers for "the right side has rows" and "has a NULL".
-//! - GROUP BY (`reduce.rs`): each row keyed by its encoded group and
-//!   reduced to its encoded arguments; a group that changes is recomputed in
-//!   full, its argument rows decoded (multiplicities expanded) and fed to
-//!   fresh DataFusion accumulators, so every aggregate DataFusion has keeps
-//!   its batch semantics at a cost proportional to the group's size. A
-//!   global aggregate emits its empty-input row while it has no input.
+//!   A join with a one-row side (a scalar subquery) has a constant key: all
+//!   its rows are on one worker, and a change to that row joins every row
+//!   of the other side again.
+//! - GROUP BY whose aggregates are all count, count DISTINCT, integer sum,
+//!   min or max (`accumulate.rs`): each row keyed by its encoded group and
+//!   turned into one small contribution per aggregate, exchanged by group
+//!   to one operator that keeps per group a row count, sums, and ordered
+//!   multisets of values for min, max and DISTINCT. A changed group costs
+//!   its changes (and a logarithm for the multisets), not its size; no
+//!   arrangement of the input is kept.
+//! - Any other GROUP BY (`reduce.rs`): each row keyed by its encoded group
+//!   and reduced to its encoded arguments; a group that changes is
+//!   recomputed in full, its argument rows decoded (multiplicities
+//!   expanded) and fed to fresh DataFusion accumulators, so every aggregate
+//!   DataFusion has keeps its batch semantics at a cost proportional to the
+//!   group's size. A global aggregate emits its empty-input row while it
+//!   has no input.
 //! - Window (`window.rs`): rows keyed by partition; a partition that changes
 //!   is decoded in full, sorted by each function's ORDER BY and evaluated
 //!   with DataFusion's `WindowExpr`s, every row of it re-emitted (differential
@@ -75,7 +88,9 @@ use differential_dataflow::trace::implementations::ValSpine;
 use crate::plan::Plan;
 use crate::row::Row;
 
+mod accumulate;
 mod batches;
+pub mod errors;
 mod join;
 mod map;
 mod reduce;

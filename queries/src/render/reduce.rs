@@ -1,4 +1,6 @@
-//! GROUP BY: each changed group recomputed with DataFusion's accumulators.
+//! GROUP BY: aggregates that keep a small state per group are maintained
+//! by `accumulate.rs`; any other GROUP BY recomputes each changed group with
+//! DataFusion's accumulators.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use arrow::compute::take;
 use crate::plan::Plan;
 use crate::row::{Row, RowCodec};
 
+use super::accumulate::{Finisher, accumulate, accumulated, contributions};
 use super::batches::{evaluate, itself, map_batches};
 use super::{Error, Inputs, Rows, render};
 
@@ -18,31 +21,45 @@ pub(super) fn render_aggregate<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>)
     };
     let codec = RowCodec::new(input.schema())?;
     let group_codec = RowCodec::new(Arc::clone(group_schema))?;
-    let argument_codec = RowCodec::new(Arc::clone(argument_schema))?;
+    let output_schema = Arc::new(arrow::datatypes::Schema::new(
+        schema.fields().iter().skip(group_schema.fields().len()).cloned().collect::<Vec<_>>(),
+    ));
+    let rows = render(input, inputs)?;
     let (groups, arguments) = (groups.clone(), arguments.clone());
-    let keyed = map_batches(render(input, inputs)?, "GroupBy", codec, itself, move |batch, _| {
-        let keys: Vec<ArrayRef> = groups.iter().map(|g| evaluate(g, batch)).collect::<Result<_, _>>()?;
-        let values: Vec<ArrayRef> = arguments.iter().map(|a| evaluate(a, batch)).collect::<Result<_, _>>()?;
-        let keys = group_codec.encode(&keys, batch.num_rows())?;
-        let values = argument_codec.encode(&values, batch.num_rows())?;
-        Ok(keys.into_iter().zip(values).map(Some).collect())
-    });
-    let aggregates = aggregates.clone();
-    let reducer = Reducer {
-        arguments: RowCodec::new(Arc::clone(argument_schema))?,
-        output: RowCodec::new(Arc::new(arrow::datatypes::Schema::new(
-            schema.fields().iter().skip(group_schema.fields().len()).cloned().collect::<Vec<_>>(),
-        )))?,
-        aggregates,
-    };
-    let empty_result = reducer.reduce(&[])?;
-    let reducer = std::rc::Rc::new(reducer);
-    let per_group = {
-        let reducer = std::rc::Rc::clone(&reducer);
-        keyed.reduce(move |_key, values: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| match reducer.reduce(values) {
+    let (per_group, empty_result) = if let Some(accumulating) = accumulated(aggregates, argument_schema)? {
+        let plan = std::rc::Rc::new(accumulating);
+        let finisher = Finisher::new(std::rc::Rc::clone(&plan), RowCodec::new(Arc::clone(&output_schema))?);
+        let empty_result = finisher.empty()?;
+        let keyed = map_batches(rows, "GroupBy", codec, itself, move |batch, _| {
+            let keys: Vec<ArrayRef> = groups.iter().map(|g| evaluate(g, batch)).collect::<Result<_, _>>()?;
+            let values: Vec<ArrayRef> = arguments.iter().map(|a| evaluate(a, batch)).collect::<Result<_, _>>()?;
+            let keys = group_codec.encode(&keys, batch.num_rows())?;
+            let parts = contributions(&plan, &values, batch.num_rows())?;
+            Ok(keys.into_iter().zip(parts).map(Some).collect())
+        });
+        (accumulate(keyed, finisher), empty_result)
+    } else {
+        let argument_codec = RowCodec::new(Arc::clone(argument_schema))?;
+        let keyed = map_batches(rows, "GroupBy", codec, itself, move |batch, _| {
+            let keys: Vec<ArrayRef> = groups.iter().map(|g| evaluate(g, batch)).collect::<Result<_, _>>()?;
+            let values: Vec<ArrayRef> = arguments.iter().map(|a| evaluate(a, batch)).collect::<Result<_, _>>()?;
+            let keys = group_codec.encode(&keys, batch.num_rows())?;
+            let values = argument_codec.encode(&values, batch.num_rows())?;
+            Ok(keys.into_iter().zip(values).map(Some).collect())
+        });
+        let reducer = Reducer {
+            arguments: RowCodec::new(Arc::clone(argument_schema))?,
+            output: RowCodec::new(output_schema)?,
+            aggregates: aggregates.clone(),
+        };
+        let empty_result = reducer.reduce(&[])?;
+        let reducer = std::rc::Rc::new(reducer);
+        let errors = super::errors::current();
+        let per_group = keyed.reduce(move |_key, values: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| match reducer.reduce(values) {
             Ok(row) => out.push((row, 1)),
-            Err(error) => tracing::error!(%error, "aggregate failed; group dropped"),
-        })
+            Err(error) => errors.record("GroupBy (a group)", 1, &error),
+        });
+        (per_group, empty_result)
     };
     let result = per_group.clone().map(|(k, v)| k.concat(&v));
     Ok(if group_schema.fields().is_empty() {

@@ -30,13 +30,14 @@ pub(super) fn render_window<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) ->
         output: RowCodec::new(Arc::clone(schema))?,
         functions: functions.clone(),
     });
+    let errors = super::errors::current();
     Ok(keyed
         .reduce(move |_key, values: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| match windower.apply(values) {
             Ok(rows) => {
                 out.extend(rows.into_iter().map(|r| (r, 1)));
                 differential_dataflow::consolidation::consolidate(out);
             }
-            Err(error) => tracing::error!(%error, "window function failed; partition dropped"),
+            Err(error) => errors.record("Window (a partition)", 1, &error),
         })
         .map(|(_, row)| row))
 }

@@ -14,6 +14,12 @@
 //! - each `query` record becomes a standing view. Its contents are checked
 //!   against the record's expected rows when it is created, and against
 //!   DataFusion's batch answer then and after every later statement.
+//! - a `query` of the catalog (`SHOW TABLES`, `SHOW COLUMNS FROM t`, or any
+//!   query whose plan reads `information_schema`) is not a standing view:
+//!   it runs once, in batch, in a DataFusion session of the analysts'
+//!   settings ([`analyst_session_config`]) over the current input tables
+//!   (not the standing views the file's queries became), and its rows are
+//!   checked against the record's.
 //!
 //! A standing view is a multiset, so rows are compared order-insensitively
 //! whatever the record's sort mode (`valuesort` compares values). A query
@@ -37,18 +43,22 @@ use std::fmt;
 use std::path::Path;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::SessionContext;
 use sqllogictest::{Condition, Control, DefaultColumnType, QueryExpect, Record, ResultMode, SortMode};
 
 use self::values::{diff, expected_lines, format_rows};
-use borderflow_queries::{StandingViews, ViewError};
+use borderflow_queries::{StandingViews, ViewError, analyst_session_config};
 
 mod statements;
 mod values;
 
 /// The label `onlyif` / `skipif` conditions test for.
 pub const LABEL: &str = "borderflow";
+
+/// The schema of the catalog's tables (`information_schema.tables`, …).
+const INFORMATION_SCHEMA: &str = "information_schema";
 
 /// The comment line by which a file declares how many queries it expects refused.
 const DECLARE_REFUSED: &str = "refused-queries:";
@@ -190,6 +200,14 @@ fn value_wise(sort_mode: Option<SortMode>, result_mode: Option<ResultMode>) -> b
 }
 
 
+/// The rows a `query` record expects, and how it compares them.
+struct Expected<'a> {
+    types: &'a [DefaultColumnType],
+    sort_mode: Option<SortMode>,
+    result_mode: Option<ResultMode>,
+    results: &'a [String],
+}
+
 /// A query kept as a standing view.
 struct StandingQuery {
     view: String,
@@ -311,6 +329,9 @@ impl Runner {
     }
 
     async fn query(&mut self, location: &str, sql: &str, expected: QueryExpect<DefaultColumnType>) -> Outcome {
+        if let Some((ctx, plan)) = self.catalog_plan(sql).await {
+            return self.catalog_query(location, sql, &ctx, plan, expected).await;
+        }
         let view = format!("q{}", self.outcomes.len() + 1);
         match (self.views.create_view(&view, sql).await, expected) {
             (Err(refusal @ ViewError::Refused { .. }), QueryExpect::Error(pattern)) => {
@@ -345,26 +366,9 @@ impl Runner {
                 Outcome::Failed
             }
             (Ok(schema), QueryExpect::Results { types, sort_mode, result_mode, results, .. }) => {
-                let value_wise = value_wise(sort_mode.or(self.sort_mode), result_mode.or(self.result_mode));
-                let mut problems = Vec::new();
-                if !types.is_empty() && types.len() != schema.fields().len() {
-                    problems.push(format!("the record declares {} columns, the query has {}", types.len(), schema.fields().len()));
-                }
-                match self.views.snapshot(&view).map_err(|e| e.to_string()).and_then(|b| format_rows(&b)) {
-                    Ok(rows) => {
-                        let actual = expected_lines(rows, value_wise);
-                        let mut expected: Vec<String> = results.iter().map(sqllogictest::default_normalizer).collect();
-                        expected.sort();
-                        let actual_rows: Vec<Vec<String>> = actual.iter().map(|line| vec![line.clone()]).collect();
-                        if !sqllogictest::default_validator(sqllogictest::default_normalizer, &actual_rows, &expected) {
-                            problems.push(format!(
-                                "rows differ from the record's (- expected, + standing view):\n{}",
-                                diff(&expected, &actual)
-                            ));
-                        }
-                    }
-                    Err(error) => problems.push(format!("snapshot: {error}")),
-                }
+                let expect = Expected { types: &types, sort_mode, result_mode, results: &results };
+                let snapshot = self.views.snapshot(&view).map_err(|e| format!("snapshot: {e}")).and_then(|b| format_rows(&b));
+                let mut problems = self.unexpected(&expect, schema.fields().len(), snapshot, "standing view");
                 match self.oracle_diff(&view).await {
                     Ok(None) => {}
                     Ok(Some(diff)) => problems.push(format!("differs from DataFusion's batch answer (- DataFusion, + standing view):\n{diff}")),
@@ -383,6 +387,75 @@ impl Runner {
                 outcome
             }
         }
+    }
+
+    /// What is wrong with `rows` (of `columns` columns, produced by
+    /// `source`) as the answer a record expects; empty when nothing is.
+    fn unexpected(&self, expect: &Expected<'_>, columns: usize, rows: Result<Vec<Vec<String>>, String>, source: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !expect.types.is_empty() && expect.types.len() != columns {
+            problems.push(format!("the record declares {} columns, the query has {columns}", expect.types.len()));
+        }
+        match rows {
+            Ok(rows) => {
+                let value_wise = value_wise(expect.sort_mode.or(self.sort_mode), expect.result_mode.or(self.result_mode));
+                let actual = expected_lines(rows, value_wise);
+                let mut expected: Vec<String> = expect.results.iter().map(sqllogictest::default_normalizer).collect();
+                expected.sort();
+                let actual_rows: Vec<Vec<String>> = actual.iter().map(|line| vec![line.clone()]).collect();
+                if !sqllogictest::default_validator(sqllogictest::default_normalizer, &actual_rows, &expected) {
+                    problems.push(format!("rows differ from the record's (- expected, + {source}):\n{}", diff(&expected, &actual)));
+                }
+            }
+            Err(error) => problems.push(error),
+        }
+        problems
+    }
+
+    /// A query of the catalog (`SHOW TABLES`, `SHOW COLUMNS FROM t`, or any
+    /// query that reads `information_schema`), planned in a batch session
+    /// with the analysts' settings over the current input tables; `None`
+    /// for any other query, and for one DataFusion cannot plan.
+    async fn catalog_plan(&self, sql: &str) -> Option<(SessionContext, LogicalPlan)> {
+        let ctx = self.batch_context(analyst_session_config()).ok()?;
+        let plan = ctx.state().create_logical_plan(sql).await.ok()?;
+        let mut reads_catalog = false;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                reads_catalog |= scan.table_name.schema() == Some(INFORMATION_SCHEMA);
+            }
+            Ok(if reads_catalog { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })
+        .ok()?;
+        reads_catalog.then_some((ctx, plan))
+    }
+
+    /// Runs a catalog query once, in batch, and checks its rows against
+    /// the record's; it is not a standing view.
+    async fn catalog_query(
+        &mut self,
+        location: &str,
+        sql: &str,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        expected: QueryExpect<DefaultColumnType>,
+    ) -> Outcome {
+        let columns = plan.schema().fields().len();
+        let rows = statements::collect(ctx, plan).await.and_then(|batch| format_rows(&batch));
+        let problems = match (rows, expected) {
+            (Err(error), QueryExpect::Error(pattern)) if pattern.is_match(&error, None) => Vec::new(),
+            (Err(error), QueryExpect::Error(pattern)) => vec![format!("failed with `{error}`, which does not match {pattern}")],
+            (Ok(_), QueryExpect::Error(pattern)) => vec![format!("expected an error matching {pattern}; the query ran")],
+            (rows, QueryExpect::Results { types, sort_mode, result_mode, results, .. }) => {
+                let expect = Expected { types: &types, sort_mode, result_mode, results: &results };
+                self.unexpected(&expect, columns, rows.map_err(|e| format!("catalog query: {e}")), "DataFusion")
+            }
+        };
+        if problems.is_empty() {
+            return Outcome::Passed;
+        }
+        self.fail(location, sql, problems.join("\n"));
+        Outcome::Failed
     }
 
     /// The difference between a view's contents and DataFusion's batch
@@ -421,7 +494,7 @@ impl Runner {
 
     /// DataFusion's batch answer to a query, formatted, at the runner's time.
     async fn batch_query(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
-        let ctx = self.batch_context(SessionConfig::new())?;
+        let ctx = self.batch_context(analyst_session_config())?;
         let mut state = ctx.state();
         if let Some(now_ms) = self.now_ms {
             let now = chrono::DateTime::from_timestamp_millis(now_ms as i64).ok_or("borderflow.now out of range")?;

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawPeer, RawPost, RawServe, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::cameras::cameras;
+use super::roles::roles;
 use super::{
     ConfigError, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, StorageConfig, TableConfig, ViewConfig, WatchlistConfig, WatchlistSource,
@@ -158,6 +159,7 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         query_timeout,
         result_ttl,
         answers_memory_mb,
+        roles: roles(source, raw.role)?,
     };
     if serve.tls_cert.is_some() != serve.tls_key.is_some()
         && let Some(span) = tls_cert_span

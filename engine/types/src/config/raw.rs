@@ -78,6 +78,17 @@ pub(super) struct RawServe {
     pub query_timeout: Option<Spanned<String>>,
     pub result_ttl: Option<Spanned<String>>,
     pub answers_memory_mb: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub role: Vec<RawRole>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub name: Spanned<String>,
+    pub read: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
