@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/borderflow/target
 CARGO ?= cargo
 WORKERS ?=
 
-.PHONY: setup build run test bench bench-crossing clean-data
+.PHONY: setup build run test python-module bench bench-crossing clean-data
 
 setup:
 	@scripts/setup
@@ -20,8 +20,19 @@ build: setup
 run: build
 	$(CARGO) run --quiet --bin borderflow -- $(if $(WORKERS),--workers $(WORKERS)) demo
 
+# The Rust tests, then the Python module's (engine/python/tests, pytest),
+# even when a Rust test failed; the target fails if either did.
 test: setup
-	$(CARGO) test --workspace --no-fail-fast
+	@status=0; \
+	echo "$(CARGO) test --workspace --no-fail-fast"; \
+	$(CARGO) test --workspace --no-fail-fast || status=1; \
+	echo "scripts/python-module && pytest engine/python/tests"; \
+	{ scripts/python-module && .local/venv/bin/python -m pytest -q engine/python/tests; } || status=1; \
+	exit $$status
+
+# The Python module `borderflow`, built and installed into .local/venv.
+python-module: setup
+	scripts/python-module
 
 bench: setup
 	$(CARGO) bench -p borderflow-benches

@@ -19,6 +19,26 @@ pub enum EngineRequest {
     Sql { sql: String, reply: oneshot::Sender<Result<RecordBatch, String>> },
     /// Every table's contents and every view's snapshot, and the exchange keys.
     Tables { reply: oneshot::Sender<Result<EngineTables, String>> },
+    /// Reads from another source than the post's own cameras (a feed, the
+    /// message bus): answered once they are in the write-ahead log.
+    PushReads { push: FeedPush, reply: oneshot::Sender<Result<Taken, String>> },
+}
+
+/// Reads to push, and their plate crops (JPEG, by read id).
+pub struct FeedPush {
+    /// Who sent them, for the log (e.g. "feed `otaci-anpr`").
+    pub source: String,
+    pub reads: Vec<borderflow_types::PlateRead>,
+    pub crops: Vec<(String, Vec<u8>)>,
+}
+
+/// What the engine did with pushed reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Reads it did not hold.
+    pub new: usize,
+    /// Reads it held already (sent again).
+    pub repeated: usize,
 }
 
 /// What the engine holds now, for the analysts' queries and catalog.
@@ -48,6 +68,13 @@ impl EngineHandle {
     pub async fn sql(&self, sql: &str) -> Result<RecordBatch, String> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(EngineRequest::Sql { sql: sql.to_string(), reply }).map_err(|_| "the engine has stopped".to_string())?;
+        answer.await.map_err(|_| "the engine has stopped".to_string())?
+    }
+
+    /// Pushes reads into the engine; answered once they are logged.
+    pub async fn push_reads(&self, push: FeedPush) -> Result<Taken, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(EngineRequest::PushReads { push, reply }).map_err(|_| "the engine has stopped".to_string())?;
         answer.await.map_err(|_| "the engine has stopped".to_string())?
     }
 

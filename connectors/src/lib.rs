@@ -14,6 +14,11 @@
 //! durable outbox, and receives the neighbour's. For analysts, [`flight_sql`]
 //! answers SQL over Arrow Flight SQL (mutual TLS or tokens, every request
 //! audited), asking the engine thread through an [`engine_handle`].
+//! Beside the post's own video: [`feed`] takes plate events from
+//! third-party ANPR cameras over HTTP(S) (Hikvision ISAPI, JSON), [`mqtt`]
+//! publishes reads, risk flags and camera health on a message bus and takes
+//! reads from it, and [`webhook`] posts risk flags to HTTP endpoints at least
+//! once (rows as JSON by [`outbound`]).
 
 pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport, camera_opener};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
@@ -21,7 +26,11 @@ pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
 pub mod camera;
 pub mod engine_handle;
 pub mod exchange;
+pub mod feed;
 pub mod flight_sql;
+pub mod mqtt;
+pub mod outbound;
 mod parquet_store;
 pub mod scenario;
 pub mod synthetic_video;
+pub mod webhook;

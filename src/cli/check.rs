@@ -18,5 +18,21 @@ pub fn command(config_path: &Path) -> Result<(), String> {
         println!("    {:<36} lane {:<2} {:<5} {:<9} {}", camera.id, camera.lane, camera.direction, camera.point, camera.uri);
     }
     println!("  views    {}", config.views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "));
+    for feed in &config.feeds {
+        let format = match feed.format {
+            crate::engine::FeedFormat::HikvisionIsapi => "hikvision-isapi",
+            crate::engine::FeedFormat::Json(_) => "json",
+        };
+        println!("  feed     {} ({format}) on {}, {} camera(s)", feed.id, feed.listen, feed.cameras.len());
+        for camera in &feed.cameras {
+            println!("    {:<36} lane {:<2} {:<5} {:<9} device {}", camera.id, camera.lane, camera.direction, camera.point, camera.device);
+        }
+    }
+    for hook in &config.webhooks {
+        println!("  webhook  {}: {} rows to {}", hook.name, hook.view, hook.url);
+    }
+    if let Some(mqtt) = &config.mqtt {
+        println!("  mqtt     {}:{} ({}, {}, {}{})", mqtt.host, mqtt.port, mqtt.reads_topic, mqtt.flags_topic, mqtt.health_topic, mqtt.input_topic.as_deref().map(|t| format!(", in: {t}")).unwrap_or_default());
+    }
     Ok(())
 }

@@ -17,7 +17,14 @@
 //!   `[peer]` certificates), whose deliveries the engine thread logs and
 //!   applies, then acknowledges;
 //! - the Flight SQL server for analysts (`[serve] sql_listen`, see
-//!   [`borderflow_connectors::flight_sql`]).
+//!   [`borderflow_connectors::flight_sql`]);
+//! - the `[[feed]]` listeners of third-party ANPR cameras
+//!   ([`borderflow_connectors::feed`]), whose reads the engine thread takes
+//!   like the cameras' (exits into the exchange's outbox first), answering
+//!   each request once its reads are logged;
+//! - the outlets: the `[mqtt]` bus (reads, risk flags, camera health out;
+//!   reads in) and the `[[webhook]]`s, fed from subscriptions to their views
+//!   after every commit.
 //!
 //! After a restart the engine replays its log, and the scenario resumes at
 //! the first tick with a read the engine does not have. An unreachable peer
@@ -32,7 +39,10 @@ use std::time::{Duration, Instant};
 
 use borderflow_connectors::exchange::{Delivery, ExchangeSender, ExchangeService, SenderConfig, StatusHandle, TlsFiles, serve_exchange};
 use borderflow_engine::{Direction, PlateRead, PostConfig, pre_arrival_records, reads_to_batch};
-use borderflow_connectors::engine_handle::{EngineHandle, EngineRequest, EngineTables};
+use borderflow_connectors::engine_handle::{EngineHandle, EngineRequest, EngineTables, FeedPush, Taken};
+use borderflow_connectors::mqtt::Mqtt;
+use borderflow_connectors::outbound::{added_rows, snapshot_rows};
+use borderflow_connectors::webhook::Webhook;
 use borderflow_engine::{Engine, EngineError};
 
 use std::path::Path;
@@ -135,6 +145,40 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         progress(&format!("Flight SQL for analysts on {bound}"));
     }
 
+    // Third-party cameras' events, the message bus, webhooks.
+    let mut feeds = Vec::new();
+    for feed_config in engine.config().feeds.clone() {
+        let country = engine.config().post.country.clone();
+        let started = network.block_on(borderflow_connectors::feed::start(feed_config, &post_id, &country, handle.clone()))?;
+        progress(&format!("taking plate events of feed {} on {}", started.id, started.bound));
+        feeds.push(started);
+    }
+    let mqtt = engine.config().mqtt.clone().map(|config| {
+        let _inside = network.enter();
+        progress(&format!("publishing on MQTT broker {}:{} ({})", config.host, config.port, config.reads_topic));
+        Mqtt::start(config, handle.clone())
+    });
+    let mut webhooks = Vec::new();
+    let mut taps: Vec<(String, std::sync::mpsc::Receiver<arrow::array::RecordBatch>)> = Vec::new();
+    for hook in engine.config().webhooks.clone() {
+        if !engine.view_names().contains(&hook.view) {
+            return Err(format!("webhook `{}`: the engine has no view `{}` (views: {})", hook.name, hook.view, engine.view_names().join(", ")));
+        }
+        if !taps.iter().any(|(view, _)| view == &hook.view) {
+            taps.push((hook.view.clone(), engine.subscribe(&hook.view).map_err(|e| e.to_string())?));
+        }
+        let snapshot = engine.snapshot(&hook.view).map_err(|e| e.to_string())?;
+        let rows = snapshot_rows(&hook.view, &snapshot)?;
+        let (name, url) = (hook.name.clone(), hook.url.clone());
+        let started = network.block_on(Webhook::start(hook, &post_id, engine.storage().clone(), rows))?;
+        progress(&format!("posting {} rows to webhook {name} at {url} ({} waiting)", started.view, started.status().pending));
+        webhooks.push(started);
+    }
+    if mqtt.is_some() && engine.view_names().iter().any(|v| v == FLAGS_VIEW) && !taps.iter().any(|(view, _)| view == FLAGS_VIEW) {
+        taps.push((FLAGS_VIEW.to_string(), engine.subscribe(FLAGS_VIEW).map_err(|e| e.to_string())?));
+    }
+    let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps };
+
     let mut feed = match on_cameras {
         true => {
             progress(&format!("reading {} camera(s) (the config has no [scenario])", engine.config().cameras.len()));
@@ -179,19 +223,23 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             Ok(request) => {
                 // Take every request waiting, so that a backlog of
                 // deliveries (a peer catching up) is one commit, not hundreds.
+                // Likewise the feeds' events waiting: one commit for all.
                 let mut deliveries = Vec::new();
+                let mut pushes = Vec::new();
                 let mut others = Vec::new();
                 let mut next_request = Some(request);
                 while let Some(request) = next_request.take() {
                     match request {
                         EngineRequest::Deliver(delivery) => deliveries.push(delivery),
+                        EngineRequest::PushReads { push, reply } => pushes.push((push, reply)),
                         other => others.push(other),
                     }
-                    if deliveries.len() < MAX_DELIVERIES_PER_COMMIT {
+                    if deliveries.len() < MAX_DELIVERIES_PER_COMMIT && pushes.len() < MAX_DELIVERIES_PER_COMMIT {
                         next_request = inbox.try_recv().ok();
                     }
                 }
                 deliver(&mut engine, deliveries);
+                push_feeds(&mut engine, sender.as_ref(), &network, &outlets, pushes);
                 for request in others {
                     handle_request(&mut engine, request);
                 }
@@ -229,6 +277,11 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         if Instant::now() >= status_at {
             status_at = Instant::now() + options.status_every;
             log_status(&engine);
+            for feed in &feeds {
+                feed.log();
+            }
+            outlets.log();
+            outlets.publish_health(&engine);
         }
         if Instant::now() >= flush_at {
             flush_at = Instant::now() + options.flush_every;
@@ -238,6 +291,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
                 tracing::warn!(%error, "writing view changes failed; trying again later");
             }
         }
+        outlets.drain();
         if let Some(cameras) = feed.as_mut() {
             if Instant::now() >= next_at {
                 next_at = Instant::now() + options.follow.pace;
@@ -251,8 +305,12 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
                     }
                 }
                 cameras.report(&engine, progress);
+                let fresh: Vec<PlateRead> = camera_reads.iter().filter(|r| !engine.has_read(&r.read_id)).cloned().collect();
                 match send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
-                    Ok(()) => camera_reads.clear(),
+                    Ok(()) => {
+                        outlets.publish_reads(&fresh);
+                        camera_reads.clear();
+                    }
                     Err(error) => tracing::warn!(%error, reads = camera_reads.len(), "camera reads not pushed; trying again at the next commit"),
                 }
                 if ended {
@@ -291,6 +349,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         };
         match pushed {
             Ok(_) => {
+                outlets.publish_reads(reads);
                 next = (i + 1 < ticks.len()).then_some(i + 1);
                 next_at += options.follow.pace;
                 if next_at < Instant::now() {
@@ -312,6 +371,8 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         }
     }
     log_status(&engine);
+    outlets.drain();
+    outlets.log();
     engine.shutdown().map_err(|e| e.to_string())?;
     network.shutdown_timeout(Duration::from_secs(1));
     Ok(())
@@ -331,6 +392,131 @@ fn send_and_push(engine: &mut Engine, sender: Option<&ExchangeSender>, network: 
         }
     }
     engine.push_reads(&reads_to_batch(reads)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The view whose new rows go to the message bus as risk flags.
+const FLAGS_VIEW: &str = "risk_flags";
+
+/// Where reads and view rows go out of the post besides its store: the
+/// message bus and the webhooks, fed from subscriptions to their views.
+struct Outlets {
+    post_id: String,
+    mqtt: Option<Mqtt>,
+    webhooks: Vec<Webhook>,
+    taps: Vec<(String, std::sync::mpsc::Receiver<arrow::array::RecordBatch>)>,
+}
+
+impl Outlets {
+    /// Hands the rows the views gained since the last call to their outlets.
+    fn drain(&self) {
+        for (view, changes) in &self.taps {
+            for change in changes.try_iter() {
+                let rows = match added_rows(view, &change) {
+                    Ok(rows) if !rows.is_empty() => rows,
+                    Ok(_) => continue,
+                    Err(error) => {
+                        tracing::warn!(view = %view, %error, "view changes not sent out");
+                        continue;
+                    }
+                };
+                if view == FLAGS_VIEW
+                    && let Some(mqtt) = &self.mqtt
+                {
+                    mqtt.publish_flags(&self.post_id, &rows);
+                }
+                for hook in self.webhooks.iter().filter(|h| &h.view == view) {
+                    hook.send(rows.clone());
+                }
+            }
+        }
+    }
+
+    fn publish_reads(&self, reads: &[PlateRead]) {
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.publish_reads(reads);
+        }
+    }
+
+    fn publish_health(&self, engine: &Engine) {
+        if let Some(mqtt) = &self.mqtt {
+            for health in engine.camera_health() {
+                if let Ok(value) = serde_json::to_value(&health) {
+                    mqtt.publish_health(&health.camera_id, value);
+                }
+            }
+        }
+    }
+
+    fn log(&self) {
+        if let Some(mqtt) = &self.mqtt {
+            let c = &mqtt.counters;
+            tracing::info!(
+                pending = mqtt.pending(),
+                published = c.published.load(std::sync::atomic::Ordering::Relaxed),
+                dropped = c.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                reads_in = c.reads_in.load(std::sync::atomic::Ordering::Relaxed),
+                malformed_in = c.malformed_in.load(std::sync::atomic::Ordering::Relaxed),
+                disconnects = c.disconnects.load(std::sync::atomic::Ordering::Relaxed),
+                "mqtt status"
+            );
+        }
+        for hook in &self.webhooks {
+            let s = hook.status();
+            tracing::info!(webhook = %s.name, pending = s.pending, delivered = s.delivered, refused = s.refused, failures = s.failures, last_error = ?s.last_error, "webhook status");
+        }
+    }
+}
+
+/// Takes reads from the feeds and the bus, all waiting pushes in one
+/// commit: stores their crops, puts the exits' pre-arrival records in the
+/// exchange's outbox, logs and applies them, publishes the new ones, and
+/// answers each push once its reads are in the log.
+fn push_feeds(
+    engine: &mut Engine,
+    sender: Option<&ExchangeSender>,
+    network: &tokio::runtime::Runtime,
+    outlets: &Outlets,
+    pushes: Vec<(FeedPush, tokio::sync::oneshot::Sender<Result<Taken, String>>)>,
+) {
+    if pushes.is_empty() {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut all: Vec<PlateRead> = Vec::new();
+    // Per push: its reads to take, and how many it repeated.
+    let mut parts: Vec<(Vec<String>, usize)> = Vec::with_capacity(pushes.len());
+    let mut replies = Vec::with_capacity(pushes.len());
+    for (FeedPush { source, reads, crops }, reply) in pushes {
+        let before = reads.len();
+        let mut mine: Vec<PlateRead> = reads.into_iter().filter(|r| !engine.has_read(&r.read_id) && seen.insert(r.read_id.clone())).collect();
+        let repeated = before - mine.len();
+        for (read_id, jpeg) in crops {
+            if let Some(read) = mine.iter_mut().find(|r| r.read_id == read_id) {
+                let date = borderflow_engine::history::date_folder(read.captured_at_ms);
+                match engine.put_object(&format!("crops/{}/{date}/{read_id}.jpg", read.post_id), jpeg) {
+                    Ok(url) => read.crop_uri = Some(url),
+                    Err(error) => tracing::warn!(%source, %read_id, %error, "plate crop not stored; the read is taken without it"),
+                }
+            }
+        }
+        parts.push((mine.iter().map(|r| r.read_id.clone()).collect(), repeated));
+        all.extend(mine);
+        replies.push(reply);
+    }
+    let pushed = send_and_push(engine, sender, network, &all);
+    // Those the engine holds now (it drops reads older than the reads' retention).
+    let fresh: Vec<PlateRead> = match &pushed {
+        Ok(()) => all.into_iter().filter(|r| engine.has_read(&r.read_id)).collect(),
+        Err(_) => Vec::new(),
+    };
+    outlets.publish_reads(&fresh);
+    for ((ids, repeated), reply) in parts.into_iter().zip(replies) {
+        let answer = match &pushed {
+            Ok(()) => Ok(Taken { new: ids.iter().filter(|id| engine.has_read(id)).count(), repeated }),
+            Err(error) => Err(error.clone()),
+        };
+        let _ = reply.send(answer);
+    }
 }
 
 /// Deliveries applied in one commit, at most.
@@ -384,6 +570,10 @@ pub fn deliver(engine: &mut Engine, deliveries: Vec<Delivery>) {
 fn handle_request(engine: &mut Engine, request: EngineRequest) {
     match request {
         EngineRequest::Deliver(delivery) => deliver(engine, vec![delivery]),
+        // The serve loop takes pushes itself (they go through the exchange's outbox first).
+        EngineRequest::PushReads { reply, .. } => {
+            let _ = reply.send(Err("reads are taken by the serve loop".to_string()));
+        }
         EngineRequest::Sql { sql, reply } => {
             let _ = reply.send(engine.sql(&sql).map_err(|e| e.to_string()));
         }

@@ -110,6 +110,53 @@
 //! start = "2026-11-27"        # required in [scenario]; first simulated day (UTC), string or TOML date
 //! days = 1                    # optional, default 1; 1 or more
 //! traffic_scale = 1.0         # optional, default 1.0; more than 0
+//!
+//! [[feed]]                    # optional, repeated; plate events from cameras that read plates themselves
+//! id = "otaci-anpr"           # required; letters, digits, `-`, `_`; unique among feeds
+//! format = "hikvision-isapi"  # required; "hikvision-isapi" (ISAPI EventNotificationAlert XML, alone or
+//!                             # as the anpr.xml part of multipart/form-data) or "json" (with [feed.fields])
+//! listen = "127.0.0.1:8830"   # required; where the cameras POST their events
+//! tokens = "secrets/feed-tokens.toml"   # optional; bearer tokens, as serve.tokens ([[token]] user, sha256)
+//! tls_cert = "certs/otaci-feed.pem"     # optional, with tls_key: HTTPS
+//! tls_key = "certs/otaci-feed.key"
+//! client_ca = "certs/md-cameras-ca.pem" # optional, with TLS: a client certificate signed by it needs no token
+//! max_event_kb = 4096         # optional, default 4096: the largest event (with its images) taken
+//!
+//! [[feed.camera]]             # required, repeated: the cameras that send to this feed
+//! device = "1"                # required; what the events call the camera (Hikvision: channelID or
+//!                             # ipAddress; json: the `camera` field), unique in the feed
+//! id = "otaci-anpr-entry-1"   # required; the camera id reads carry, unique among all cameras
+//! lane = 1                    # required, as in [[camera]]
+//! direction = "entry"         # required, as in [[camera]]
+//! point = "arrival"           # required, as in [[camera]]
+//!
+//! [feed.fields]               # format = "json" only: JSON Pointers (RFC 6901) into each event
+//! event_id = "/id"            # required; the camera's own event id (a repeated event is taken once)
+//! camera = "/camera"          # required; matched against [[feed.camera]] device
+//! plate = "/plate/text"       # required
+//! time = "/time"              # required; RFC 3339 text or milliseconds since the Unix epoch
+//! confidence = "/plate/confidence"   # optional; 0-100 or 0-1 (default 1)
+//! image = "/plate/jpeg"       # optional; the plate crop, base64 JPEG
+//!
+//! [[webhook]]                 # optional, repeated; a view's new rows POSTed as JSON, at least once
+//! name = "control-room"       # required; letters, digits, `-`, `_`; unique
+//! url = "https://127.0.0.1:9443/flags"  # required; http:// or https://
+//! view = "risk_flags"         # optional, default "risk_flags"
+//! secret = "secrets/webhook.key"        # optional; a file whose contents sign each body (HMAC-SHA256,
+//!                             # header X-Borderflow-Signature: sha256=<hex>)
+//! timeout = "10s"             # optional, default 10s: one request's limit
+//! max_backoff = "5m"          # optional, default 5m: the longest wait between tries
+//!
+//! [mqtt]                      # optional; a message bus (MQTT 3.1.1, QoS 1)
+//! broker = "mqtt://127.0.0.1:1883"      # required
+//! client_id = "borderflow-otaci"        # optional, default borderflow-<post id>
+//! reads_topic = "borderflow/otaci/reads"            # optional, this default: every new read, as JSON
+//! flags_topic = "borderflow/otaci/risk_flags"       # optional, this default: every new risk flag
+//! health_topic = "borderflow/otaci/health"          # optional, this default: <topic>/<camera>, retained
+//! input_topic = "borderflow/otaci/reads/in"         # optional; reads (the JSON of reads_topic) taken
+//!                             # from this topic as another source
+//! buffer = 10000              # optional, default 10000: messages held while the broker is away;
+//!                             # more are dropped and counted, never blocking the cameras
 //! ```
 //!
 //! Parsing keeps the byte spans of values (private "raw" structs of
@@ -126,6 +173,7 @@ pub use keys::{parse_exchange_keys, read_exchange_keys};
 use crate::{Direction, Point};
 
 mod cameras;
+mod integrations;
 mod roles;
 mod checks;
 mod keys;
@@ -459,6 +507,116 @@ pub struct PostConfig {
     /// `[watchlist]`: the file (or object) that holds the watchlist.
     pub watchlist: Option<WatchlistConfig>,
     pub scenario: Option<ScenarioSourceConfig>,
+    /// `[[feed]]`: listeners for third-party ANPR cameras' plate events, in file order.
+    pub feeds: Vec<FeedConfig>,
+    /// `[[webhook]]`: where risk flags (or another view's new rows) are posted, in file order.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `[mqtt]`: the message bus reads, flags and camera health are published on.
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// `[[feed]]`: an HTTP(S) listener that takes plate events from cameras
+/// that read plates themselves. Paths are absolute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedConfig {
+    /// Unique among the feeds; letters, digits, `-` and `_`.
+    pub id: String,
+    pub format: FeedFormat,
+    /// `host:port`.
+    pub listen: String,
+    /// Bearer tokens (a TOML file of `[[token]] user, sha256`); none and no
+    /// `client_ca`: every event is taken (a listener on a closed network).
+    pub tokens: Option<PathBuf>,
+    /// HTTPS: this listener's certificate and key.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// With HTTPS: a camera presenting a certificate signed by this CA needs no token.
+    pub client_ca: Option<PathBuf>,
+    /// The largest event (with its images) taken, in bytes; default 4 MiB.
+    pub max_event_bytes: usize,
+    /// The cameras that send to this feed, by the name their events give.
+    pub cameras: Vec<FeedCamera>,
+}
+
+/// How a feed's events are written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedFormat {
+    /// Hikvision ISAPI `EventNotificationAlert` with an `<ANPR>` element: as
+    /// the XML body, or as the `anpr.xml` part of a `multipart/form-data`
+    /// body whose `licensePlatePicture.jpg` part is the plate crop.
+    HikvisionIsapi,
+    /// A JSON object per event; `[feed.fields]` says where each field is.
+    Json(JsonFields),
+}
+
+/// `[feed.fields]`: JSON Pointers (RFC 6901, e.g. `/plate/text`) to an
+/// event's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonFields {
+    /// The camera's own id of the event (deduplication).
+    pub event_id: String,
+    /// The camera's name, as `[[feed.camera]] device` gives it.
+    pub camera: String,
+    pub plate: String,
+    /// RFC 3339 text, or a number of milliseconds since the Unix epoch.
+    pub time: String,
+    /// 0–100 or 0–1; none: 1.0.
+    pub confidence: Option<String>,
+    /// A base64 JPEG of the plate.
+    pub image: Option<String>,
+}
+
+/// `[[feed.camera]]`: a third-party camera, its place in the post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedCamera {
+    /// What the camera's events call it: Hikvision's `channelID` or
+    /// `ipAddress`, the JSON `camera` field.
+    pub device: String,
+    /// The camera id reads carry; unique among `[[camera]]` and feed cameras.
+    pub id: String,
+    pub lane: u16,
+    pub direction: Direction,
+    pub point: Point,
+}
+
+/// `[[webhook]]`: a view's new rows posted as JSON to an HTTP endpoint,
+/// at least once, from an outbox that survives restarts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    /// Unique among the webhooks; letters, digits, `-` and `_`.
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// The view whose new rows are posted; default `risk_flags`.
+    pub view: String,
+    /// A file whose contents sign each body (HMAC-SHA256 in the
+    /// `X-Borderflow-Signature` header); none: unsigned.
+    pub secret: Option<PathBuf>,
+    /// One request's limit; default 10 s.
+    pub timeout: Duration,
+    /// The longest wait between two tries; default 5 minutes.
+    pub max_backoff: Duration,
+}
+
+/// `[mqtt]`: an MQTT 3.1.1 broker reads, risk flags and camera health are
+/// published on (QoS 1; health retained), and reads may be taken from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// `host:port` of the broker (from `mqtt://host:port`).
+    pub host: String,
+    pub port: u16,
+    /// Default `borderflow-<post id>`.
+    pub client_id: String,
+    /// Default `borderflow/<post id>/reads`.
+    pub reads_topic: String,
+    /// Default `borderflow/<post id>/risk_flags`.
+    pub flags_topic: String,
+    /// Default `borderflow/<post id>/health`; one retained message per camera at `<topic>/<camera>`.
+    pub health_topic: String,
+    /// Reads in the JSON form published on `reads_topic`, taken as another source; none: not subscribed.
+    pub input_topic: Option<String>,
+    /// Messages held while the broker is away, at most; more are counted as dropped. Default 10000.
+    pub buffer: usize,
 }
 
 /// `[watchlist]`: where the post's watchlist is kept (Parquet or CSV with

@@ -15,7 +15,7 @@ pub use camera_health::{CameraHealth, CameraState, CameraStats};
 pub use config::{
     CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
     AUDIT_LOG_TABLE, ENGINE_TABLES, RoleConfig, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
-    WatchlistSource,
+    WatchlistSource, FeedCamera, FeedConfig, FeedFormat, JsonFields, MqttConfig, WebhookConfig,
 };
 pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
 pub use error::SchemaError;

@@ -537,3 +537,118 @@ fn watchlist_is_a_file_or_an_object_and_reloads_at_a_period() {
     let (error, path, _dir) = error_for(&zero);
     assert_at(&error, &path, line_of(&zero, "reload = "), "watchlist.reload");
 }
+
+/// A Hikvision feed, a JSON feed, a webhook and the message bus, all valid.
+const INTEGRATIONS: &str = r#"
+[[feed]]
+id = "lane-anpr"
+format = "hikvision-isapi"
+listen = "127.0.0.1:8830"
+tokens = "secrets/feed-tokens.toml"
+
+[[feed.camera]]
+device = "1"
+id = "otaci-anpr-entry-1"
+lane = 2
+direction = "entry"
+point = "arrival"
+
+[[feed]]
+id = "json-anpr"
+format = "json"
+listen = "127.0.0.1:8831"
+
+[[feed.camera]]
+device = "gate-3"
+id = "otaci-anpr-exit-3"
+lane = 3
+direction = "exit"
+point = "departure"
+
+[feed.fields]
+event_id = "/id"
+camera = "/camera"
+plate = "/plate/text"
+time = "/time"
+confidence = "/plate/confidence"
+
+[[webhook]]
+name = "control-room"
+url = "http://127.0.0.1:9000/flags"
+timeout = "5s"
+
+[mqtt]
+broker = "mqtt://127.0.0.1:1884"
+input_topic = "posts/otaci/reads/in"
+buffer = 500
+"#;
+
+#[test]
+fn feeds_webhooks_and_mqtt_parse_with_their_defaults() {
+    let text = format!("{VALID}{INTEGRATIONS}");
+    let (dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!(config.feeds.len(), 2);
+    assert_eq!(config.feeds[0].format, borderflow_types::FeedFormat::HikvisionIsapi);
+    assert_eq!(config.feeds[0].tokens.as_deref(), Some(dir.path().join("secrets/feed-tokens.toml").as_path()));
+    assert_eq!(config.feeds[0].max_event_bytes, 4 * 1024 * 1024);
+    assert_eq!((config.feeds[0].cameras[0].lane, config.feeds[0].cameras[0].direction), (2, Direction::Entry));
+    match &config.feeds[1].format {
+        borderflow_types::FeedFormat::Json(fields) => {
+            assert_eq!(fields.plate, "/plate/text");
+            assert_eq!(fields.image, None);
+        }
+        other => panic!("json-anpr is {other:?}"),
+    }
+    assert_eq!(config.webhooks[0].view, "risk_flags");
+    assert_eq!(config.webhooks[0].timeout, Duration::from_secs(5));
+    assert_eq!(config.webhooks[0].max_backoff, Duration::from_secs(300));
+    let mqtt = config.mqtt.expect("[mqtt]");
+    assert_eq!((mqtt.host.as_str(), mqtt.port, mqtt.buffer), ("127.0.0.1", 1884, 500));
+    assert_eq!(mqtt.client_id, "borderflow-otaci");
+    assert_eq!(mqtt.reads_topic, "borderflow/otaci/reads");
+    assert_eq!(mqtt.health_topic, "borderflow/otaci/health");
+    assert_eq!(mqtt.input_topic.as_deref(), Some("posts/otaci/reads/in"));
+}
+
+#[test]
+fn feed_mistakes_name_their_line_and_field() {
+    let good = format!("{VALID}{INTEGRATIONS}");
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        // (from, to, the text of the line at fault, field, words of the message)
+        ("format = \"json\"", "format = \"axis\"", "format = \"axis\"", "feed[2].format", "\"hikvision-isapi\" or \"json\""),
+        ("listen = \"127.0.0.1:8831\"", "listen = \"localhost\"", "listen = \"localhost\"", "feed[2].listen", "not an address and port"),
+        ("id = \"otaci-anpr-exit-3\"", "id = \"otaci-entry-arrival-1\"", "lane = 3", "feed[2].camera[1].id", "already used by a [[camera]]"),
+        ("device = \"gate-3\"", "device = \"\"", "device = \"\"", "feed[2].camera[1].device", "empty"),
+        ("direction = \"exit\"\npoint = \"departure\"\n\n[feed.fields]", "direction = \"out\"\npoint = \"departure\"\n\n[feed.fields]", "direction = \"out\"", "feed[2].camera[1].direction", "\"entry\""),
+        ("plate = \"/plate/text\"", "plate = \"plate.text\"", "plate = \"plate.text\"", "feed[2].fields.plate", "not a JSON Pointer"),
+        ("url = \"http://127.0.0.1:9000/flags\"", "url = \"ftp://127.0.0.1/flags\"", "url = \"ftp:", "webhook[1].url", "http:// or https://"),
+        ("timeout = \"5s\"", "timeout = \"soon\"", "timeout = \"soon\"", "webhook[1].timeout", "not a duration"),
+        ("broker = \"mqtt://127.0.0.1:1884\"", "broker = \"tcp://127.0.0.1:1884\"", "broker = ", "mqtt.broker", "mqtt://host:port"),
+        ("buffer = 500", "buffer = 0", "buffer = 0", "mqtt.buffer", "from 1 to"),
+    ];
+    for (from, to, at, field, words) in cases {
+        let text = replace_nth(&good, from, to, 1);
+        let (error, path, _dir) = error_for(&text);
+        // The camera id's line: the id line just above `lane = 3`.
+        let line = if *at == "lane = 3" { line_of(&text, at) - 1 } else { line_of(&text, at) };
+        assert_at(&error, &path, line, field);
+        assert!(error.message.contains(words), "{error} (expected {words:?})");
+    }
+
+    // A JSON feed without its fields, a feed without cameras, client certificates without TLS.
+    let text = good.replace("confidence = \"/plate/confidence\"\n", "").replace("[feed.fields]\nevent_id = \"/id\"\ncamera = \"/camera\"\nplate = \"/plate/text\"\ntime = \"/time\"\n", "");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of_nth(&text, "format = \"json\"", 1), "feed[2].fields");
+    let text = good.replace("[[feed.camera]]\ndevice = \"1\"\nid = \"otaci-anpr-entry-1\"\nlane = 2\ndirection = \"entry\"\npoint = \"arrival\"\n", "");
+    let (error, _, _dir) = error_for(&text);
+    assert_eq!(error.field, "feed[1].camera");
+    assert!(error.message.contains("at least one [[feed.camera]]"), "{error}");
+    let text = good.replace("tokens = \"secrets/feed-tokens.toml\"", "client_ca = \"certs/cameras-ca.pem\"");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "client_ca = "), "feed[1].client_ca");
+    // An unknown key is refused, with its place.
+    let text = good.replace("buffer = 500", "buffer = 500\nqos = 2");
+    let (error, path, _dir) = error_for(&text);
+    assert_eq!(error.line, line_of(&text, "qos = 2"), "{error} in {}", path.display());
+}

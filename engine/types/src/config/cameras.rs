@@ -158,7 +158,7 @@ fn camera_uri(source: &Source<'_>, value: Spanned<String>, field: &str) -> Resul
     Ok(uri)
 }
 
-fn lane(source: &Source<'_>, value: Spanned<i64>, field: &str) -> Result<u16, ConfigError> {
+pub(super) fn lane(source: &Source<'_>, value: Spanned<i64>, field: &str) -> Result<u16, ConfigError> {
     let span = value.span();
     let lane = value.into_inner();
     match u16::try_from(lane) {
@@ -167,7 +167,7 @@ fn lane(source: &Source<'_>, value: Spanned<i64>, field: &str) -> Result<u16, Co
     }
 }
 
-fn direction(
+pub(super) fn direction(
     source: &Source<'_>,
     value: Spanned<String>,
     field: &str,
@@ -186,7 +186,7 @@ fn direction(
     })
 }
 
-fn point(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Point, ConfigError> {
+pub(super) fn point(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Point, ConfigError> {
     let span = value.span();
     let text = value.into_inner();
     text.parse().map_err(|_: String| {

@@ -12,6 +12,7 @@ use super::raw::{RawConfig, RawPeer, RawPost, RawServe, RawRetention, RawS3, Raw
 use super::source::{Source, normalize};
 use super::cameras::cameras;
 use super::roles::roles;
+use super::integrations::{feeds, mqtt_config, webhooks};
 use super::{
     ConfigError, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, StorageConfig, TableConfig, ViewConfig, WatchlistConfig, WatchlistSource,
@@ -34,7 +35,24 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
     let tables = tables(source, raw.table)?;
     let watchlist = raw.watchlist.map(|w| watchlist_config(source, w)).transpose()?;
     let scenario = raw.scenario.map(|s| scenario_config(source, s)).transpose()?;
-    Ok(PostConfig { path: Some(PathBuf::from(&source.file)), post, peer, serve, storage, cameras, views, tables, watchlist, scenario })
+    let feeds = feeds(source, &post, &cameras, raw.feed)?;
+    let webhooks = webhooks(source, raw.webhook)?;
+    let mqtt = raw.mqtt.map(|m| mqtt_config(source, &post, m)).transpose()?;
+    Ok(PostConfig {
+        path: Some(PathBuf::from(&source.file)),
+        post,
+        peer,
+        serve,
+        storage,
+        cameras,
+        views,
+        tables,
+        watchlist,
+        scenario,
+        feeds,
+        webhooks,
+        mqtt,
+    })
 }
 
 fn post_section(source: &Source<'_>, raw: RawPost) -> Result<PostSection, ConfigError> {
@@ -170,7 +188,7 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
 }
 
 /// A path that may be relative to the configuration file's folder, made absolute.
-fn relative_path(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<PathBuf, ConfigError> {
+pub(super) fn relative_path(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<PathBuf, ConfigError> {
     let span = value.span();
     let value = value.into_inner();
     if value.trim().is_empty() {
@@ -324,7 +342,7 @@ fn retention_config(source: &Source<'_>, raw: Option<RawRetention>) -> Result<Re
 }
 
 /// A duration written as a whole number and a unit: `45s`, `90m`, `12h`, `30d`, `2w`.
-fn duration(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(source: &Source<'_>, value: Spanned<String>, field: &str) -> Result<Duration, ConfigError> {
     let span = value.span();
     let text = value.into_inner();
     let trimmed = text.trim();
@@ -531,7 +549,7 @@ pub(super) fn identifier(source: &Source<'_>, value: Spanned<String>, field: &st
     Ok(id)
 }
 
-fn non_empty(source: &Source<'_>, value: Spanned<String>, field: &str, what: &str) -> Result<String, ConfigError> {
+pub(super) fn non_empty(source: &Source<'_>, value: Spanned<String>, field: &str, what: &str) -> Result<String, ConfigError> {
     let span = value.span();
     let text = value.into_inner();
     if text.trim().is_empty() {

@@ -28,6 +28,71 @@ pub(super) struct RawConfig {
     pub table: Vec<RawTable>,
     pub watchlist: Option<Spanned<RawWatchlist>>,
     pub scenario: Option<RawScenario>,
+    #[serde(default)]
+    pub feed: Vec<Spanned<RawFeed>>,
+    #[serde(default)]
+    pub webhook: Vec<Spanned<RawWebhook>>,
+    pub mqtt: Option<Spanned<RawMqtt>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeed {
+    pub id: Spanned<String>,
+    pub format: Spanned<String>,
+    pub listen: Spanned<String>,
+    pub tokens: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub client_ca: Option<Spanned<String>>,
+    pub max_event_kb: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub camera: Vec<RawFeedCamera>,
+    pub fields: Option<Spanned<RawJsonFields>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeedCamera {
+    pub device: Spanned<String>,
+    pub id: Spanned<String>,
+    pub lane: Spanned<i64>,
+    pub direction: Spanned<String>,
+    pub point: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJsonFields {
+    pub event_id: Spanned<String>,
+    pub camera: Spanned<String>,
+    pub plate: Spanned<String>,
+    pub time: Spanned<String>,
+    pub confidence: Option<Spanned<String>>,
+    pub image: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    pub view: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_backoff: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMqtt {
+    pub broker: Spanned<String>,
+    pub client_id: Option<Spanned<String>>,
+    pub reads_topic: Option<Spanned<String>>,
+    pub flags_topic: Option<Spanned<String>>,
+    pub health_topic: Option<Spanned<String>>,
+    pub input_topic: Option<Spanned<String>>,
+    pub buffer: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
