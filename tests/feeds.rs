@@ -4,7 +4,8 @@
 //! naming the field and loses nothing else, takes a repeated event once
 //! (also after a SIGKILL and restart), and posts the risk flags the reads
 //! raise to a webhook at least once, retrying a failed delivery, signed, and
-//! not again after a restart. Everything on 127.0.0.1.
+//! not again after a restart; `/metrics`, parsed by the Prometheus
+//! project's parser, counts it all. Everything on 127.0.0.1.
 
 mod common;
 
@@ -67,7 +68,7 @@ fn certificates(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     (format!("{cert}{key}").into_bytes(), ca.pem().into_bytes())
 }
 
-fn write_post(dir: &Path, sql_port: u16, hik_port: u16, json_port: u16, hook_port: u16, tls_port: u16) -> std::path::PathBuf {
+fn write_post(dir: &Path, sql_port: u16, hik_port: u16, json_port: u16, hook_port: u16, tls_port: u16, metrics_port: u16) -> std::path::PathBuf {
     common::write_tokens(dir, &[("analyst", ANALYST), ("lane-2-camera", CAMERA)]);
     std::fs::write(dir.join("webhook.key"), SECRET).expect("secret");
     std::fs::write(dir.join("watchlist.csv"), "plate,reason,severity\nAB1234CD,stolen vehicle report,3\n").expect("watchlist");
@@ -82,6 +83,7 @@ crossing = "otaci-mohyliv-podilskyi"
 
 [serve]
 sql_listen = "127.0.0.1:{sql_port}"
+metrics_listen = "127.0.0.1:{metrics_port}"
 tokens = "tokens.toml"
 
 [storage]
@@ -214,6 +216,33 @@ fn sql(port: u16, query: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `/metrics` parsed with prometheus_client's OpenMetrics parser, as JSON
+/// `{family: {first label value: value}}` (a histogram's count for it).
+fn scrape(port: u16) -> serde_json::Value {
+    let text = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python"))
+        .args([
+            "-c",
+            r#"
+import json, sys, urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode()
+out = {}
+for family in text_string_to_metric_families(text):
+    for sample in family.samples:
+        if sample.name.endswith("_created") or sample.name.endswith("_bucket") or sample.name.endswith("_sum"):
+            continue
+        label = next(iter(sample.labels.values()), "")
+        out.setdefault(family.name, {})[label] = sample.value
+print(json.dumps(out))
+"#,
+            &port.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(text.status.success(), "scraping /metrics: {}", String::from_utf8_lossy(&text.stderr));
+    serde_json::from_slice(&text.stdout).expect("JSON")
+}
+
 #[test]
 fn vendor_events_become_reads_and_their_flags_reach_the_webhook() {
     let dir = tempfile::tempdir().expect("dir");
@@ -221,8 +250,10 @@ fn vendor_events_become_reads_and_their_flags_reach_the_webhook() {
     let (hook_port, received) = start_receiver(&runtime);
     let (sql_port, hik_port, json_port, tls_port) = (common::free_port(), common::free_port(), common::free_port(), common::free_port());
     let (camera_identity, ca) = certificates(dir.path());
-    let config = write_post(dir.path(), sql_port, hik_port, json_port, hook_port, tls_port);
+    let metrics_port = common::free_port();
+    let config = write_post(dir.path(), sql_port, hik_port, json_port, hook_port, tls_port, metrics_port);
     let (mut child, log) = serve(&config);
+    let metrics_before = scrape(metrics_port);
     let hik = format!("http://127.0.0.1:{hik_port}/ISAPI/Event/notification/alert");
     let hik_with_token = format!("{hik}?token={CAMERA}");
     let json = format!("http://127.0.0.1:{json_port}/events");
@@ -328,6 +359,20 @@ fn vendor_events_become_reads_and_their_flags_reach_the_webhook() {
         let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         assert_eq!(headers.get("x-borderflow-signature").and_then(|v| v.to_str().ok()), Some(signature.as_str()));
     }
+
+    // /metrics, parsed by the Prometheus project's own parser: the feeds' counters moved with the events.
+    let metrics_after = scrape(metrics_port);
+    let value = |metrics: &serde_json::Value, name: &str, label: &str| metrics[name][label].as_f64().unwrap_or(0.0);
+    assert_eq!(value(&metrics_before, "borderflow_feed_reads", "lane-anpr"), 0.0, "{metrics_before}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_reads", "lane-anpr"), 2.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_reads", "gate-anpr"), 2.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_repeated", "lane-anpr"), 1.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_malformed", "lane-anpr"), 4.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_unauthorized", "lane-anpr"), 2.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_feed_malformed", "gate-anpr"), 3.0, "{metrics_after}");
+    assert_eq!(value(&metrics_after, "borderflow_reads_held", "otaci"), 5.0, "{metrics_after}");
+    assert!(value(&metrics_after, "borderflow_commit_seconds", "feeds") >= 4.0, "commits of the feeds counted: {metrics_after}");
+    assert!(value(&metrics_after, "borderflow_webhook_delivered", "control-room") >= flags as f64, "{metrics_after}");
 
     // SIGKILL: what was answered 200 was logged; the flags delivered are not posted again.
     child.kill().expect("SIGKILL");

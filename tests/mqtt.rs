@@ -111,7 +111,14 @@ fn reads_and_flags_go_out_on_the_bus_and_reads_come_in() {
     let dir = tempfile::tempdir().expect("dir");
     let broker_dir = dir.path().join("broker");
     std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let (mqtt_port, sql_port, feed_port, no_camera_port) = (common::free_port(), common::free_port(), common::free_port(), common::free_port());
+    let (mqtt_port, sql_port, feed_port, no_camera_port, metrics_port) = (common::free_port(), common::free_port(), common::free_port(), common::free_port(), common::free_port());
+    // A folder of three still images as a second camera: its frame counters move.
+    let stills = dir.path().join("stills");
+    std::fs::create_dir_all(&stills).expect("stills");
+    let jpeg = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/feeds/plate.jpg")).expect("jpeg");
+    for i in 0..3 {
+        std::fs::write(stills.join(format!("{i:03}.jpg")), &jpeg).expect("still");
+    }
     let (mut broker, _) = start_broker(&broker_dir, mqtt_port);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let (client, messages) = control_room(&runtime, mqtt_port);
@@ -131,6 +138,7 @@ crossing = "otaci-mohyliv-podilskyi"
 
 [serve]
 sql_listen = "127.0.0.1:{sql_port}"
+metrics_listen = "127.0.0.1:{metrics_port}"
 tokens = "tokens.toml"
 
 [storage]
@@ -167,6 +175,16 @@ point = "arrival"
 counting_line = [[0.05, 0.6], [0.95, 0.6]]
 from_side = "top"
 stall_timeout_ms = 1000
+
+[[camera]]
+id = "otaci-stills-8"
+uri = "dir://stills"
+lane = 8
+direction = "exit"
+point = "departure"
+counting_line = [[0.05, 0.6], [0.95, 0.6]]
+from_side = "top"
+image_interval_ms = 200
 
 [mqtt]
 broker = "mqtt://127.0.0.1:{mqtt_port}"
@@ -238,7 +256,9 @@ buffer = 1000
             let event = tokio::time::timeout_at(deadline, events.poll()).await.expect("a retained health message within 20 s");
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => late.subscribe("borderflow/otaci/health/#", QoS::AtLeastOnce).await.expect("subscribe"),
-                Ok(Event::Incoming(Packet::Publish(p))) => break (p.topic.clone(), p.retain, serde_json::from_slice::<serde_json::Value>(&p.payload).expect("JSON")),
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic.ends_with("/otaci-lane-9") => {
+                    break (p.topic.clone(), p.retain, serde_json::from_slice::<serde_json::Value>(&p.payload).expect("JSON"));
+                }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -248,6 +268,31 @@ buffer = 1000
     assert_eq!(health.2["camera_id"], "otaci-lane-9", "{health:?}");
     assert!(health.2["state"].is_string() && health.2["reconnects"].is_u64(), "{health:?}");
 
+    // /metrics: the cameras' counters moved as frames came and the stream failed; the bus's as messages went.
+    let metrics = scrape(metrics_port);
+    let sample = |name: &str, label: &str| metrics.lines().find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("\"{label}\""))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(sample("borderflow_camera_frames_in_total", "otaci-stills-8"), Some(3.0), "{metrics}");
+    assert_eq!(sample("borderflow_camera_frames_processed_total", "otaci-stills-8"), Some(3.0), "{metrics}");
+    assert_eq!(sample("borderflow_camera_up", "otaci-lane-9"), Some(0.0), "{metrics}");
+    assert!(sample("borderflow_camera_reconnects_total", "otaci-lane-9").is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(sample("borderflow_mqtt_published_total", "otaci").is_some_and(|n| n >= 22.0), "{metrics}");
+    assert!(sample("borderflow_mqtt_disconnects_total", "otaci").is_some_and(|n| n >= 1.0), "{metrics}");
+    assert_eq!(sample("borderflow_mqtt_malformed_in_total", "otaci"), Some(1.0), "{metrics}");
+
     stop(&mut post);
     stop(&mut broker);
+}
+
+/// `/metrics` as text, after checking it parses with the Prometheus project's OpenMetrics parser.
+fn scrape(port: u16) -> String {
+    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, urllib.request\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\ntext = urllib.request.urlopen(f'http://127.0.0.1:{sys.argv[1]}/metrics').read().decode()\nlist(text_string_to_metric_families(text))\nprint(text)",
+            &port.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "/metrics does not parse: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

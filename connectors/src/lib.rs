@@ -18,7 +18,8 @@
 //! third-party ANPR cameras over HTTP(S) (Hikvision ISAPI, JSON), [`mqtt`]
 //! publishes reads, risk flags and camera health on a message bus and takes
 //! reads from it, and [`webhook`] posts risk flags to HTTP endpoints at least
-//! once (rows as JSON by [`outbound`]).
+//! once (rows as JSON by [`outbound`]); [`metrics`] serves the post's
+//! `/metrics` for Prometheus.
 
 pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport, camera_opener};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
@@ -28,6 +29,7 @@ pub mod engine_handle;
 pub mod exchange;
 pub mod feed;
 pub mod flight_sql;
+pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 mod parquet_store;

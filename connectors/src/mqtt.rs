@@ -191,21 +191,25 @@ impl Mqtt {
                         connected = false;
                         self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, pending = self.pending(), "MQTT connection lost; messages wait in the outbox");
+                        // The client has moved what was in flight and in its
+                        // queue to its own unbounded list to send again; the
+                        // outbox is the one list (bounded, in order, acked by
+                        // packet id): everything unacknowledged is sent again
+                        // from it on the next connection.
+                        events.pending.clear();
+                        if let Ok(mut outbox) = self.outbox.lock() {
+                            outbox.awaiting_pkid.clear();
+                            for message in outbox.messages.iter_mut() {
+                                message.pkid = None;
+                                message.sent = false;
+                            }
+                        }
+                        self.wake.notify_one();
                     } else {
+                        // A failed connection attempt: what the client holds
+                        // in its queue goes out, in order, once one succeeds.
                         tracing::debug!(%error, "MQTT broker not reachable");
                     }
-                    // The client forgets what was in flight on a clean
-                    // session: the outbox sends everything unacknowledged
-                    // again on the next one (what still sat in the client's
-                    // queue goes twice; receivers deduplicate by id).
-                    if let Ok(mut outbox) = self.outbox.lock() {
-                        outbox.awaiting_pkid.clear();
-                        for message in outbox.messages.iter_mut() {
-                            message.pkid = None;
-                            message.sent = false;
-                        }
-                    }
-                    self.wake.notify_one();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

@@ -24,7 +24,8 @@
 //!   each request once its reads are logged;
 //! - the outlets: the `[mqtt]` bus (reads, risk flags, camera health out;
 //!   reads in) and the `[[webhook]]`s, fed from subscriptions to their views
-//!   after every commit.
+//!   after every commit;
+//! - `/metrics` (`[serve] metrics_listen`, [`borderflow_connectors::metrics`]).
 //!
 //! After a restart the engine replays its log, and the scenario resumes at
 //! the first tick with a read the engine does not have. An unreachable peer
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 use borderflow_connectors::exchange::{Delivery, ExchangeSender, ExchangeService, SenderConfig, StatusHandle, TlsFiles, serve_exchange};
 use borderflow_engine::{Direction, PlateRead, PostConfig, pre_arrival_records, reads_to_batch};
 use borderflow_connectors::engine_handle::{EngineHandle, EngineRequest, EngineTables, FeedPush, Taken};
+use borderflow_connectors::metrics::{EngineState, PostMetrics, serve_metrics};
 use borderflow_connectors::mqtt::Mqtt;
 use borderflow_connectors::outbound::{added_rows, snapshot_rows};
 use borderflow_connectors::webhook::Webhook;
@@ -178,6 +180,16 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         taps.push((FLAGS_VIEW.to_string(), engine.subscribe(FLAGS_VIEW).map_err(|e| e.to_string())?));
     }
     let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps };
+    let metrics = Arc::new(PostMetrics::new(&post_id));
+    if let (Ok(mut f), Ok(mut m), Ok(mut w)) = (metrics.feeds.lock(), metrics.mqtt.lock(), metrics.webhooks.lock()) {
+        *f = feeds.clone();
+        *m = outlets.mqtt.clone();
+        *w = outlets.webhooks.clone();
+    }
+    if let Some(listen) = &serve_config.metrics_listen {
+        let bound = network.block_on(serve_metrics(listen, metrics.clone()))?;
+        progress(&format!("metrics on http://{bound}/metrics"));
+    }
 
     let mut feed = match on_cameras {
         true => {
@@ -238,8 +250,16 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
                         next_request = inbox.try_recv().ok();
                     }
                 }
-                deliver(&mut engine, deliveries);
-                push_feeds(&mut engine, sender.as_ref(), &network, &outlets, pushes);
+                if !deliveries.is_empty() {
+                    let started = Instant::now();
+                    deliver(&mut engine, deliveries);
+                    metrics.commit("exchange", started.elapsed().as_secs_f64());
+                }
+                if !pushes.is_empty() {
+                    let started = Instant::now();
+                    push_feeds(&mut engine, sender.as_ref(), &network, &outlets, pushes);
+                    metrics.commit("feeds", started.elapsed().as_secs_f64());
+                }
                 for request in others {
                     handle_request(&mut engine, request);
                 }
@@ -292,6 +312,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             }
         }
         outlets.drain();
+        publish_state(&engine, &metrics);
         if let Some(cameras) = feed.as_mut() {
             if Instant::now() >= next_at {
                 next_at = Instant::now() + options.follow.pace;
@@ -306,7 +327,12 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
                 }
                 cameras.report(&engine, progress);
                 let fresh: Vec<PlateRead> = camera_reads.iter().filter(|r| !engine.has_read(&r.read_id)).cloned().collect();
-                match send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads) {
+                let started = Instant::now();
+                let pushed = send_and_push(&mut engine, sender.as_ref(), &network, &camera_reads);
+                if !camera_reads.is_empty() {
+                    metrics.commit("cameras", started.elapsed().as_secs_f64());
+                }
+                match pushed {
                     Ok(()) => {
                         outlets.publish_reads(&fresh);
                         camera_reads.clear();
@@ -343,10 +369,12 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             }
         }
         let time = (*time).max(engine.log_time_ms() + 1);
+        let started = Instant::now();
         let pushed = match (i, &watchlist) {
             (0, Some(watchlist)) => first_watchlist(&mut engine, watchlist, time),
             _ => engine.push_reads_at(&reads_to_batch(reads), time),
         };
+        metrics.commit("scenario", started.elapsed().as_secs_f64());
         match pushed {
             Ok(_) => {
                 outlets.publish_reads(reads);
@@ -392,6 +420,18 @@ fn send_and_push(engine: &mut Engine, sender: Option<&ExchangeSender>, network: 
         }
     }
     engine.push_reads(&reads_to_batch(reads)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// What `/metrics` reports of the engine, as of now.
+fn publish_state(engine: &Engine, metrics: &PostMetrics) {
+    if let Ok(mut state) = metrics.state.lock() {
+        *state = EngineState {
+            live_reads: engine.live_reads() as u64,
+            pre_arrival_reads: engine.pre_arrival_reads() as u64,
+            cameras: engine.camera_health(),
+            exchange: engine.exchange_status(),
+        };
+    }
 }
 
 /// The view whose new rows go to the message bus as risk flags.

@@ -25,6 +25,7 @@
 //! exchange_listen = "127.0.0.1:8817"   # optional; where the peer sends its pre-arrival records
 //!                             # (Arrow Flight DoPut, mutual TLS with [peer] ca, cert and key)
 //! sql_listen = "127.0.0.1:8820"        # optional; Flight SQL for analysts
+//! metrics_listen = "127.0.0.1:9464"    # optional; GET /metrics (OpenMetrics text, no plate in it)
 //! tokens = "secrets/analyst-tokens.toml"   # optional; analysts' bearer tokens: [[token]] user = "…",
 //!                             # sha256 = "<hex SHA-256 of the token>"
 //! tls_cert = "certs/otaci-sql.pem"     # optional, with tls_key: TLS for the Flight SQL server
@@ -253,6 +254,8 @@ pub struct ServeConfig {
     pub exchange_listen: Option<String>,
     /// Where the Flight SQL server listens (`host:port`).
     pub sql_listen: Option<String>,
+    /// Where `/metrics` is served (`host:port`), for Prometheus.
+    pub metrics_listen: Option<String>,
     /// The analysts' bearer tokens (a TOML file of `[[token]] user, sha256`).
     pub tokens: Option<PathBuf>,
     /// TLS for the Flight SQL server.
@@ -306,6 +309,7 @@ impl Default for ServeConfig {
         ServeConfig {
             exchange_listen: None,
             sql_listen: None,
+            metrics_listen: None,
             tokens: None,
             tls_cert: None,
             tls_key: None,

@@ -169,6 +169,7 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
     let serve = ServeConfig {
         exchange_listen: address(raw.exchange_listen, "serve.exchange_listen")?,
         sql_listen: address(raw.sql_listen, "serve.sql_listen")?,
+        metrics_listen: address(raw.metrics_listen, "serve.metrics_listen")?,
         tokens: path(raw.tokens, "serve.tokens")?,
         tls_cert: path(raw.tls_cert, "serve.tls_cert")?,
         tls_key: path(raw.tls_key, "serve.tls_key")?,

@@ -135,6 +135,7 @@ pub(super) struct RawPeer {
 pub(super) struct RawServe {
     pub exchange_listen: Option<Spanned<String>>,
     pub sql_listen: Option<Spanned<String>>,
+    pub metrics_listen: Option<Spanned<String>>,
     pub tokens: Option<Spanned<String>>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
