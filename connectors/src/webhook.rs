@@ -178,8 +178,8 @@ impl Sender {
                 self.queue.push_back(row);
             }
         }
-        let pending = self.queue.len();
-        self.update(|s| s.pending = pending);
+        // `update` sets the pending count.
+        self.update(|_| {});
     }
 
     fn update(&self, change: impl FnOnce(&mut WebhookStatus)) {

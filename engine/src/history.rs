@@ -209,6 +209,12 @@ pub fn date_folder(ms: i64) -> String {
     folder_of(event_date(ms))
 }
 
+/// Where a read's plate crop is kept in the store,
+/// `crops/<post>/<date>/<read_id>.jpg` (what [`sweep_crops`] sweeps).
+pub fn crop_path(post_id: &str, captured_at_ms: i64, read_id: &str) -> String {
+    format!("crops/{post_id}/{}/{read_id}.jpg", date_folder(captured_at_ms))
+}
+
 fn folder_of(date: Option<NaiveDate>) -> String {
     date.map_or_else(|| "invalid-date".to_string(), |d| d.to_string())
 }

@@ -532,8 +532,7 @@ fn push_feeds(
         let repeated = before - mine.len();
         for (read_id, jpeg) in crops {
             if let Some(read) = mine.iter_mut().find(|r| r.read_id == read_id) {
-                let date = borderflow_engine::history::date_folder(read.captured_at_ms);
-                match engine.put_object(&format!("crops/{}/{date}/{read_id}.jpg", read.post_id), jpeg) {
+                match engine.put_object(&borderflow_engine::history::crop_path(&read.post_id, read.captured_at_ms, &read_id), jpeg) {
                     Ok(url) => read.crop_uri = Some(url),
                     Err(error) => tracing::warn!(%source, %read_id, %error, "plate crop not stored; the read is taken without it"),
                 }

@@ -264,8 +264,7 @@ fn commit(engine: &mut Engine, fresh: Vec<PlateRead>, options: &CameraRunOptions
 fn write_crop(engine: &Engine, read: &PlateRead, crop: PlateCrop) -> Result<String, String> {
     let jpeg = encode_jpegs(crop.width, crop.height, 85, std::iter::once(crop.rgb)).map_err(|e| e.to_string())?;
     let jpeg = jpeg.into_iter().next().ok_or("the encoder gave no image")?;
-    let date = borderflow_engine::history::date_folder(read.captured_at_ms);
-    engine.put_object(&format!("crops/{}/{date}/{}.jpg", read.post_id, read.read_id), jpeg).map_err(|e| e.to_string())
+    engine.put_object(&borderflow_engine::history::crop_path(&read.post_id, read.captured_at_ms, &read.read_id), jpeg).map_err(|e| e.to_string())
 }
 
 /// The event time of the recordings' first frames (see the module
