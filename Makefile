@@ -22,7 +22,8 @@ run: build
 
 # The Rust tests, then the Python module's (engine/python/tests, pytest),
 # even when a Rust test failed; the target fails if either did.
-test: setup
+test:
+	@scripts/setup --tests
 	@status=0; \
 	echo "$(CARGO) test --workspace --no-fail-fast"; \
 	$(CARGO) test --workspace --no-fail-fast || status=1; \

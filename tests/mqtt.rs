@@ -269,7 +269,7 @@ buffer = 1000
     assert!(health.2["state"].is_string() && health.2["reconnects"].is_u64(), "{health:?}");
 
     // /metrics: the cameras' counters moved as frames came and the stream failed; the bus's as messages went.
-    let metrics = scrape(metrics_port);
+    let metrics = common::scrape(metrics_port);
     let sample = |name: &str, label: &str| metrics.lines().find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("\"{label}\""))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
     assert_eq!(sample("borderflow_camera_frames_in_total", "otaci-stills-8"), Some(3.0), "{metrics}");
     assert_eq!(sample("borderflow_camera_frames_processed_total", "otaci-stills-8"), Some(3.0), "{metrics}");
@@ -283,16 +283,3 @@ buffer = 1000
     stop(&mut broker);
 }
 
-/// `/metrics` as text, after checking it parses with the Prometheus project's OpenMetrics parser.
-fn scrape(port: u16) -> String {
-    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python"))
-        .args([
-            "-c",
-            "import sys, urllib.request\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\ntext = urllib.request.urlopen(f'http://127.0.0.1:{sys.argv[1]}/metrics').read().decode()\nlist(text_string_to_metric_families(text))\nprint(text)",
-            &port.to_string(),
-        ])
-        .output()
-        .expect("python runs");
-    assert!(output.status.success(), "/metrics does not parse: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}

@@ -9,8 +9,6 @@
 
 mod video;
 
-use std::path::Path;
-use std::sync::mpsc::channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,59 +16,7 @@ use borderflow::connectors::synthetic_video::{Scene, render_jpegs};
 use borderflow::connectors::{CameraEvent, CameraSource, CameraSourceOptions};
 use borderflow::engine::{CameraState, Runtime};
 use borderflow::{camera_video, run_video};
-use gstreamer as gst;
-use gstreamer::glib;
-use gstreamer_rtsp_server::prelude::*;
-use gstreamer_rtsp_server::{RTSPClient, RTSPFilterResult, RTSPMediaFactory, RTSPServer};
-
-/// An RTSP server on 127.0.0.1 serving one clip at `/lane`, on its own main loop.
-struct RtspServer {
-    port: u16,
-    server: RTSPServer,
-    main_loop: glib::MainLoop,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RtspServer {
-    /// Serves `clip` on `port` (0: a free port).
-    fn start(clip: &Path, port: u16) -> RtspServer {
-        gst::init().expect("GStreamer initialises");
-        let launch = format!(
-            "( filesrc location={} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )",
-            clip.display()
-        );
-        let (sender, receiver) = channel();
-        let thread = std::thread::spawn(move || {
-            let context = glib::MainContext::new();
-            let main_loop = glib::MainLoop::new(Some(&context), false);
-            let server = RTSPServer::new();
-            server.set_address("127.0.0.1");
-            server.set_service(&port.to_string());
-            let factory = RTSPMediaFactory::new();
-            factory.set_launch(&launch);
-            factory.set_shared(false);
-            server.mount_points().expect("mount points").add_factory("/lane", factory);
-            let source = server.attach(Some(&context)).expect("the server binds 127.0.0.1");
-            sender.send((server.bound_port() as u16, server.clone(), main_loop.clone())).expect("test waits");
-            main_loop.run();
-            if let Some(source) = context.find_source_by_id(&source) {
-                source.destroy();
-            }
-            while context.iteration(false) {}
-        });
-        let (port, server, main_loop) = receiver.recv().expect("the server starts");
-        RtspServer { port, server, main_loop, thread: Some(thread) }
-    }
-
-    /// Disconnects every client and closes the listening socket.
-    fn stop(mut self) {
-        self.server.client_filter(Some(&mut |_: &RTSPServer, _: &RTSPClient| RTSPFilterResult::Remove));
-        self.main_loop.quit();
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the server thread ends");
-        }
-    }
-}
+use video::rtsp::RtspServer;
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + timeout;

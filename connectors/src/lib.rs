@@ -25,6 +25,7 @@ pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pa
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
 
 pub mod camera;
+pub mod console;
 pub mod engine_handle;
 pub mod exchange;
 pub mod feed;

@@ -12,8 +12,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use borderflow_types::{CameraHealth, CameraState, ExchangeStatus, PeerState};
+use borderflow_types::{CameraHealth, CameraState, CameraStats, ExchangeStatus, PeerState, WalStats};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -45,6 +47,12 @@ pub struct PostMetrics {
     pub feeds: Mutex<Vec<FeedHandle>>,
     pub mqtt: Mutex<Option<Mqtt>>,
     pub webhooks: Mutex<Vec<Webhook>>,
+    /// The cameras' live counters, for their detection and recognition times.
+    pub cameras: Mutex<Vec<Arc<CameraStats>>>,
+    /// The Flight SQL server's requests by kind and outcome.
+    pub sql_requests: crate::flight_sql::RequestCounts,
+    /// The write-ahead log's appends.
+    pub wal: Mutex<Option<Arc<WalStats>>>,
 }
 
 fn commit_histogram() -> Histogram {
@@ -60,6 +68,9 @@ impl PostMetrics {
             feeds: Mutex::default(),
             mqtt: Mutex::default(),
             webhooks: Mutex::default(),
+            cameras: Mutex::default(),
+            sql_requests: Default::default(),
+            wal: Mutex::default(),
         }
     }
 
@@ -76,6 +87,12 @@ impl PostMetrics {
         gauge(&mut registry, "reads_held", "Reads the engine holds (within the reads' retention)", &[(post(), state.live_reads as i64)]);
         gauge(&mut registry, "pre_arrival_reads_held", "Pre-arrival reads from the neighbour the engine holds", &[(post(), state.pre_arrival_reads as i64)]);
         registry.register("commit_seconds", "Seconds per commit, by what was committed", self.commit_seconds.clone());
+        if let Some(wal) = self.wal.lock().ok().and_then(|w| w.clone()) {
+            counter(&mut registry, "wal_bytes", "Bytes appended to the write-ahead log", &[(post(), wal.bytes.load(Ordering::Relaxed))]);
+            counter(&mut registry, "wal_records", "Records appended to the write-ahead log", &[(post(), wal.records.load(Ordering::Relaxed))]);
+            registry.register("wal_sync_seconds", "Seconds per append until it is durable (write and fsync)", wal.sync_seconds.clone());
+        }
+        registry.register("sql_requests", "Flight SQL requests, by request and outcome (ok, refused, error)", self.sql_requests.clone());
 
         let camera = |c: &CameraHealth| vec![("camera".to_string(), c.camera_id.clone())];
         let cams = &state.cameras;
@@ -85,6 +102,9 @@ impl PostMetrics {
         counter(&mut registry, "camera_frames_skipped", "Frames skipped by max_fps", &cams.iter().map(|c| (camera(c), c.frames_skipped)).collect::<Vec<_>>());
         counter(&mut registry, "camera_reconnects", "Times the camera's stream was reopened", &cams.iter().map(|c| (camera(c), c.reconnects)).collect::<Vec<_>>());
         gauge(&mut registry, "camera_up", "1 when the camera delivers frames", &cams.iter().map(|c| (camera(c), i64::from(c.state == CameraState::Up))).collect::<Vec<_>>());
+        let stats = self.cameras.lock().map(|c| c.clone()).unwrap_or_default();
+        registry.register_collector(Box::new(StageTimes { name: "camera_detect_seconds", help: "Seconds the plate detector took per detected frame", cameras: stats.clone(), of: |s| &s.detect_seconds }));
+        registry.register_collector(Box::new(StageTimes { name: "camera_recognise_seconds", help: "Seconds plate recognition took per frame with plates to read", cameras: stats, of: |s| &s.recognise_seconds }));
 
         if let Some(x) = &state.exchange {
             let peer = || vec![("peer".to_string(), x.peer.clone())];
@@ -135,6 +155,36 @@ impl PostMetrics {
         // Writing into a String does not fail.
         let _ = encode(&mut text, &registry);
         text
+    }
+}
+
+/// One histogram a camera, kept by the camera's workers in its
+/// [`CameraStats`], written as one family labelled by camera (a
+/// collector: the histograms are the workers', not copies).
+struct StageTimes {
+    name: &'static str,
+    help: &'static str,
+    cameras: Vec<Arc<CameraStats>>,
+    of: fn(&CameraStats) -> &Histogram,
+}
+
+impl std::fmt::Debug for StageTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageTimes").field("name", &self.name).finish()
+    }
+}
+
+impl Collector for StageTimes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.cameras.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(self.name, self.help, None, prometheus_client::metrics::MetricType::Histogram)?;
+        for stats in &self.cameras {
+            let labels = vec![("camera".to_string(), stats.camera_id().to_string())];
+            (self.of)(stats).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

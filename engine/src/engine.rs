@@ -314,6 +314,12 @@ impl Engine {
         self.exchange.as_ref().map(|s| s.get())
     }
 
+    /// What the write-ahead log has appended since the engine opened:
+    /// bytes, records, and how long each took to be durable.
+    pub fn wal_stats(&self) -> Arc<borderflow_types::WalStats> {
+        self.wal.stats()
+    }
+
     /// Attaches the counters of the cameras whose reads are pushed, reported
     /// by [`camera_health`](Self::camera_health).
     pub fn attach_cameras(&mut self, cameras: Vec<Arc<CameraStats>>) {

@@ -183,6 +183,8 @@ struct TrackNotes {
     readings: usize,
     /// Confidence, time and box of the best reading.
     best: Option<(f32, i64, [f32; 4])>,
+    /// The text of the best reading (what the console labels the track with).
+    best_text: Option<String>,
     /// The plate crop of the best reading (with [`VideoOptions::keep_crops`]).
     best_crop: Option<PlateCrop>,
     last_recognised: Option<u64>,
@@ -290,6 +292,7 @@ impl CameraReader {
                 if let Some(best) = readings.first() {
                     if notes.best.is_none_or(|(c, _, _)| best.confidence > c) {
                         notes.best = Some((best.confidence, t, best.bbox));
+                        notes.best_text = Some(best.text.clone());
                         if self.options.keep_crops {
                             notes.best_crop = PlateCrop::of(&image, best.bbox);
                         }
@@ -336,6 +339,26 @@ impl CameraReader {
         self.times.recognise += recognise;
         self.times.track += started.elapsed().saturating_sub(detect + recognise);
         Ok(out)
+    }
+
+    /// The tracks alive now, as the console draws them (tentative ones too:
+    /// what the detector sees).
+    pub fn live_tracks(&self) -> Vec<borderflow_types::LiveTrack> {
+        let Some(tracker) = &self.tracker else { return Vec::new() };
+        tracker
+            .tracks()
+            .iter()
+            .map(|t| {
+                let notes = self.notes.get(&t.id);
+                borderflow_types::LiveTrack {
+                    id: t.id,
+                    bbox: t.bbox(),
+                    confirmed: t.state != TrackState::Tentative,
+                    text: notes.and_then(|n| n.best_text.clone()),
+                    read: notes.is_some_and(|n| n.emitted),
+                }
+            })
+            .collect()
     }
 
     /// The stream is over: every track ends and every held read is emitted.

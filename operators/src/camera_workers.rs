@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use borderflow_runtime::{Poll, Runtime, Task, Worker};
-use borderflow_types::{CameraConfig, CameraHealth, CameraOpener, CameraStats, Frame, FrameEvent, FrameSource, PlateRead};
+use borderflow_types::{CameraConfig, CameraHealth, CameraOpener, CameraStats, Frame, FrameEvent, FrameSource, LiveFrame, LiveFrames, PlateRead};
 
 use crate::{CameraReader, PlateCrop, PlateReader, PlateReaderOptions, StageTimes, VideoOptions};
 use timely::container::CapacityContainerBuilder;
@@ -50,6 +50,9 @@ pub struct VideoSpec {
     /// takes its reads from [`VideoRun::reads`] and keeps none here, so a
     /// run of months does not grow without bound.
     pub keep_reads: bool,
+    /// Where each processed frame goes, with its tracks, while someone
+    /// watches (the operator console); none: nowhere.
+    pub live: Option<Arc<LiveFrames>>,
 }
 
 impl VideoSpec {
@@ -68,6 +71,7 @@ impl VideoSpec {
             reader,
             runtime,
             keep_reads: true,
+            live: None,
         }
     }
 }
@@ -300,6 +304,7 @@ fn build_dataflow(
             .map(|c| (Arc::from(c.id.as_str()), CameraReader::new(&spec.post_id, &spec.country, c.clone(), spec.video.clone())))
             .collect();
         let (stats, times, failed) = (Arc::clone(by_camera), Rc::clone(times), Rc::clone(failed));
+        let live = spec.live.clone();
         frames
             .unary::<CapacityContainerBuilder<Vec<PlateRead>>, _, _, _>(Pipeline, "detect_track_recognise_vote", move |_, _| {
                 move |input, output| {
@@ -310,9 +315,26 @@ fn build_dataflow(
                                 let (camera, result) = match &event {
                                     VideoEvent::Frame(frame) => {
                                         let (Some(camera), Some(reader)) = (readers.get_mut(&frame.camera_id), &reader) else { continue };
+                                        let before = camera.times().clone();
                                         let result = camera.process(frame, &mut reader.borrow_mut());
                                         if let Some(s) = stats.get(&*frame.camera_id) {
                                             s.frame_processed();
+                                            let after = camera.times();
+                                            if after.detections > before.detections {
+                                                s.detect_seconds.observe((after.detect - before.detect).as_secs_f64());
+                                            }
+                                            if after.recognitions > before.recognitions {
+                                                s.recognise_seconds.observe((after.recognise - before.recognise).as_secs_f64());
+                                            }
+                                        }
+                                        if let Some(live) = live.as_ref().filter(|l| l.watching()) {
+                                            live.put(LiveFrame {
+                                                frame: frame.clone(),
+                                                tracks: camera.live_tracks(),
+                                                counting_line: camera.camera().counting_line,
+                                                processed_wall_ms: wall_ms(),
+                                                seq: 0,
+                                            });
                                         }
                                         (camera, result)
                                     }
@@ -363,6 +385,10 @@ fn build_dataflow(
             .probe_with(probe);
         input
     })
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// One worker's cameras: polls their sources and feeds the frames into the

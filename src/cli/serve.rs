@@ -25,7 +25,11 @@
 //! - the outlets: the `[mqtt]` bus (reads, risk flags, camera health out;
 //!   reads in) and the `[[webhook]]`s, fed from subscriptions to their views
 //!   after every commit;
-//! - `/metrics` (`[serve] metrics_listen`, [`borderflow_connectors::metrics`]).
+//! - `/metrics` (`[serve] metrics_listen`, [`borderflow_connectors::metrics`]);
+//! - the operator console (`[serve] console_listen`,
+//!   [`borderflow_connectors::console`]): the cameras' processed frames with
+//!   their tracks, and the reads, risk flags and camera health the engine
+//!   thread hands it after each commit.
 //!
 //! After a restart the engine replays its log, and the scenario resumes at
 //! the first tick with a read the engine does not have. An unreachable peer
@@ -41,6 +45,7 @@ use std::time::{Duration, Instant};
 use borderflow_connectors::exchange::{Delivery, ExchangeSender, ExchangeService, SenderConfig, StatusHandle, TlsFiles, serve_exchange};
 use borderflow_engine::{Direction, PlateRead, PostConfig, pre_arrival_records, reads_to_batch};
 use borderflow_connectors::engine_handle::{EngineHandle, EngineRequest, EngineTables, FeedPush, Taken};
+use borderflow_connectors::console::ConsoleHub;
 use borderflow_connectors::metrics::{EngineState, PostMetrics, serve_metrics};
 use borderflow_connectors::mqtt::Mqtt;
 use borderflow_connectors::outbound::{added_rows, snapshot_rows};
@@ -142,8 +147,13 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
             progress(&format!("receiving pre-arrival records from {} on {bound}{}", peer.post, if tls.is_some() { " (mutual TLS)" } else { " (plain text)" }));
         }
     }
+    let metrics = Arc::new(PostMetrics::new(&post_id));
+    if let Ok(mut wal) = metrics.wal.lock() {
+        *wal = Some(engine.wal_stats());
+    }
     if let Some(listen) = &serve_config.sql_listen {
-        let bound = network.block_on(borderflow_connectors::flight_sql::start(listen, &serve_config, engine.storage().clone(), &post_id, handle.clone()))?;
+        let started = borderflow_connectors::flight_sql::start(listen, &serve_config, engine.storage().clone(), &post_id, handle.clone(), metrics.sql_requests.clone());
+        let bound = network.block_on(started)?;
         progress(&format!("Flight SQL for analysts on {bound}"));
     }
 
@@ -176,11 +186,11 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         progress(&format!("posting {} rows to webhook {name} at {url} ({} waiting)", started.view, started.status().pending));
         webhooks.push(started);
     }
-    if mqtt.is_some() && engine.view_names().iter().any(|v| v == FLAGS_VIEW) && !taps.iter().any(|(view, _)| view == FLAGS_VIEW) {
+    let console = serve_config.console_listen.as_ref().map(|_| ConsoleHub::new(&post_id, engine.config().cameras.clone()));
+    if (mqtt.is_some() || console.is_some()) && engine.view_names().iter().any(|v| v == FLAGS_VIEW) && !taps.iter().any(|(view, _)| view == FLAGS_VIEW) {
         taps.push((FLAGS_VIEW.to_string(), engine.subscribe(FLAGS_VIEW).map_err(|e| e.to_string())?));
     }
-    let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps };
-    let metrics = Arc::new(PostMetrics::new(&post_id));
+    let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps, console: console.clone() };
     if let (Ok(mut f), Ok(mut m), Ok(mut w)) = (metrics.feeds.lock(), metrics.mqtt.lock(), metrics.webhooks.lock()) {
         *f = feeds.clone();
         *m = outlets.mqtt.clone();
@@ -190,11 +200,23 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         let bound = network.block_on(serve_metrics(listen, metrics.clone()))?;
         progress(&format!("metrics on http://{bound}/metrics"));
     }
+    if let (Some(listen), Some(hub)) = (&serve_config.console_listen, &console) {
+        hub.publish_health(engine.camera_health());
+        let started = borderflow_connectors::console::start(listen, &serve_config, engine.storage().clone(), handle.clone(), hub.clone(), None);
+        let bound = network.block_on(started)?;
+        let scheme = if serve_config.tls_cert.is_some() { "https" } else { "http" };
+        progress(&format!("operator console on {scheme}://{bound}/"));
+    }
 
     let mut feed = match on_cameras {
         true => {
             progress(&format!("reading {} camera(s) (the config has no [scenario])", engine.config().cameras.len()));
-            Some(CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.camera_health_every, progress)?)
+            let live = console.as_ref().map(|hub| hub.live.clone());
+            let started = CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.camera_health_every, live, progress)?;
+            if let Ok(mut stats) = metrics.cameras.lock() {
+                *stats = started.camera_stats();
+            }
+            Some(started)
         }
         false => None,
     };
@@ -217,6 +239,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     let mut next_at = Instant::now();
     let mut status_at = Instant::now() + options.status_every;
     let mut flush_at = Instant::now() + options.flush_every;
+    let mut console_health_at = Instant::now();
     let mut told_done = ticks.is_empty();
     // The `[watchlist]` file: read at the scenario's first tick, else now;
     // then every `reload`.
@@ -313,6 +336,12 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         }
         outlets.drain();
         publish_state(&engine, &metrics);
+        if let Some(hub) = &console
+            && Instant::now() >= console_health_at
+        {
+            console_health_at = Instant::now() + CONSOLE_HEALTH_EVERY;
+            hub.publish_health(engine.camera_health());
+        }
         if let Some(cameras) = feed.as_mut() {
             if Instant::now() >= next_at {
                 next_at = Instant::now() + options.follow.pace;
@@ -434,8 +463,11 @@ fn publish_state(engine: &Engine, metrics: &PostMetrics) {
     }
 }
 
-/// The view whose new rows go to the message bus as risk flags.
+/// The view whose new rows go to the message bus and the console as risk flags.
 const FLAGS_VIEW: &str = "risk_flags";
+
+/// How often the console hears every camera's health.
+const CONSOLE_HEALTH_EVERY: Duration = Duration::from_secs(2);
 
 /// Where reads and view rows go out of the post besides its store: the
 /// message bus and the webhooks, fed from subscriptions to their views.
@@ -444,6 +476,7 @@ struct Outlets {
     mqtt: Option<Mqtt>,
     webhooks: Vec<Webhook>,
     taps: Vec<(String, std::sync::mpsc::Receiver<arrow::array::RecordBatch>)>,
+    console: Option<Arc<ConsoleHub>>,
 }
 
 impl Outlets {
@@ -464,6 +497,11 @@ impl Outlets {
                 {
                     mqtt.publish_flags(&self.post_id, &rows);
                 }
+                if view == FLAGS_VIEW
+                    && let Some(console) = &self.console
+                {
+                    console.publish_flags(&rows);
+                }
                 for hook in self.webhooks.iter().filter(|h| &h.view == view) {
                     hook.send(rows.clone());
                 }
@@ -474,6 +512,9 @@ impl Outlets {
     fn publish_reads(&self, reads: &[PlateRead]) {
         if let Some(mqtt) = &self.mqtt {
             mqtt.publish_reads(reads);
+        }
+        if let Some(console) = &self.console {
+            console.publish_reads(reads);
         }
     }
 

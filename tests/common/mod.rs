@@ -246,3 +246,18 @@ pub fn write_tokens(dir: &Path, tokens: &[(&str, &str)]) {
         .collect();
     std::fs::write(dir.join("tokens.toml"), entries).expect("tokens");
 }
+
+/// `GET /metrics` of a post on `port`, checked with the Prometheus
+/// project's own OpenMetrics parser (Python `prometheus_client`); the text.
+pub fn scrape(port: u16) -> String {
+    let output = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, urllib.request\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\ntext = urllib.request.urlopen(f'http://127.0.0.1:{sys.argv[1]}/metrics').read().decode()\nlist(text_string_to_metric_families(text))\nprint(text)",
+            &port.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(output.status.success(), "/metrics does not parse: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

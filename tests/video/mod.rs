@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod rtsp;
+
 use std::path::Path;
 
 use borderflow::connectors::synthetic_video::{Scene, VehicleTruth, render_mp4};

@@ -113,7 +113,13 @@ pub struct AnalystSql {
     answers_memory: usize,
     /// Open prepared statements, by handle.
     prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+    /// Requests by kind and outcome, for `/metrics` (counted where they are audited).
+    requests: RequestCounts,
 }
+
+/// Requests counted by `request` (`StatementQuery`, `DoGet`, …) and
+/// `outcome` (`ok`, `refused`: not admitted, `error`).
+pub type RequestCounts = prometheus_client::metrics::family::Family<Vec<(String, String)>, prometheus_client::metrics::counter::Counter>;
 
 /// An answer waiting for its `DoGet`: its owner, rows, their memory and
 /// when it was made.
@@ -165,7 +171,7 @@ impl<'a> Audit<'a> {
 
 /// Starts the Flight SQL server on `listen` (on the current runtime);
 /// returns the bound address.
-pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id: &str, engine: EngineHandle) -> Result<SocketAddr, String> {
+pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id: &str, engine: EngineHandle, requests: RequestCounts) -> Result<SocketAddr, String> {
     let tokens = match &config.tokens {
         Some(path) => Tokens::from_file(path)?,
         None => Tokens::default(),
@@ -181,6 +187,7 @@ pub async fn start(listen: &str, config: &ServeConfig, storage: Storage, post_id
         result_ttl: config.result_ttl,
         answers_memory: (config.answers_memory_mb as usize) << 20,
         prepared: Arc::new(Mutex::new(HashMap::new())),
+        requests,
     };
     // Answers never fetched expire (checked every few seconds, and at each query).
     let sweeper = service.clone();
@@ -286,6 +293,12 @@ impl AnalystSql {
 
     /// Writes one audit record: `audit/<post>/sql/<date>/<ulid>.json`.
     async fn audit(&self, caller: &Caller, entry: Audit<'_>) {
+        let outcome = match (&caller.role, entry.error) {
+            (None, _) => "refused",
+            (Some(_), Some(_)) => "error",
+            (Some(_), None) => "ok",
+        };
+        self.requests.get_or_create(&vec![("request".to_string(), entry.request.to_string()), ("outcome".to_string(), outcome.to_string())]).inc();
         let now = chrono::Utc::now();
         let id = ulid::Ulid::new().to_string();
         let record = serde_json::json!({

@@ -114,6 +114,7 @@ pub struct Wal {
     active: Option<Active>,
     next_seq: u64,
     last_time_ms: u64,
+    stats: std::sync::Arc<borderflow_types::WalStats>,
 }
 
 /// How a recovery went.
@@ -138,7 +139,7 @@ impl Wal {
             listed.push((seq, object.path.clone(), date.to_string(), object.bytes));
         }
         listed.sort();
-        let mut wal = Wal { storage, options, segments: Vec::new(), active: None, next_seq: 1, last_time_ms: 0 };
+        let mut wal = Wal { storage, options, segments: Vec::new(), active: None, next_seq: 1, last_time_ms: 0, stats: Default::default() };
         let mut records = Vec::new();
         let mut report = Recovered { segments: listed.len(), ..Recovered::default() };
         let count = listed.len();
@@ -205,6 +206,11 @@ impl Wal {
     }
 
     /// The next record's sequence number.
+    /// What this log has appended since it was opened (for `/metrics`).
+    pub fn stats(&self) -> std::sync::Arc<borderflow_types::WalStats> {
+        std::sync::Arc::clone(&self.stats)
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -231,6 +237,7 @@ impl Wal {
             .map(|t| t.date_naive().to_string())
             .unwrap_or_else(|| "invalid-date".to_string());
         let new_path = format!("wal/{}/{date}/{:020}.bfwal", self.options.post_id, record.seq);
+        let started = std::time::Instant::now();
         if self.storage.local_path(&new_path).is_some() {
             self.append_local(&record, &bytes, &date, &new_path)?;
         } else {
@@ -239,6 +246,9 @@ impl Wal {
             self.track(&mut segment, &record);
             self.segments.push(segment);
         }
+        self.stats.sync_seconds.observe(started.elapsed().as_secs_f64());
+        self.stats.bytes.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.next_seq += 1;
         self.last_time_ms = time_ms;
         Ok(record.seq)

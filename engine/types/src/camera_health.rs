@@ -8,6 +8,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
 /// The state of a camera's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +70,15 @@ pub struct CameraStats {
     frames_skipped: AtomicU64,
     reconnects: AtomicU64,
     last_frame_ms: AtomicI64,
+    /// Seconds the text detector took per detected frame (`/metrics`).
+    pub detect_seconds: Histogram,
+    /// Seconds recognition took per frame with plates to read (`/metrics`).
+    pub recognise_seconds: Histogram,
+}
+
+/// Buckets from 1 ms to about 4 s.
+fn stage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 13))
 }
 
 impl CameraStats {
@@ -81,6 +92,8 @@ impl CameraStats {
             frames_skipped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             last_frame_ms: AtomicI64::new(0),
+            detect_seconds: stage_histogram(),
+            recognise_seconds: stage_histogram(),
         }
     }
 
@@ -133,5 +146,23 @@ impl CameraStats {
             last_frame_ms: self.last_frame_ms.load(Ordering::Relaxed),
             last_error,
         }
+    }
+}
+
+/// What the write-ahead log has written since the process started, for
+/// `/metrics`: shared by the log and whoever reports it.
+#[derive(Debug)]
+pub struct WalStats {
+    /// Bytes appended (records as encoded).
+    pub bytes: AtomicU64,
+    /// Records appended.
+    pub records: AtomicU64,
+    /// Seconds each append took to be durable (write and fsync, or the object store's put).
+    pub sync_seconds: Histogram,
+}
+
+impl Default for WalStats {
+    fn default() -> Self {
+        WalStats { bytes: AtomicU64::new(0), records: AtomicU64::new(0), sync_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)) }
     }
 }

@@ -26,6 +26,7 @@
 //!                             # (Arrow Flight DoPut, mutual TLS with [peer] ca, cert and key)
 //! sql_listen = "127.0.0.1:8820"        # optional; Flight SQL for analysts
 //! metrics_listen = "127.0.0.1:9464"    # optional; GET /metrics (OpenMetrics text, no plate in it)
+//! console_listen = "127.0.0.1:8080"    # optional; the operator console (needs `tokens`; TLS with tls_cert/tls_key)
 //! tokens = "secrets/analyst-tokens.toml"   # optional; analysts' bearer tokens: [[token]] user = "…",
 //!                             # sha256 = "<hex SHA-256 of the token>"
 //! tls_cert = "certs/otaci-sql.pem"     # optional, with tls_key: TLS for the Flight SQL server
@@ -256,6 +257,8 @@ pub struct ServeConfig {
     pub sql_listen: Option<String>,
     /// Where `/metrics` is served (`host:port`), for Prometheus.
     pub metrics_listen: Option<String>,
+    /// Where the operator console is served (`host:port`).
+    pub console_listen: Option<String>,
     /// The analysts' bearer tokens (a TOML file of `[[token]] user, sha256`).
     pub tokens: Option<PathBuf>,
     /// TLS for the Flight SQL server.
@@ -310,6 +313,7 @@ impl Default for ServeConfig {
             exchange_listen: None,
             sql_listen: None,
             metrics_listen: None,
+            console_listen: None,
             tokens: None,
             tls_cert: None,
             tls_key: None,

@@ -15,6 +15,9 @@ pub struct Frame {
     pub height: u32,
     /// Packed RGB, 3 bytes a pixel, rows top to bottom, `width * 3` bytes a row.
     pub rgb: Arc<[u8]>,
+    /// Wall clock when the frame was made (decoded), ms since the epoch:
+    /// how late the console draws it is measured from here.
+    pub wall_ms: i64,
 }
 
 impl Frame {
@@ -34,7 +37,8 @@ impl Frame {
                 rgb.len()
             ));
         }
-        Ok(Frame { camera_id, index, captured_at_ms, width, height, rgb })
+        let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        Ok(Frame { camera_id, index, captured_at_ms, width, height, rgb, wall_ms })
     }
 
     /// The RGB bytes of pixel (x, y).

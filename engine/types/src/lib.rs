@@ -11,7 +11,7 @@
 //! the pair of posts' HMAC key ([`plate_hash`]). [`crossings`] lists the road
 //! crossings and their posts.
 
-pub use camera_health::{CameraHealth, CameraState, CameraStats};
+pub use camera_health::{CameraHealth, CameraState, CameraStats, WalStats};
 pub use config::{
     CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
     AUDIT_LOG_TABLE, ENGINE_TABLES, RoleConfig, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
@@ -21,6 +21,7 @@ pub use crossings::{CROSSINGS, CrossingInfo, PostInfo};
 pub use error::SchemaError;
 pub use exchange_status::{ExchangeStatus, PeerState, StatusHandle};
 pub use frame::{CameraOpener, Frame, FrameEvent, FrameSource};
+pub use live::{LiveFrame, LiveFrames, LiveTrack, WatchGuard};
 pub use watchlist::{conform_watchlist, watchlist_schema};
 pub use plate_key::{plate_fuzzy, plate_norm};
 pub use plate_hash::{ExchangeKeys, key_variants, pre_arrival_records, pre_arrival_schema, read_keys_batch, read_keys_schema};
@@ -32,6 +33,7 @@ pub mod crossings;
 mod error;
 pub mod exchange_status;
 mod frame;
+pub mod live;
 pub mod plate_grammar;
 pub mod plate_hash;
 mod plate_key;

@@ -652,3 +652,15 @@ fn feed_mistakes_name_their_line_and_field() {
     let (error, path, _dir) = error_for(&text);
     assert_eq!(error.line, line_of(&text, "qos = 2"), "{error} in {}", path.display());
 }
+
+#[test]
+fn a_console_without_tokens() {
+    let text = format!("{VALID}\n[serve]\nconsole_listen = \"127.0.0.1:8080\"\n");
+    let (error, path, _dir) = error_for(&text);
+    assert_at(&error, &path, line_of(&text, "console_listen"), "serve.console_listen");
+    assert!(error.message.contains("serve.tokens"), "says what is missing: {error}");
+    let with_tokens = format!("{VALID}\n[serve]\nconsole_listen = \"127.0.0.1:8080\"\ntokens = \"secrets/tokens.toml\"\n");
+    let (_dir, path) = write_config(&with_tokens);
+    let serve = PostConfig::from_file(&path).expect("valid").serve.expect("[serve]");
+    assert_eq!(serve.console_listen.as_deref(), Some("127.0.0.1:8080"));
+}

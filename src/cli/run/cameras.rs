@@ -108,7 +108,16 @@ pub struct CameraFeed {
 impl CameraFeed {
     /// Opens the post's cameras (recordings stamped as the module
     /// documentation says) and attaches their health to `engine`.
-    pub fn start(engine: &mut Engine, runtime: Runtime, source: CameraSourceOptions, health_every: Duration, progress: &dyn Fn(&str)) -> Result<CameraFeed, String> {
+    /// With `live`, each processed frame and its tracks go there while
+    /// someone watches (the operator console).
+    pub fn start(
+        engine: &mut Engine,
+        runtime: Runtime,
+        source: CameraSourceOptions,
+        health_every: Duration,
+        live: Option<Arc<borderflow_engine::LiveFrames>>,
+        progress: &dyn Fn(&str),
+    ) -> Result<CameraFeed, String> {
         let config = engine.config();
         if config.cameras.is_empty() {
             return Err(format!("post `{}` has no [[camera]] to read", config.post.id));
@@ -121,9 +130,15 @@ impl CameraFeed {
         let mut spec = camera_video(&config.post.id, &config.post.country, config.cameras.clone(), source, runtime);
         // Reads are taken from the run as they come; the run keeps none.
         spec.keep_reads = false;
+        spec.live = live;
         let (run, crops) = VideoRun::start_with_crops(spec);
         engine.attach_cameras(run.camera_stats());
         Ok(CameraFeed { run: Some(run), crops, pending_crops: HashMap::new(), states: HashMap::new(), health_every, health_at: Instant::now() + health_every })
+    }
+
+    /// Each camera's live counters (for `/metrics`).
+    pub fn camera_stats(&self) -> Vec<Arc<borderflow_engine::CameraStats>> {
+        self.run.as_ref().map(VideoRun::camera_stats).unwrap_or_default()
     }
 
     /// Whether every camera has ended (recordings; live cameras never end).
@@ -207,7 +222,7 @@ pub fn run_cameras(config: PostConfig, options: &CameraRunOptions, stop: Arc<Ato
     let mut engine = Engine::open(config, options.engine.clone()).map_err(|e| e.to_string())?;
     let recovery = engine.recovery().clone();
     progress(&format!("recovered {} log records ({} reads) in {:.3}s", recovery.records, recovery.reads, recovery.duration.as_secs_f64()));
-    let mut feed = CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.health_every, progress)?;
+    let mut feed = CameraFeed::start(&mut engine, options.video_runtime.clone(), options.source.clone(), options.health_every, None, progress)?;
     let mut report = CameraRunReport {
         video: VideoReport::default(),
         commits: 0,

@@ -166,10 +166,12 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         None => defaults.answers_memory_mb.max(query_memory_mb),
     };
     let tls_cert_span = raw.tls_cert.as_ref().map(|v| v.span()).or(raw.tls_key.as_ref().map(|v| v.span()));
+    let console_span = raw.console_listen.as_ref().map(|v| v.span());
     let serve = ServeConfig {
         exchange_listen: address(raw.exchange_listen, "serve.exchange_listen")?,
         sql_listen: address(raw.sql_listen, "serve.sql_listen")?,
         metrics_listen: address(raw.metrics_listen, "serve.metrics_listen")?,
+        console_listen: address(raw.console_listen, "serve.console_listen")?,
         tokens: path(raw.tokens, "serve.tokens")?,
         tls_cert: path(raw.tls_cert, "serve.tls_cert")?,
         tls_key: path(raw.tls_key, "serve.tls_key")?,
@@ -184,6 +186,11 @@ fn serve_config(source: &Source<'_>, raw: RawServe) -> Result<ServeConfig, Confi
         && let Some(span) = tls_cert_span
     {
         return Err(source.error_at(span, "serve.tls_cert", "give both tls_cert and tls_key, or neither"));
+    }
+    if serve.tokens.is_none()
+        && let Some(span) = console_span
+    {
+        return Err(source.error_at(span, "serve.console_listen", "the console needs `serve.tokens`: who may log in"));
     }
     Ok(serve)
 }

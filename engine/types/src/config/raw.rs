@@ -136,6 +136,7 @@ pub(super) struct RawServe {
     pub exchange_listen: Option<Spanned<String>>,
     pub sql_listen: Option<Spanned<String>>,
     pub metrics_listen: Option<Spanned<String>>,
+    pub console_listen: Option<Spanned<String>>,
     pub tokens: Option<Spanned<String>>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
