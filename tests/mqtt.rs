@@ -278,6 +278,13 @@ buffer = 1000
     assert!(sample("borderflow_mqtt_published_total", "otaci").is_some_and(|n| n >= 22.0), "{metrics}");
     assert!(sample("borderflow_mqtt_disconnects_total", "otaci").is_some_and(|n| n >= 1.0), "{metrics}");
     assert_eq!(sample("borderflow_mqtt_malformed_in_total", "otaci"), Some(1.0), "{metrics}");
+    // The log's appends and the analyst's query.
+    assert!(sample("borderflow_wal_bytes_total", "otaci").is_some_and(|n| n > 1000.0), "{metrics}");
+    assert!(sample("borderflow_wal_records_total", "otaci").is_some_and(|n| n >= 2.0), "{metrics}");
+    let synced = metrics.lines().find(|l| l.starts_with("borderflow_wal_sync_seconds_count ")).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(synced.is_some_and(|n| n >= 2.0), "{metrics}");
+    let ok_queries = metrics.lines().find(|l| l.starts_with("borderflow_sql_requests_total{") && l.contains("request=\"StatementQuery\"") && l.contains("outcome=\"ok\""));
+    assert!(ok_queries.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).is_some_and(|n| n >= 1.0), "{metrics}");
 
     stop(&mut post);
     stop(&mut broker);

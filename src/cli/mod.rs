@@ -97,10 +97,11 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         sink_every: u64,
     },
-    /// Runs a post as a service: its scenario (as `run --follow`), the
-    /// pre-arrival exchange with the peer post ([peer], [serve]
-    /// exchange_listen) and Flight SQL for analysts ([serve] sql_listen),
-    /// until interrupted (Ctrl-C or SIGTERM).
+    /// Runs a post as a service: its scenario (as `run --follow`) or its
+    /// cameras, the pre-arrival exchange with the peer post ([peer],
+    /// [serve] exchange_listen), Flight SQL for analysts ([serve]
+    /// sql_listen), the operator console ([serve] console_listen) and
+    /// /metrics ([serve] metrics_listen), until interrupted (Ctrl-C or SIGTERM).
     Serve {
         #[arg(long)]
         config: PathBuf,

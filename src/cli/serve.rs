@@ -186,7 +186,9 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
         progress(&format!("posting {} rows to webhook {name} at {url} ({} waiting)", started.view, started.status().pending));
         webhooks.push(started);
     }
-    let console = serve_config.console_listen.as_ref().map(|_| ConsoleHub::new(&post_id, engine.config().cameras.clone()));
+    // Live views only of cameras this process reads (a scenario stands in for them otherwise).
+    let live_cameras = if on_cameras { engine.config().cameras.clone() } else { Vec::new() };
+    let console = serve_config.console_listen.as_ref().map(|_| ConsoleHub::new(&post_id, live_cameras));
     if (mqtt.is_some() || console.is_some()) && engine.view_names().iter().any(|v| v == FLAGS_VIEW) && !taps.iter().any(|(view, _)| view == FLAGS_VIEW) {
         taps.push((FLAGS_VIEW.to_string(), engine.subscribe(FLAGS_VIEW).map_err(|e| e.to_string())?));
     }

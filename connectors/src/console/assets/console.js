@@ -63,6 +63,7 @@ function start(me) {
   $("#post").textContent = me.post;
   $("#who").textContent = `${me.user} (${me.role})`;
   if (me.may.reads) me.cameras.forEach(liveView);
+  if (!me.cameras.length) $("#lanes").append(el("p", { text: "No live cameras: this post's reads come from its scenario or its feeds." }));
   [...me.reads].reverse().forEach(addRead);
   [...me.flags].reverse().forEach((flag) => addFlag(flag, me.clips));
   showHealth(me.health);
@@ -193,34 +194,41 @@ async function charts() {
   const byName = new Map();
   for (const point of series) (byName.get(point.name) || byName.set(point.name, []).get(point.name)).push(point);
   if (!byName.size) { box.append(el("p", { text: "No dwell or transit times yet." })); return; }
-  const all = series;
-  const [x0, x1] = [Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x))];
-  const y1 = Math.max(1, ...all.map((p) => p.y));
+  const [x0, x1] = [Math.min(...series.map((p) => p.x)), Math.max(...series.map((p) => p.x))];
+  const y1 = Math.max(1, ...series.map((p) => p.y));
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 600 160");
+  const W = Math.max(300, Math.round(box.clientWidth || 600));
+  svg.setAttribute("viewBox", `0 0 ${W} 160`);
   svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "p50 dwell and transit times per hour");
+  const text = (x, y, content, anchor = "start") => {
+    const t = document.createElementNS(ns, "text");
+    t.setAttribute("x", String(x)); t.setAttribute("y", String(y)); t.setAttribute("text-anchor", anchor);
+    t.setAttribute("fill", "#9fb3c8"); t.setAttribute("font-size", "10");
+    t.textContent = content;
+    return t;
+  };
+  const hour = (ms) => new Date(ms).toISOString().slice(5, 16).replace("T", " ");
+  svg.append(text(30, 158, hour(x0)), text(W - 10, 158, `${hour(x1)} UTC`, "end"));
   const colours = ["#79c0ff", "#56d364", "#e3b341", "#ff7b72", "#d2a8ff", "#ffa657"];
   let i = 0;
   for (const [name, points] of byName) {
     const line = document.createElementNS(ns, "polyline");
-    const sx = (x) => 30 + (x1 > x0 ? ((x - x0) / (x1 - x0)) * 560 : 280);
-    const sy = (y) => 150 - (y / y1) * 130;
+    const sx = (x) => 30 + (x1 > x0 ? ((x - x0) / (x1 - x0)) * (W - 40) : (W - 40) / 2);
+    const sy = (y) => 145 - (y / y1) * 125;
     line.setAttribute("points", points.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" "));
     line.setAttribute("fill", "none");
     line.setAttribute("stroke", colours[i % colours.length]);
     line.setAttribute("stroke-width", "2");
     const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", "34"); label.setAttribute("y", String(14 + 12 * i));
+    label.setAttribute("x", "70"); label.setAttribute("y", String(14 + 12 * i));
     label.setAttribute("fill", colours[i % colours.length]); label.setAttribute("font-size", "11");
     label.textContent = name;
     svg.append(line, label);
     i += 1;
   }
-  const scale = document.createElementNS(ns, "text");
-  scale.setAttribute("x", "2"); scale.setAttribute("y", "24"); scale.setAttribute("fill", "#9fb3c8"); scale.setAttribute("font-size", "10");
-  scale.textContent = `${y1.toFixed(0)}m`;
-  svg.append(scale);
+  svg.append(text(2, 24, `${y1.toFixed(0)} min`), text(2, 145, "0"));
   box.append(svg);
 }
 
