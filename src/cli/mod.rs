@@ -247,7 +247,7 @@ pub fn main() -> ExitCode {
             serve::command(runtime, &config, storage.as_deref(), pace_ms, tick_ms, sink_every, standard_views)
         }
         Command::EvalImages { dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country } => {
-            eval_images::command(&dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country)
+            eval_images::command(&dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country, cli.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
         }
     };
     match result {
