@@ -156,6 +156,11 @@ impl Shared {
             inner.retry_at = Some(Instant::now() + RETRY_AFTER);
         }
         let Some(buffer) = sample.buffer() else { return };
+        // A live stream's clock starts at its first buffer, which this is
+        // (the writer names its first segment a GOP later).
+        if let Some(pts) = buffer.pts().or(buffer.dts()) {
+            self.clock.event_ms(ns_to_ms(pts.nseconds()));
+        }
         if inner.writer.is_none() {
             let key_frame = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
             if !key_frame || inner.retry_at.is_some_and(|at| Instant::now() < at) {
