@@ -4,7 +4,9 @@
 //! plays and that spans the read's `captured_at` ± the window, a sidecar
 //! whose SHA-256s are those of the files, the crop beside it, and an audit
 //! record in the post's store; a read or video that is missing is a clear
-//! error. Retention: `run --follow` deletes the segments that ended before
+//! error. A post killed with SIGKILL while recording leaves its open
+//! segment readable, and the next run closes it and records the rest.
+//! Retention: `run --follow` deletes the segments that ended before
 //! `retention.video`, and the audit record lists them.
 
 mod common;
@@ -45,9 +47,47 @@ fn discover(path: &Path) -> (bool, i64, String, String) {
     (info.result() == gstreamer_pbutils::DiscovererResult::Ok, info.duration().map_or(-1, |d| d.mseconds() as i64), container, video)
 }
 
+/// Frames a file decodes to, every one of them.
+fn decoded_frames(path: &Path) -> u64 {
+    use gstreamer::prelude::*;
+    let pipeline = gst::parse::launch("filesrc name=src ! decodebin ! fakesink name=sink sync=false signal-handoffs=true")
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    pipeline.by_name("src").expect("src").set_property("location", path.to_string_lossy().as_ref());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&count);
+    pipeline.by_name("sink").expect("sink").connect("handoff", false, move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    });
+    pipeline.set_state(gst::State::Playing).expect("plays");
+    let bus = pipeline.bus().expect("bus");
+    let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]).expect("ends");
+    if let gst::MessageView::Error(e) = message.view() {
+        panic!("{}: {}", path.display(), e.error());
+    }
+    pipeline.set_state(gst::State::Null).expect("stops");
+    count.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn borderflow(args: &[&str], cwd: &Path) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_borderflow")).args(args).current_dir(cwd).output().expect("borderflow runs");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A post recording one camera, which watches `clip`, in 5 s segments; the config's path.
+fn recording_post(dir: &Path, clip: &Path) -> PathBuf {
+    let config = format!(
+        "[post]\nid = \"otaci\"\nname = \"Otaci\"\ncountry = \"MD\"\ncrossing = \"otaci-mohyliv-podilskyi\"\n\n\
+         [storage]\nurl = \"file://./data\"\n\n[recording]\nsegment = \"5s\"\n\n\
+         [[camera]]\nid = \"otaci-entry-arrival-1\"\nuri = \"file://{}\"\nlane = 1\ndirection = \"entry\"\npoint = \"arrival\"\n\
+         counting_line = [[0.0, 0.6], [1.0, 0.6]]\nfrom_side = \"top\"\n",
+        clip.display()
+    );
+    let config_path = dir.join("post.toml");
+    std::fs::write(&config_path, config).expect("config");
+    config_path
 }
 
 #[test]
@@ -56,15 +96,7 @@ fn a_reads_clip_plays_spans_its_window_and_its_hashes_and_audit_record_hold() {
     let scene = video::four_vehicles_one_leaving();
     let (clip, truth) = video::render(&scene, dir.path(), "lane1.mp4", 0.0, 24.0);
     assert_eq!(truth.len(), 4);
-    let config = format!(
-        "[post]\nid = \"otaci\"\nname = \"Otaci\"\ncountry = \"MD\"\ncrossing = \"otaci-mohyliv-podilskyi\"\n\n\
-         [storage]\nurl = \"file://./data\"\n\n[recording]\nsegment = \"5s\"\n\n\
-         [[camera]]\nid = \"otaci-entry-arrival-1\"\nuri = \"file://{}\"\nlane = 1\ndirection = \"entry\"\npoint = \"arrival\"\n\
-         counting_line = [[0.0, 0.6], [1.0, 0.6]]\nfrom_side = \"top\"\n",
-        clip.display()
-    );
-    let config_path = dir.path().join("post.toml");
-    std::fs::write(&config_path, config).expect("config");
+    let config_path = recording_post(dir.path(), &clip);
     let config_arg = config_path.to_str().expect("UTF-8 path");
     let started = std::time::Instant::now();
     let (code, stdout, stderr) = borderflow(&["--workers", "2", "run", "--config", config_arg, "--pace-ms", "200"], dir.path());
@@ -159,6 +191,62 @@ fn a_reads_clip_plays_spans_its_window_and_its_hashes_and_audit_record_hold() {
     let (code, _, stderr) = borderflow(&["clip", "--config", config_arg, "--read-id", &read.read_id], &export);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no recorded video") && stderr.contains("otaci-entry-arrival-1"), "{stderr}");
+}
+
+#[test]
+fn a_post_killed_while_recording_leaves_a_readable_segment_that_the_next_run_closes() {
+    use borderflow::engine::video::list_segments;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scene = video::four_vehicles_one_leaving();
+    let (clip, _) = video::render(&scene, dir.path(), "lane1.mp4", 0.0, 24.0);
+    let config_path = recording_post(dir.path(), &clip);
+    let video_dir = dir.path().join("data/video");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_borderflow"))
+        .args(["--workers", "2", "run", "--config"])
+        .arg(&config_path)
+        .args(["--pace-ms", "200"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("borderflow starts");
+    // SIGKILL once a segment is closed and the next one is being written.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let segments = list_segments(&video_dir, "otaci-entry-arrival-1").unwrap_or_default();
+        let open = segments.iter().filter(|s| !s.is_closed() && std::fs::metadata(&s.path).is_ok_and(|m| m.len() > 100_000)).count();
+        if open == 1 && segments.iter().any(|s| s.is_closed()) {
+            break;
+        }
+        assert!(run.try_wait().expect("try_wait").is_none(), "the run ended before it could be killed mid-segment");
+        assert!(std::time::Instant::now() < until, "no segment was being written within 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    run.kill().expect("SIGKILL");
+    run.wait().expect("reaped");
+    let killed = list_segments(&video_dir, "otaci-entry-arrival-1").expect("segments");
+    let part = killed.iter().find(|s| !s.is_closed()).expect("the segment being written is left open");
+
+    // What the kill left is readable video up to where it was cut: closed as the next start closes it, it plays.
+    let copy = dir.path().join("copy");
+    let copied = copy.join("otaci-entry-arrival-1").join(part.path.parent().and_then(|p| p.file_name()).expect("date folder"));
+    std::fs::create_dir_all(&copied).expect("folder");
+    std::fs::copy(&part.path, copied.join(part.path.file_name().expect("name"))).expect("copy");
+    let closed = borderflow::connectors::recording::finalise_stale_parts(&copy, "otaci-entry-arrival-1").expect("closed");
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let end = closed[0].end_ms.expect("closed");
+    assert!(end > part.start_ms + 500, "{closed:?}");
+    let (playable, _, container, video) = discover(&closed[0].path);
+    assert!(playable && container.starts_with("video/mpegts") && video.starts_with("video/x-h264"), "{container} {video}");
+    let frames = decoded_frames(&closed[0].path) as i64;
+    assert!((frames - (end - part.start_ms) / 100).abs() <= 2, "{frames} frames decode from {} ms of video", end - part.start_ms);
+
+    // The post started again: the recording is whole, every segment closed, meeting exactly.
+    let (code, stdout, stderr) = borderflow(&["--workers", "2", "run", "--config", config_path.to_str().expect("UTF-8"), "--pace-ms", "200"], dir.path());
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let segments = list_segments(&video_dir, "otaci-entry-arrival-1").expect("segments");
+    let spans: Vec<(i64, i64)> = segments.iter().map(|s| (s.start_ms, s.end_ms.unwrap_or_else(|| panic!("{} left open", s.path.display())))).collect();
+    assert!(spans.windows(2).all(|w| w[0].1 == w[1].0), "{spans:?}");
+    assert_eq!(spans.last().expect("segments").1 - spans[0].0, 24_000, "{spans:?}");
 }
 
 #[test]
