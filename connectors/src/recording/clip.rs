@@ -313,29 +313,94 @@ impl Output {
     }
 }
 
-/// Where a segment's reading stopped: past the window's end.
-const PAST_THE_WINDOW: &str = "past the window";
+/// A segment the clip took a frame from, with its recorded end (ms).
+type UsedSegment<'s> = (&'s SegmentFile, i64);
+
+/// Why the reading of a segment stopped early.
+enum Stop {
+    /// A unit past the window's end: nothing more is needed.
+    PastTheWindow,
+    /// The MP4 could not take a unit.
+    Write(String),
+}
+
+/// The units on their way into the clip.
+struct Cutter<'o> {
+    out: &'o Path,
+    from_ns: i64,
+    to_ns: i64,
+    output: Option<Output>,
+    /// Before the clip starts: the units since the last key frame at or
+    /// before the window's start, with the index of their segment.
+    pending: Vec<(usize, Timed)>,
+    /// Per segment: whether it gave the clip a frame.
+    gave_frame: Vec<bool>,
+    /// The first unit past the window (it ends the clip's last frame).
+    next_after_window_ns: Option<i64>,
+}
+
+impl Cutter<'_> {
+    /// Takes the next unit of segment `index`; `Ok(false)` once past the window.
+    fn take(&mut self, index: usize, unit: Timed, key_frame: bool) -> Result<bool, String> {
+        if unit.pts_ns >= self.to_ns {
+            self.next_after_window_ns = Some(unit.pts_ns);
+            return Ok(false);
+        }
+        if let Some(output) = self.output.as_mut() {
+            self.gave_frame[index] = true;
+            output.push(unit)?;
+            return Ok(true);
+        }
+        if key_frame && unit.pts_ns <= self.from_ns {
+            self.pending.clear();
+        }
+        if self.pending.is_empty() && !key_frame {
+            return Ok(true);
+        }
+        let starts = unit.pts_ns >= self.from_ns;
+        self.pending.push((index, unit));
+        if starts {
+            self.start()?;
+        }
+        Ok(true)
+    }
+
+    /// Opens the MP4 with what is pending (from its key frame on).
+    fn start(&mut self) -> Result<(), String> {
+        let Some((_, first)) = self.pending.first() else { return Ok(()) };
+        let mut output = Output::open(self.out, first)?;
+        for (index, unit) in self.pending.drain(..) {
+            self.gave_frame[index] = true;
+            output.push(unit)?;
+        }
+        self.output = Some(output);
+        Ok(())
+    }
+}
 
 /// Streams the units of `covering` into the MP4; returns what was cut and
 /// the segments that gave it a frame, with their recorded ends.
-fn cut<'s>(covering: &[&'s SegmentFile], from_ms: i64, to_ms: i64, out: &Path) -> Result<(Cut, Vec<(&'s SegmentFile, i64)>), ClipError> {
-    gst::init().map_err(|e| ClipError::Write { path: out.to_path_buf(), message: format!("GStreamer cannot start: {e}") })?;
-    let (from_ns, to_ns) = (from_ms as i128 * 1_000_000, to_ms as i128 * 1_000_000);
-    let (from_ns, to_ns) = (from_ns as i64, to_ns as i64);
+fn cut<'s>(covering: &[&'s SegmentFile], from_ms: i64, to_ms: i64, out: &Path) -> Result<(Cut, Vec<UsedSegment<'s>>), ClipError> {
     let write_error = |message: String| ClipError::Write { path: out.to_path_buf(), message };
-    let mut output: Option<Output> = None;
-    // Before the clip starts: the units since the last key frame at or before `from_ms`, with their segment.
-    let mut pending: Vec<(usize, Timed)> = Vec::new();
+    gst::init().map_err(|e| write_error(format!("GStreamer cannot start: {e}")))?;
+    let mut cutter = Cutter {
+        out,
+        from_ns: from_ms.saturating_mul(1_000_000),
+        to_ns: to_ms.saturating_mul(1_000_000),
+        output: None,
+        pending: Vec::new(),
+        gave_frame: vec![false; covering.len()],
+        next_after_window_ns: None,
+    };
     let mut spans: Vec<(i64, i64)> = Vec::new();
-    let mut gave_frame = vec![false; covering.len()];
-    let mut next_after_window: Option<i64> = None;
     let mut frame_ns = i64::MAX;
     for (index, segment) in covering.iter().enumerate() {
         let base_ns = segment.start_ms * 1_000_000;
         let mut first_pts: Option<u64> = None;
         let (mut last_pts, mut seg_end_ns) = (None::<i64>, base_ns);
-        let mut failure: Option<String> = None;
+        let mut stop: Option<Stop> = None;
         let read = read_units(&segment.path, |caps, unit: AccessUnit| {
+            // On the event-time line: the segment's start plus the unit's offset in it.
             let first = *first_pts.get_or_insert(unit.pts_ns);
             let offset = |t: u64| t as i64 - first as i64;
             let timed = Timed {
@@ -352,74 +417,37 @@ fn cut<'s>(covering: &[&'s SegmentFile], from_ms: i64, to_ms: i64, out: &Path) -
             }
             last_pts = Some(last_pts.map_or(timed.pts_ns, |l| l.max(timed.pts_ns)));
             seg_end_ns = seg_end_ns.max(timed.pts_ns + timed.own_duration_ns.unwrap_or(if frame_ns == i64::MAX { 0 } else { frame_ns }));
-            if timed.pts_ns >= to_ns {
-                next_after_window = Some(timed.pts_ns);
-                return Err(PAST_THE_WINDOW.to_string());
-            }
-            match output.as_mut() {
-                Some(output) => {
-                    gave_frame[index] = true;
-                    output.push(timed).map_err(|e| {
-                        failure = Some(e.clone());
-                        e
-                    })
+            match cutter.take(index, timed, unit.key_frame) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    stop = Some(Stop::PastTheWindow);
+                    Err(String::new())
                 }
-                None => {
-                    if unit.key_frame && timed.pts_ns <= from_ns {
-                        pending.clear();
-                    }
-                    if pending.is_empty() && !unit.key_frame {
-                        return Ok(());
-                    }
-                    let starts = timed.pts_ns >= from_ns;
-                    pending.push((index, timed));
-                    if starts {
-                        let first = &pending[0].1;
-                        let mut opened = Output::open(out, first).map_err(|e| {
-                            failure = Some(e.clone());
-                            e
-                        })?;
-                        for (from_segment, unit) in pending.drain(..) {
-                            gave_frame[from_segment] = true;
-                            opened.push(unit).map_err(|e| {
-                                failure = Some(e.clone());
-                                e
-                            })?;
-                        }
-                        output = Some(opened);
-                    }
-                    Ok(())
+                Err(message) => {
+                    stop = Some(Stop::Write(message));
+                    Err(String::new())
                 }
             }
         });
-        if let Some(message) = failure {
-            return Err(write_error(message));
-        }
-        let past_the_window = matches!(&read, Err(e) if e == PAST_THE_WINDOW);
-        if let Err(message) = read
-            && !past_the_window
-        {
-            return Err(ClipError::Read { path: segment.path.clone(), message });
-        }
-        // A closed segment's end is in its name; an open one's is where its video ends.
-        let end_ms = segment.end_ms.unwrap_or_else(|| ns_to_ms_ceil(seg_end_ns));
-        spans.push((segment.start_ms, end_ms));
-        if past_the_window {
-            break;
+        match (stop, read) {
+            (Some(Stop::Write(message)), _) => return Err(write_error(message)),
+            (None, Err(message)) => return Err(ClipError::Read { path: segment.path.clone(), message }),
+            (past, _) => {
+                // A closed segment's end is in its name; an open one's is where its video ends.
+                spans.push((segment.start_ms, segment.end_ms.unwrap_or_else(|| ns_to_ms_ceil(seg_end_ns))));
+                if past.is_some() {
+                    break;
+                }
+            }
         }
     }
     // A window that starts in the last GOP of the recording: what is pending is the clip.
-    if output.is_none() && !pending.is_empty() {
-        let mut opened = Output::open(out, &pending[0].1).map_err(write_error)?;
-        for (from_segment, unit) in pending.drain(..) {
-            gave_frame[from_segment] = true;
-            opened.push(unit).map_err(write_error)?;
-        }
-        output = Some(opened);
+    if cutter.output.is_none() {
+        cutter.start().map_err(write_error)?;
     }
-    let used: Vec<(&SegmentFile, i64)> =
-        covering.iter().zip(&spans).zip(&gave_frame).filter(|(_, gave)| **gave).map(|((segment, span), _)| (*segment, span.1)).collect();
-    let Some(output) = output else {
+    let used: Vec<UsedSegment<'s>> =
+        covering.iter().zip(&spans).zip(&cutter.gave_frame).filter(|(_, gave)| **gave).map(|((segment, span), _)| (*segment, span.1)).collect();
+    let Some(output) = cutter.output else {
         return Err(ClipError::NotCovered {
             camera: covering[0].camera_id.clone(),
             from_ms,
@@ -429,7 +457,7 @@ fn cut<'s>(covering: &[&'s SegmentFile], from_ms: i64, to_ms: i64, out: &Path) -
         });
     };
     // The last frame lasts until the next one (past the window) or the end of its segment.
-    let last_duration = match (&output.held, next_after_window) {
+    let last_duration = match (&output.held, cutter.next_after_window_ns) {
         (Some(held), Some(next)) => Some(next - held.pts_ns),
         (Some(held), None) => spans.last().map(|(_, end)| end * 1_000_000 - held.pts_ns),
         _ => None,
