@@ -21,9 +21,10 @@
 //! [`crate::recording`]); each attempt at the stream is one recording
 //! session, closed when the attempt ends.
 
+mod clock;
 mod pipeline;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,6 +36,8 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::recording::{Recorder, RecordingOptions};
+
+pub(crate) use clock::EventClock;
 
 pub use borderflow_types::RtspTransport;
 pub use pipeline::{SourceKind, path_of, pipeline_description, recording_duration_ms};
@@ -572,43 +575,7 @@ fn first_error(bus: &gst::Bus) -> Option<String> {
     None
 }
 
-/// A camera's event clock for one attempt at its stream: event time =
-/// base + stream timestamp. A recording's base is its start; a live
-/// stream's is set by the first timestamp seen (by the frames or by the
-/// recording, whichever is first) to the wall clock then.
-pub(crate) struct EventClock {
-    base_ms: AtomicI64,
-}
-
-impl EventClock {
-    const UNSET: i64 = i64::MIN;
-
-    pub(crate) fn live() -> EventClock {
-        EventClock { base_ms: AtomicI64::new(Self::UNSET) }
-    }
-
-    /// Event time (ms since the epoch) of stream timestamp `pts_ms`.
-    pub(crate) fn event_ms(&self, pts_ms: i64) -> i64 {
-        let base = self.base_ms.load(Ordering::Acquire);
-        if base != Self::UNSET {
-            return base + pts_ms;
-        }
-        let candidate = now_ms() - pts_ms;
-        match self.base_ms.compare_exchange(Self::UNSET, candidate, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => candidate + pts_ms,
-            Err(base) => base + pts_ms,
-        }
-    }
-}
-
-impl From<i64> for EventClock {
-    /// A clock whose stream time 0 is `start_ms`.
-    fn from(start_ms: i64) -> EventClock {
-        EventClock { base_ms: AtomicI64::new(start_ms) }
-    }
-}
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
