@@ -135,7 +135,7 @@ fn record(source: &Source<'_>, at: &str, id: &str, uri: &str, recording: bool, c
             value.span(),
             field,
             format!(
-                "camera `{id}` cannot be recorded: recording keeps a camera's own H.264 or H.265 stream without re-encoding, and a {scheme}:// camera gives {}; use record = \"off\"",
+                "camera `{id}` cannot be recorded: recording keeps a camera's own H.264 or H.265 stream without re-encoding, and this {scheme}:// camera gives {}; use record = \"off\"",
                 if scheme == "dir" { "still images" } else { "MJPEG" }
             ),
         )),
