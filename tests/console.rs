@@ -6,8 +6,9 @@
 //! watchlisted plate appear, and searches the plate. Screenshots are kept
 //! under the target's tmp folder (`console/`) as the test's artefacts.
 //! Then: logins and the search are in the audit log, a role that may not
-//! read `reads` is refused the live view and the search, and `/metrics`
-//! has the cameras' detection and recognition times.
+//! read `reads` is refused the live view and the search, a flag's
+//! evidence clip downloads as MP4 from the camera's recording, and
+//! `/metrics` has the cameras' detection, recognition and recording.
 
 mod common;
 mod video;
@@ -104,6 +105,9 @@ url = "file://./data"
 [watchlist]
 path = "watchlist.csv"
 
+[recording]
+segment = "4s"
+
 [[camera]]
 id = "otaci-lane-1"
 uri = "rtsp://127.0.0.1:{rtsp}/lane"
@@ -179,6 +183,24 @@ from_side = "top"
     assert_eq!(status("/api/me", "not-a-token"), 401);
     assert_eq!(status("/api/live/no-such-camera", OPERATOR), 404);
 
+    // The flag's evidence clip: an MP4 cut from the camera's recording
+    // (once the read is in the history, within the 5 s flush).
+    let link = seen["clip_links"].as_array().and_then(|l| l.iter().find_map(|v| v.as_str())).expect("the flag links its evidence clip").to_string();
+    let path = link.split_once("127.0.0.1").map(|(_, rest)| rest.split_once('/').map_or(String::new(), |(_, p)| format!("/{p}"))).expect("a console link");
+    let mut clip = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        let answer = runtime.block_on(client.get(format!("http://127.0.0.1:{console_port}{path}")).bearer_auth(OPERATOR).send()).expect("answer");
+        if answer.status().as_u16() == 200 {
+            assert_eq!(answer.headers()["content-type"], "video/mp4");
+            clip = runtime.block_on(answer.bytes()).expect("body").to_vec();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(clip.len() > 10_000 && &clip[4..8] == b"ftyp", "the evidence clip is an MP4 ({} bytes); post:\n{}", clip.len(), log.lock().expect("log"));
+    assert_eq!(status(&path, COUNTER), 403);
+
     // The console's use is audited beside the analysts' queries.
     let audit: Vec<serde_json::Value> = common::files_under(&dir.path().join("data/audit/otaci/sql"))
         .into_iter()
@@ -188,6 +210,9 @@ from_side = "top"
     let logins = requests("Console.Login");
     assert!(logins.iter().any(|r| r["user"] == "operator" && r["error"].is_null()), "the login is audited: {logins:?}");
     assert!(logins.iter().any(|r| r["error"].is_string()), "the refused login is audited: {logins:?}");
+    assert!(requests("Console.Clip").iter().any(|r| r["user"] == "operator" && r["error"].is_null()), "the clip is audited: {audit:?}");
+    let exports = common::files_under(&dir.path().join("data/audit/otaci/clips"));
+    assert!(!exports.is_empty(), "the clip's export record is written");
     let searches = requests("Console.Search");
     assert!(searches.iter().any(|r| r["user"] == "operator" && r["parameters"][0] == watched.as_str()), "the search is audited with its plate: {searches:?}");
 
@@ -195,6 +220,8 @@ from_side = "top"
     let detected = sample(&metrics, "borderflow_camera_detect_seconds_count{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
     let recognised = sample(&metrics, "borderflow_camera_recognise_seconds_count{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
     assert!(detected >= 50.0 && recognised >= 1.0, "detection and recognition times in /metrics: {detected} {recognised}\n{metrics}");
+    let recorded = sample(&metrics, "borderflow_camera_recorded_bytes_total{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
+    assert!(recorded > 100_000.0, "recorded bytes in /metrics: {recorded}\n{metrics}");
 
     stop(&mut post);
     server.stop();

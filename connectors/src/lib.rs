@@ -19,7 +19,9 @@
 //! publishes reads, risk flags and camera health on a message bus and takes
 //! reads from it, and [`webhook`] posts risk flags to HTTP endpoints at least
 //! once (rows as JSON by [`outbound`]); [`metrics`] serves the post's
-//! `/metrics` for Prometheus.
+//! `/metrics` for Prometheus. A camera that records keeps its own video in
+//! segment files beside its frames, and [`recording`] cuts evidence clips
+//! (MP4) from them.
 
 pub use camera::{CameraError, CameraEvent, CameraSource, CameraSourceOptions, Pacing, RtspTransport, camera_opener};
 pub use parquet_store::{ParquetStore, StoreError, WrittenFile};
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 mod parquet_store;
+pub mod recording;
 pub mod scenario;
 pub mod synthetic_video;
 pub mod webhook;

@@ -102,6 +102,9 @@ impl PostMetrics {
         counter(&mut registry, "camera_frames_skipped", "Frames skipped by max_fps", &cams.iter().map(|c| (camera(c), c.frames_skipped)).collect::<Vec<_>>());
         counter(&mut registry, "camera_reconnects", "Times the camera's stream was reopened", &cams.iter().map(|c| (camera(c), c.reconnects)).collect::<Vec<_>>());
         gauge(&mut registry, "camera_up", "1 when the camera delivers frames", &cams.iter().map(|c| (camera(c), i64::from(c.state == CameraState::Up))).collect::<Vec<_>>());
+        counter(&mut registry, "camera_segments_recorded", "Video segments the camera's recording closed", &cams.iter().map(|c| (camera(c), c.segments_recorded)).collect::<Vec<_>>());
+        counter(&mut registry, "camera_recorded_bytes", "Bytes of video the camera's recording wrote", &cams.iter().map(|c| (camera(c), c.recorded_bytes)).collect::<Vec<_>>());
+        counter(&mut registry, "camera_recording_errors", "Recording failures and video dropped because the disk fell behind", &cams.iter().map(|c| (camera(c), c.recording_errors)).collect::<Vec<_>>());
         let stats = self.cameras.lock().map(|c| c.clone()).unwrap_or_default();
         registry.register_collector(Box::new(StageTimes { name: "camera_detect_seconds", help: "Seconds the plate detector took per detected frame", cameras: stats.clone(), of: |s| &s.detect_seconds }));
         registry.register_collector(Box::new(StageTimes { name: "camera_recognise_seconds", help: "Seconds plate recognition took per frame with plates to read", cameras: stats, of: |s| &s.recognise_seconds }));

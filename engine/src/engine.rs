@@ -35,8 +35,9 @@
 //!   engine time, the store is swept: expired reads leave the log (whole
 //!   segments and date partitions where possible) and from the reads'
 //!   history, plate crops older than `storage.retention.crops` go,
-//!   changelog parts older than `storage.retention.flags` are deleted, and
-//!   an audit record
+//!   changelog parts older than `storage.retention.flags` are deleted,
+//!   recorded video segments (`[recording] path`) that ended more than
+//!   `storage.retention.video` ago are deleted, and an audit record
 //!   `audit/<post>/retention/<time>.json` says what went and when. The sweep
 //!   only removes reads already retracted in flushed changelogs, so a
 //!   replay after it still reproduces every change not yet written.

@@ -1,9 +1,13 @@
 //! The retention sweep: expired reads leave the log and the reads' history,
-//! old plate crops and changelog parts are deleted, and an audit record
-//! says what went and when.
+//! old plate crops and changelog parts are deleted, recorded video segments
+//! that ended before `storage.retention.video` are deleted from the
+//! recording folder (by their names, [`borderflow_types::video`]), and an
+//! audit record says what went and when.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
+use borderflow_types::video;
 
 use crate::history::{part_range, sweep_crops, sweep_history};
 use crate::engine::{Engine, EngineError, READS, DAY_MS};
@@ -32,8 +36,16 @@ impl Engine {
         let on_cutoff_day: HashMap<&str, i64> =
             self.reads.range((day_start, String::new())..(day_start + DAY_MS, String::new())).map(|((t, id), _)| (id.as_str(), *t)).collect();
         let crops = self.runtime.block_on(sweep_crops(&self.storage, &post_id, crops_cutoff, |id| on_cutoff_day.get(id).copied()))?;
+        let video_cutoff = through as i64 - retention.video.as_millis() as i64;
+        let video = match &self.config.recording {
+            Some(recording) => sweep_video(&recording.path, video_cutoff),
+            None => VideoSwept::default(),
+        };
+        for error in &video.errors {
+            tracing::warn!("retention of recorded video: {error}");
+        }
         self.last_sweep_ms = through;
-        if expired.rows == 0 && expired.deleted_segments.is_empty() && parts.is_empty() && history.files_deleted == 0 && history.files_rewritten.is_empty() && crops.files_deleted == 0 {
+        if expired.rows == 0 && expired.deleted_segments.is_empty() && parts.is_empty() && history.files_deleted == 0 && history.files_rewritten.is_empty() && crops.files_deleted == 0 && video.files_deleted == 0 && video.errors.is_empty() {
             return Ok(());
         }
         let audit = serde_json::json!({
@@ -68,6 +80,19 @@ impl Engine {
                 "cutoff": iso(flags_cutoff as i64),
                 "parts_deleted": parts,
             },
+            "video": {
+                "retention_s": retention.video.as_secs(),
+                "cutoff": iso(video_cutoff),
+                "folder": self.config.recording.as_ref().map(|r| r.path.display().to_string()),
+                "files_deleted": video.files_deleted,
+                "bytes_deleted": video.bytes_deleted,
+                "cameras": video.cameras.iter().map(|(camera, swept)| (camera.clone(), serde_json::json!({
+                    "files_deleted": swept.files.len(),
+                    "bytes_deleted": swept.bytes,
+                    "segments_deleted": swept.files,
+                }))).collect::<serde_json::Map<_, _>>(),
+                "errors": video.errors,
+            },
         });
         let path = format!("audit/{}/retention/{through:020}.json", self.config.post.id);
         let text = serde_json::to_vec_pretty(&audit).map_err(|e| EngineError::Sink { path: path.clone(), message: e.to_string() })?;
@@ -75,6 +100,80 @@ impl Engine {
         tracing::info!(rows = expired.rows, parts = parts.len(), audit = %path, "retention sweep");
         Ok(())
     }
+}
+
+/// What a sweep of the recorded video removed.
+#[derive(Debug, Default)]
+struct VideoSwept {
+    files_deleted: usize,
+    bytes_deleted: u64,
+    cameras: BTreeMap<String, CameraVideoSwept>,
+    /// Files or folders that could not be listed or deleted (the sweep goes on).
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct CameraVideoSwept {
+    /// Paths of the segments deleted.
+    files: Vec<String>,
+    bytes: u64,
+}
+
+/// A segment still open is at most this long (`[recording] segment` at most).
+const LONGEST_SEGMENT_MS: i64 = 3_600_000;
+
+/// Deletes every camera's segments under `root` that ended before
+/// `cutoff_ms`, and open segments (left by a killed process) that started
+/// longer than the longest segment before it; date folders left empty go too.
+fn sweep_video(root: &Path, cutoff_ms: i64) -> VideoSwept {
+    let mut swept = VideoSwept::default();
+    let cameras = match video::list_cameras(root) {
+        Ok(cameras) => cameras,
+        Err(e) => {
+            swept.errors.push(format!("{}: {e}", root.display()));
+            return swept;
+        }
+    };
+    for camera in cameras {
+        let segments = match video::list_segments(root, &camera) {
+            Ok(segments) => segments,
+            Err(e) => {
+                swept.errors.push(format!("{}: {e}", video::camera_dir(root, &camera).display()));
+                continue;
+            }
+        };
+        let mut folders = Vec::new();
+        for segment in segments {
+            let expired = match segment.end_ms {
+                Some(end) => end < cutoff_ms,
+                None => segment.start_ms + LONGEST_SEGMENT_MS < cutoff_ms,
+            };
+            if !expired {
+                continue;
+            }
+            let bytes = std::fs::metadata(&segment.path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&segment.path) {
+                Ok(()) => {
+                    swept.files_deleted += 1;
+                    swept.bytes_deleted += bytes;
+                    let entry = swept.cameras.entry(camera.clone()).or_default();
+                    entry.files.push(segment.path.display().to_string());
+                    entry.bytes += bytes;
+                    if let Some(folder) = segment.path.parent()
+                        && !folders.iter().any(|f: &std::path::PathBuf| f == folder)
+                    {
+                        folders.push(folder.to_path_buf());
+                    }
+                }
+                Err(e) => swept.errors.push(format!("{}: {e}", segment.path.display())),
+            }
+        }
+        for folder in folders {
+            // Only an empty folder is removed; one still holding segments stays.
+            let _ = std::fs::remove_dir(&folder);
+        }
+    }
+    swept
 }
 
 fn iso(ms: i64) -> String {

@@ -13,6 +13,18 @@ pub fn command(config_path: &Path) -> Result<(), String> {
         println!("  peer     {}", peer.post);
     }
     println!("  storage  {}", config.storage.url);
+    if let Some(recording) = &config.recording {
+        let recorded: Vec<&str> = config.cameras.iter().filter(|c| c.source.record).map(|c| c.id.as_str()).collect();
+        println!(
+            "  video    {} ({} s segments, kept {} d): {} of {} camera(s) recorded{}",
+            recording.path.display(),
+            recording.segment.as_secs(),
+            config.storage.retention.video.as_secs() / 86_400,
+            recorded.len(),
+            config.cameras.len(),
+            if recorded.is_empty() { String::new() } else { format!(" ({})", recorded.join(", ")) }
+        );
+    }
     println!("  cameras  {}", config.cameras.len());
     for camera in &config.cameras {
         println!("    {:<36} lane {:<2} {:<5} {:<9} {}", camera.id, camera.lane, camera.direction, camera.point, camera.uri);

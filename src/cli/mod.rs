@@ -14,6 +14,7 @@ use crate::engine::Runtime;
 use demo::job::Progress;
 
 pub mod check;
+pub mod clip;
 pub mod demo;
 pub mod eval_images;
 pub mod process;
@@ -182,6 +183,28 @@ enum Command {
         #[arg(long)]
         start: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Exports the evidence of one read: the recorded video around it as
+    /// an MP4, its plate crop, a sidecar JSON with SHA-256 hashes, and an
+    /// audit record in the post's store.
+    Clip {
+        #[arg(long)]
+        config: PathBuf,
+        /// The read's `read_id` (as the reads' history and the views give it).
+        #[arg(long)]
+        read_id: String,
+        /// Video before the read's `captured_at` (ms, s or m; e.g. 5s).
+        #[arg(long, default_value = "5s", value_parser = clip::parse_period)]
+        before: Duration,
+        /// Video after it.
+        #[arg(long, default_value = "5s", value_parser = clip::parse_period)]
+        after: Duration,
+        /// The MP4 to write (default: READ_ID.mp4 here); the sidecar and the crop go beside it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Who exports, for the sidecar and the audit record (default: the login name).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Validates a post configuration and says what it describes.
     Check {
         #[arg(long)]
@@ -240,6 +263,9 @@ pub fn main() -> ExitCode {
             replay::command(runtime, replay::ReplayOptions { tables, views, batch_rows, order_by, out })
         }
         Command::Check { config } => check::command(&config),
+        Command::Clip { config, read_id, before, after, out, user } => {
+            clip::command(clip::ClipRequest { config, read_id, before, after, out, user })
+        }
         Command::Sql { sql, data, config, server, token, ca, format, output } => {
             sql::command(&sql, data.as_deref(), config.as_deref(), server.as_deref(), token, ca.as_deref(), format, output.as_deref())
         }

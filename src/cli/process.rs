@@ -72,7 +72,13 @@ pub fn process(
     let durations: Vec<Option<u64>> =
         cameras.iter().map(|c| recording_duration_ms(&borderflow_connectors::camera::path_of(&c.uri))).collect();
     let total_ms: u64 = durations.iter().map(|d| d.unwrap_or(0)).sum();
-    let source = CameraSourceOptions { pacing: Some(Pacing::Recorded), start_ms: Some(start_ms), ..CameraSourceOptions::default() };
+    // With [recording], the cameras that record keep the video they read, stamped as their reads.
+    let source = CameraSourceOptions {
+        pacing: Some(Pacing::Recorded),
+        start_ms: Some(start_ms),
+        recording: config.recording.as_ref().map(borderflow_connectors::recording::RecordingOptions::from_config),
+        ..CameraSourceOptions::default()
+    };
     let spec = camera_video(&config.post.id, &config.post.country, cameras, source, runtime);
     let run = VideoRun::start(spec);
     let mut reads = 0;

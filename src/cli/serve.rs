@@ -60,7 +60,7 @@ use crate::cli::run::follow::{FollowOptions, first_watchlist, scenario_ticks};
 use crate::cli::run::cameras::CameraFeed;
 
 /// How `serve` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The scenario's pace, or the cameras' time between commits (`pace`), and the engine's options.
     pub follow: FollowOptions,
@@ -76,6 +76,8 @@ pub struct ServeOptions {
     pub source: borderflow_connectors::CameraSourceOptions,
     /// Report every camera's counters this often.
     pub camera_health_every: Duration,
+    /// Evidence clips for the console (a post with `[recording]`).
+    pub clips: Option<borderflow_connectors::console::ClipExporter>,
 }
 
 impl Default for ServeOptions {
@@ -87,6 +89,7 @@ impl Default for ServeOptions {
             video_runtime: borderflow_engine::Runtime::default(),
             source: borderflow_connectors::CameraSourceOptions::default(),
             camera_health_every: Duration::from_secs(30),
+            clips: None,
         }
     }
 }
@@ -204,7 +207,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     }
     if let (Some(listen), Some(hub)) = (&serve_config.console_listen, &console) {
         hub.publish_health(engine.camera_health());
-        let started = borderflow_connectors::console::start(listen, &serve_config, engine.storage().clone(), handle.clone(), hub.clone(), None);
+        let started = borderflow_connectors::console::start(listen, &serve_config, engine.storage().clone(), handle.clone(), hub.clone(), options.clips.clone());
         let bound = network.block_on(started)?;
         let scheme = if serve_config.tls_cert.is_some() { "https" } else { "http" };
         progress(&format!("operator console on {scheme}://{bound}/"));
@@ -708,9 +711,34 @@ pub fn command(runtime: Runtime, config_path: &Path, storage: Option<&str>, pace
     options.follow.engine.sink_every_commits = sink_every.max(1);
     options.follow.engine.standard_views = standard_views;
     options.video_runtime = runtime;
+    if config.recording.is_some() {
+        options.clips = Some(console_clips(config.clone(), config_path.to_path_buf()));
+    }
     let stop = stop_on_signals();
     println!("Borderflow post {} ({}) serving, storage {}", config.post.id, config.post.name, config.storage.url);
     serve(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
     println!("stopped");
     Ok(())
+}
+
+/// The console's evidence clips: `borderflow clip`'s export (its sidecar
+/// and audit record, exported by `console:<user>`) into a folder of its
+/// own, the MP4 handed back and the folder removed.
+fn console_clips(config: PostConfig, config_path: std::path::PathBuf) -> borderflow_connectors::console::ClipExporter {
+    Arc::new(move |read_id: &str, user: &str| {
+        let folder = std::env::temp_dir().join(format!("borderflow-clip-{}-{}", std::process::id(), ulid::Ulid::new()));
+        let request = crate::cli::clip::ClipRequest {
+            config: config_path.clone(),
+            read_id: read_id.to_string(),
+            before: Duration::from_secs(5),
+            after: Duration::from_secs(5),
+            out: Some(folder.join(format!("{read_id}.mp4"))),
+            user: Some(format!("console:{user}")),
+        };
+        let exported = crate::cli::clip::export_from(&config, &request).and_then(|export| {
+            std::fs::read(&export.clip.path).map_err(|e| format!("{}: {e}", export.clip.path.display()))
+        });
+        let _ = std::fs::remove_dir_all(&folder);
+        exported
+    })
 }

@@ -14,7 +14,14 @@
 //! recording (`file://`, `dir://`) that fails ends with a [`CameraError`]
 //! naming the camera and the cause. Either way only that camera's thread is
 //! affected. Health ([`CameraStats`]) is shared with whoever processes the frames.
+//!
+//! A camera that records (`record` in its configuration and
+//! [`CameraSourceOptions::recording`] set) also keeps its compressed video
+//! in segment files, on the same clock as its frames' event times (see
+//! [`crate::recording`]); each attempt at the stream is one recording
+//! session, closed when the attempt ends.
 
+mod clock;
 mod pipeline;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +34,10 @@ use borderflow_types::{CameraConfig, CameraOpener, CameraSourceSettings, CameraS
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+use crate::recording::{Recorder, RecordingOptions};
+
+pub(crate) use clock::EventClock;
 
 pub use borderflow_types::RtspTransport;
 pub use pipeline::{SourceKind, path_of, pipeline_description, recording_duration_ms};
@@ -63,6 +74,8 @@ pub struct CameraSourceOptions {
     pub image_interval_ms: u64,
     /// Decoder threads (`avdec_*` `max-threads`); 0: the decoder decides.
     pub decoder_threads: u32,
+    /// Where the cameras that record (`record`) keep their video; none: no camera records.
+    pub recording: Option<RecordingOptions>,
 }
 
 impl Default for CameraSourceOptions {
@@ -78,6 +91,7 @@ impl Default for CameraSourceOptions {
             start_ms: None,
             image_interval_ms: 1_000,
             decoder_threads: 0,
+            recording: None,
         }
     }
 }
@@ -85,7 +99,8 @@ impl Default for CameraSourceOptions {
 impl CameraSourceOptions {
     /// These options with the settings the camera's configuration gives.
     pub fn with_camera(mut self, settings: &CameraSourceSettings) -> Self {
-        let CameraSourceSettings { transport, latency_ms, stall_timeout_ms, image_interval_ms, queue_frames, decoder_threads } = *settings;
+        // `record` is the camera's own: whether its source gets a recorder.
+        let CameraSourceSettings { transport, latency_ms, stall_timeout_ms, image_interval_ms, queue_frames, decoder_threads, record: _ } = *settings;
         self.rtsp_transport = transport.unwrap_or(self.rtsp_transport);
         self.latency_ms = latency_ms.unwrap_or(self.latency_ms);
         self.stall_timeout_ms = stall_timeout_ms.unwrap_or(self.stall_timeout_ms);
@@ -164,8 +179,14 @@ impl CameraSource {
         let options = options.with_camera(&camera.source);
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = sync_channel(options.queue_frames.max(1));
+        let camera_id: Arc<str> = Arc::from(camera.id.as_str());
+        let recorder = match &options.recording {
+            Some(recording) if camera.source.record => Some(Recorder::new(Arc::clone(&camera_id), recording.clone(), Arc::clone(&stats))),
+            _ => None,
+        };
         let reader = Reader {
-            camera_id: Arc::from(camera.id.as_str()),
+            camera_id,
+            recorder,
             uri: camera.uri.clone(),
             max_fps: camera.max_fps,
             kind: SourceKind::of(&camera.uri),
@@ -256,6 +277,8 @@ enum Outcome {
 /// The source thread's state.
 struct Reader {
     camera_id: Arc<str>,
+    /// The camera's recording, if it records.
+    recorder: Option<Recorder>,
     uri: String,
     max_fps: Option<u32>,
     kind: SourceKind,
@@ -277,6 +300,18 @@ impl Reader {
 
     fn run(mut self) {
         let live = self.kind.is_live();
+        if let Some(recorder) = &self.recorder {
+            if self.kind.is_recordable() {
+                recorder.finalise_stale();
+            } else {
+                let what = if self.kind == SourceKind::ImageFolder { "still images" } else { "MJPEG" };
+                self.stats.recording_failed(format!(
+                    "camera {}: not recorded: recording keeps a camera's own H.264 or H.265 stream, and this camera gives {what}",
+                    self.camera_id
+                ));
+                self.recorder = None;
+            }
+        }
         let mut backoff_ms = self.options.backoff_initial_ms.max(1);
         let mut attempt = 0u64;
         loop {
@@ -337,24 +372,36 @@ impl Reader {
 
     /// One attempt at a GStreamer stream (a file, RTSP or MJPEG over HTTP).
     fn read_stream(&mut self) -> Outcome {
-        let built = pipeline::build(&self.uri, self.kind, &self.options);
-        let (pipeline, sink) = match built {
+        let built = pipeline::build(&self.uri, self.kind, &self.options, self.recorder.is_some());
+        let (pipeline, sink, recorded) = match built {
             Ok(parts) => parts,
             Err(cause) => return Outcome::Failed(cause),
         };
-        let outcome = self.pull_frames(&pipeline, &sink);
+        // The frames' clock, which the recording shares.
+        let clock = Arc::new(if self.kind.is_live() {
+            EventClock::live()
+        } else {
+            EventClock::from(self.options.start_ms.unwrap_or_else(now_ms))
+        });
+        let session = match (&self.recorder, &recorded) {
+            (Some(recorder), Some(recorded)) => Some(recorder.start(recorded, Arc::clone(&clock))),
+            _ => None,
+        };
+        let outcome = self.pull_frames(&pipeline, &sink, &clock);
         let _ = pipeline.set_state(gst::State::Null);
+        // The stream is over for this attempt: so is its last segment.
+        if let Some(session) = session {
+            session.finish();
+        }
         outcome
     }
 
-    fn pull_frames(&mut self, pipeline: &gst::Pipeline, sink: &gst_app::AppSink) -> Outcome {
+    fn pull_frames(&mut self, pipeline: &gst::Pipeline, sink: &gst_app::AppSink, clock: &EventClock) -> Outcome {
         if let Err(e) = pipeline.set_state(gst::State::Playing) {
             let bus_cause = pipeline.bus().and_then(|bus| first_error(&bus));
             return Outcome::Failed(bus_cause.unwrap_or_else(|| format!("cannot start the pipeline: {e}")));
         }
         let Some(bus) = pipeline.bus() else { return Outcome::Failed("the pipeline has no bus".into()) };
-        let start_ms = self.options.start_ms.unwrap_or_else(now_ms);
-        let mut live_base_ms: Option<i64> = None;
         let mut last_frame = Instant::now();
         let mut next_due_ms: Option<i64> = None;
         let (mut last_pts_ms, mut min_interval_ms): (Option<i64>, i64) = (None, i64::MAX);
@@ -417,11 +464,7 @@ impl Reader {
                 let due = next_due_ms.map_or(pts_ms as f64, |d| (d as f64).max(pts_ms as f64 - interval)) + interval;
                 next_due_ms = Some(due.round() as i64 - 1);
             }
-            let captured_at_ms = if self.kind.is_live() {
-                *live_base_ms.get_or_insert_with(|| now_ms() - pts_ms) + pts_ms
-            } else {
-                start_ms + pts_ms
-            };
+            let captured_at_ms = clock.event_ms(pts_ms);
             let frame = match frame_from_sample(&self.camera_id, self.next_index, captured_at_ms, &sample) {
                 Ok(frame) => frame,
                 Err(cause) => {
@@ -532,7 +575,7 @@ fn first_error(bus: &gst::Bus) -> Option<String> {
     None
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

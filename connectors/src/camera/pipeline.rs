@@ -7,6 +7,16 @@
 //! | `rtsp://…` | `rtspsrc protocols=tcp\|udp latency=N ! decodebin` |
 //! | `http(s)://…` (MJPEG) | `souphttpsrc is-live=true do-timestamp=true ! multipartdemux ! jpegdec` (a multipart part has no timestamp: each frame is stamped when it arrives) |
 //! | `dir://PATH` | one `filesrc ! decodebin` per image, in name order |
+//!
+//! A camera that records (`file://` and `rtsp://` only) parses its stream
+//! first and splits it: `src ! parsebin ! tee ! queue ! decodebin ! …`, and
+//! from the `tee`, through a leaky queue, the compressed video to a second
+//! appsink, `record`, which feeds the recording's writer
+//! ([`crate::recording`]). (Without that queue the `tee` would wait on the
+//! record appsink, which waits in PAUSED until the decoder has prerolled,
+//! which needs more than one frame: a deadlock.) The first video
+//! stream `parsebin` finds goes to the `tee`; any other (audio, a second
+//! video) is discarded.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +54,11 @@ impl SourceKind {
     pub fn is_live(self) -> bool {
         matches!(self, SourceKind::Rtsp | SourceKind::HttpMjpeg)
     }
+
+    /// Sources whose compressed stream can be recorded as it arrives.
+    pub fn is_recordable(self) -> bool {
+        matches!(self, SourceKind::File | SourceKind::Rtsp)
+    }
 }
 
 /// The file system path of a `file://` or `dir://` URI (or of a bare path).
@@ -70,6 +85,21 @@ pub fn pipeline_description(kind: SourceKind) -> String {
     }
 }
 
+/// The description of a recording camera's pipeline (see the module
+/// documentation); `None` for the kinds that cannot record.
+pub fn recorded_pipeline_description(kind: SourceKind) -> Option<String> {
+    let head = match kind {
+        SourceKind::File => "filesrc name=src",
+        SourceKind::Rtsp => "rtspsrc name=src",
+        SourceKind::HttpMjpeg | SourceKind::ImageFolder => return None,
+    };
+    Some(format!(
+        "{head} ! parsebin name=parse  tee name=split ! queue name=decode_queue ! decodebin name=decode ! {TAIL}  \
+         split. ! queue name=record_queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=5000000000 ! \
+         appsink name=record sync=false async=false"
+    ))
+}
+
 fn launch(description: &str) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
     let pipeline = gst::parse::launch(description)
         .map_err(|e| format!("cannot build the pipeline: {e}"))?
@@ -82,9 +112,23 @@ fn launch(description: &str) -> Result<(gst::Pipeline, gst_app::AppSink), String
     Ok((pipeline, sink))
 }
 
-/// The pipeline for a stream URI, with its source configured.
-pub fn build(uri: &str, kind: SourceKind, options: &CameraSourceOptions) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
-    let (pipeline, sink) = launch(&pipeline_description(kind))?;
+/// The pipeline for a stream URI, with its source configured; with
+/// `record` (and a kind that records), also the appsink of its compressed video.
+pub fn build(
+    uri: &str,
+    kind: SourceKind,
+    options: &CameraSourceOptions,
+    record: bool,
+) -> Result<(gst::Pipeline, gst_app::AppSink, Option<gst_app::AppSink>), String> {
+    let recorded = record.then(|| recorded_pipeline_description(kind)).flatten();
+    let (pipeline, sink) = launch(recorded.as_deref().unwrap_or(&pipeline_description(kind)))?;
+    let record_sink = match recorded {
+        Some(_) => {
+            link_parsed_video(&pipeline)?;
+            Some(pipeline.by_name("record").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("the pipeline has no record appsink")?)
+        }
+        None => None,
+    };
     let src = pipeline.by_name("src").ok_or("the pipeline has no source")?;
     match kind {
         SourceKind::File | SourceKind::ImageFolder => {
@@ -115,7 +159,35 @@ pub fn build(uri: &str, kind: SourceKind, options: &CameraSourceOptions) -> Resu
             }
         });
     }
-    Ok((pipeline, sink))
+    Ok((pipeline, sink, record_sink))
+}
+
+/// Links the first video stream `parsebin` exposes to the `tee`; the
+/// others go to fakesinks (an unlinked stream would stop the demuxer).
+fn link_parsed_video(pipeline: &gst::Pipeline) -> Result<(), String> {
+    let parse = pipeline.by_name("parse").ok_or("the pipeline has no parsebin")?;
+    let split = pipeline.by_name("split").ok_or("the pipeline has no tee")?;
+    let bin = pipeline.downgrade();
+    let linked = std::sync::atomic::AtomicBool::new(false);
+    parse.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
+        if video && !linked.swap(true, std::sync::atomic::Ordering::SeqCst)
+            && let Some(sink) = split.static_pad("sink")
+            && pad.link(&sink).is_ok()
+        {
+            return;
+        }
+        let Some(bin) = bin.upgrade() else { return };
+        let Ok(discard) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build() else { return };
+        if bin.add(&discard).is_ok()
+            && let Some(sink) = discard.static_pad("sink")
+        {
+            let _ = discard.sync_state_with_parent();
+            let _ = pad.link(&sink);
+        }
+    });
+    Ok(())
 }
 
 /// The pipeline that decodes one image file.

@@ -40,7 +40,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -157,8 +157,8 @@ fn iso(ms: i64) -> String {
 }
 
 /// Exports a read's evidence clip: given the read id and who asks, the
-/// path of the MP4 written (see `borderflow clip`).
-pub type ClipExporter = Arc<dyn Fn(&str, &str) -> Result<std::path::PathBuf, String> + Send + Sync>;
+/// MP4 (see `borderflow clip`, which also writes its sidecar and audit record).
+pub type ClipExporter = Arc<dyn Fn(&str, &str) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// The console's server state.
 pub(crate) struct Console {
@@ -429,8 +429,7 @@ async fn charts(State(console): State<Arc<Console>>, caller: Caller) -> Response
 }
 
 /// A read's evidence clip (MP4), exported and audited like `borderflow clip`.
-async fn clip(State(console): State<Arc<Console>>, caller: Caller, Path(read_id): Path<String>, headers: HeaderMap) -> Response {
-    let _ = headers;
+async fn clip(State(console): State<Arc<Console>>, caller: Caller, Path(read_id): Path<String>) -> Response {
     if !caller.role.may_read("reads") {
         return refuse(StatusCode::FORBIDDEN, &format!("role `{}` may not read `reads`", caller.role.name));
     }
@@ -440,18 +439,15 @@ async fn clip(State(console): State<Arc<Console>>, caller: Caller, Path(read_id)
     let id = read_id.clone();
     let exported = tokio::task::spawn_blocking(move || exporter(&id, &user)).await.unwrap_or_else(|e| Err(e.to_string()));
     match exported {
-        Ok(path) => match tokio::fs::read(&path).await {
-            Ok(mp4) => {
-                console.auth.audit(&caller, "Console.Clip", None, &[&read_id], Some(1), None).await;
-                let disposition = format!("attachment; filename=\"{read_id}.mp4\"");
-                Response::builder()
-                    .header(header::CONTENT_TYPE, "video/mp4")
-                    .header(header::CONTENT_DISPOSITION, disposition)
-                    .body(Body::from(mp4))
-                    .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "answer"))
-            }
-            Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &format!("{}: {error}", path.display())),
-        },
+        Ok(mp4) => {
+            console.auth.audit(&caller, "Console.Clip", None, &[&read_id], Some(1), None).await;
+            let disposition = format!("attachment; filename=\"{read_id}.mp4\"");
+            Response::builder()
+                .header(header::CONTENT_TYPE, "video/mp4")
+                .header(header::CONTENT_DISPOSITION, disposition)
+                .body(Body::from(mp4))
+                .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "answer"))
+        }
         Err(error) => {
             console.auth.audit(&caller, "Console.Clip", None, &[&read_id], None, Some(&error)).await;
             refuse(StatusCode::NOT_FOUND, &error)

@@ -1,5 +1,7 @@
 //! Per-camera health: whether a camera is delivering frames, and how many it
-//! delivered, how many the engine processed and how many it had to drop.
+//! delivered, how many the engine processed and how many it had to drop;
+//! for a recording camera, the segments and bytes it recorded and its
+//! recording errors.
 //!
 //! A camera source and the operators that consume its frames share one
 //! [`CameraStats`] (atomic counters, cheap to update per frame); anyone may
@@ -55,6 +57,14 @@ pub struct CameraHealth {
     pub reconnects: u64,
     /// Event time of the last frame, ms since the epoch (0: none yet).
     pub last_frame_ms: i64,
+    /// Video segments closed (recording cameras; see [`crate::video`]).
+    pub segments_recorded: u64,
+    /// Bytes of the segments closed.
+    pub recorded_bytes: u64,
+    /// Recording failures: a segment that could not be written, named or
+    /// finalised, a stream that cannot be stored as it is, video dropped
+    /// because the disk fell behind. Reading goes on regardless.
+    pub recording_errors: u64,
     /// The last error or warning, naming its cause.
     pub last_error: Option<String>,
 }
@@ -70,6 +80,9 @@ pub struct CameraStats {
     frames_skipped: AtomicU64,
     reconnects: AtomicU64,
     last_frame_ms: AtomicI64,
+    segments_recorded: AtomicU64,
+    recorded_bytes: AtomicU64,
+    recording_errors: AtomicU64,
     /// Seconds the text detector took per detected frame (`/metrics`).
     pub detect_seconds: Histogram,
     /// Seconds recognition took per frame with plates to read (`/metrics`).
@@ -92,6 +105,9 @@ impl CameraStats {
             frames_skipped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             last_frame_ms: AtomicI64::new(0),
+            segments_recorded: AtomicU64::new(0),
+            recorded_bytes: AtomicU64::new(0),
+            recording_errors: AtomicU64::new(0),
             detect_seconds: stage_histogram(),
             recognise_seconds: stage_histogram(),
         }
@@ -132,6 +148,16 @@ impl CameraStats {
     pub fn reconnected(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
+    /// A video segment of `bytes` closed.
+    pub fn segment_recorded(&self, bytes: u64) {
+        self.segments_recorded.fetch_add(1, Ordering::Relaxed);
+        self.recorded_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// A recording failure; `message` names the camera and the cause.
+    pub fn recording_failed(&self, message: String) {
+        self.recording_errors.fetch_add(1, Ordering::Relaxed);
+        self.set_error(message);
+    }
 
     pub fn health(&self) -> CameraHealth {
         let (state, last_error) = self.state.lock().map(|g| g.clone()).unwrap_or((CameraState::Down, None));
@@ -144,6 +170,9 @@ impl CameraStats {
             frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             last_frame_ms: self.last_frame_ms.load(Ordering::Relaxed),
+            segments_recorded: self.segments_recorded.load(Ordering::Relaxed),
+            recorded_bytes: self.recorded_bytes.load(Ordering::Relaxed),
+            recording_errors: self.recording_errors.load(Ordering::Relaxed),
             last_error,
         }
     }

@@ -51,12 +51,13 @@
 //! [storage]                   # optional
 //! url = "file://./data"       # default: the folder `data` beside this file; also s3://bucket/prefix,
 //!                             # gs://, az://, … (kept as written)
-//! retention = { reads = "30d", flags = "90d", crops = "7d" }   # each optional, these defaults;
-//!                             # a whole number and a unit: s, m, h, d or w ("12h", "90m").
+//! retention = { reads = "30d", flags = "90d", crops = "7d", video = "30d" }   # each optional,
+//!                             # these defaults; a whole number and a unit: s, m, h, d or w ("12h", "90m").
 //!                             # reads: the `reads` table, by `captured_at`: older reads are retracted
 //!                             # from every view and deleted from the write-ahead log;
 //!                             # flags: the views' changelog files (views/<view>/changes/);
-//!                             # crops: plate crop images
+//!                             # crops: plate crop images;
+//!                             # video: recorded segments ([recording]), by the end of each segment
 //!
 //! [storage.s3]                # optional; for s3:// URLs. Each key left out is taken from the
 //!                             # environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
@@ -70,6 +71,12 @@
 //! max_retries = 10            # optional, default 10; a failed request is retried with exponential
 //! retry_timeout = "3m"        # backoff at most this often and this long (default 3 minutes)
 //! request_timeout = "30s"     # optional, default 30s: one request's limit
+//!
+//! [recording]                 # optional; the cameras' own video kept in segments, for evidence clips
+//! path = "video"              # a local folder, relative to this file; default: the folder `video` in
+//!                             # [storage] url when it is file://; required with any other storage
+//! segment = "60s"             # optional, default 60s: the length of one segment file, 2s to 1h
+//!                             # (a segment ends at the first key frame after that long)
 //!
 //! [[camera]]                  # one table per camera; none is fine
 //! id = "otaci-entry-arrival-1"   # required; unique in this file
@@ -93,6 +100,10 @@
 //! queue_frames = 8            # optional, default 8: decoded frames waiting for the engine; a live
 //!                             # camera drops (and counts) frames when it is full; 1 to 10000
 //! decoder_threads = 0         # optional, default 0 (the decoder decides): video decoder threads, 0 to 64
+//! record = "continuous"       # optional, only with [recording]: "continuous" (the camera's H.264 or
+//!                             # H.265 stream is kept as it arrives, no re-encoding) or "off"; default:
+//!                             # "continuous" for file:// and rtsp:// cameras, "off" for http(s):// (MJPEG)
+//!                             # and dir://, which cannot be recorded
 //!
 //! [[view]]                    # one table per standing SQL view; none is fine
 //! name = "exits_per_lane"     # required; an SQL identifier (letters, digits, `_`), unique
@@ -336,6 +347,8 @@ pub struct Retention {
     pub flags: Duration,
     /// Plate crop images; default 7 days.
     pub crops: Duration,
+    /// Recorded video segments, by the end of each; default 30 days.
+    pub video: Duration,
 }
 
 impl Default for Retention {
@@ -345,6 +358,7 @@ impl Default for Retention {
             reads: Duration::from_secs(30 * DAY_S),
             flags: Duration::from_secs(90 * DAY_S),
             crops: Duration::from_secs(7 * DAY_S),
+            video: Duration::from_secs(30 * DAY_S),
         }
     }
 }
@@ -360,6 +374,22 @@ pub struct StorageConfig {
     pub retention: Retention,
     /// `[storage.s3]`: how to reach an `s3://` store (unused for `file://`).
     pub s3: S3Config,
+}
+
+/// `[recording]`: where the cameras' video segments are written and how
+/// long each is (see [`crate::video`] for the names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingConfig {
+    /// A local folder, absolute (resolved against the configuration's folder).
+    pub path: PathBuf,
+    /// The length of one segment, 2 s to 1 h; default 60 s.
+    pub segment: Duration,
+}
+
+impl RecordingConfig {
+    pub const DEFAULT_SEGMENT: Duration = Duration::from_secs(60);
+    pub const MIN_SEGMENT: Duration = Duration::from_secs(2);
+    pub const MAX_SEGMENT: Duration = Duration::from_secs(3600);
 }
 
 /// `[storage.s3]`: the S3 endpoint, region, credentials and retries. A field
@@ -472,6 +502,10 @@ pub struct CameraSourceSettings {
     pub image_interval_ms: Option<u64>,
     pub queue_frames: Option<usize>,
     pub decoder_threads: Option<u32>,
+    /// Whether the camera's stream is also recorded (`record`, resolved
+    /// with its default); it is, where the reader is given somewhere to
+    /// record to (`[recording]`).
+    pub record: bool,
 }
 
 /// `[[view]]`: a standing SQL view the engine keeps up to date.
@@ -506,6 +540,8 @@ pub struct PostConfig {
     /// `[serve]`: listeners and limits of `borderflow serve`.
     pub serve: Option<ServeConfig>,
     pub storage: StorageConfig,
+    /// `[recording]`: where the cameras' video is recorded; none: not recorded.
+    pub recording: Option<RecordingConfig>,
     /// In file order.
     pub cameras: Vec<CameraConfig>,
     /// In file order.

@@ -9,11 +9,12 @@
 //! ([`plate_norm`], [`plate_fuzzy`]), checked against national formats
 //! ([`plate_grammar`]) and, before anything crosses the border, hashed with
 //! the pair of posts' HMAC key ([`plate_hash`]). [`crossings`] lists the road
-//! crossings and their posts.
+//! crossings and their posts. [`video`] says where recorded video segments
+//! are kept and how they are named.
 
 pub use camera_health::{CameraHealth, CameraState, CameraStats, WalStats};
 pub use config::{
-    CameraConfig, CameraSourceSettings, ConfigError, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
+    CameraConfig, CameraSourceSettings, ConfigError, RecordingConfig, CountingLine, PeerConfig, PostConfig, PostSection, Retention, S3Config,
     AUDIT_LOG_TABLE, ENGINE_TABLES, RoleConfig, RtspTransport, ScenarioSourceConfig, ServeConfig, Side, StorageConfig, TableConfig, ViewConfig, WatchlistConfig,
     WatchlistSource, FeedCamera, FeedConfig, FeedFormat, JsonFields, MqttConfig, WebhookConfig,
 };
@@ -38,4 +39,5 @@ pub mod plate_grammar;
 pub mod plate_hash;
 mod plate_key;
 mod read;
+pub mod video;
 pub mod watchlist;

@@ -370,6 +370,89 @@ fn recording_and_image_folder_paths_resolve_against_the_config_folder() {
 }
 
 #[test]
+fn recording_defaults_resolve_and_cameras_record_what_they_can() {
+    // An empty [recording]: the folder `video` in the file:// store, one-minute segments, every camera recorded.
+    let text = format!("{VALID}\n[recording]\n");
+    let (dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    let recording = config.recording.expect("[recording]");
+    assert_eq!(recording.path, dir.path().join("data").join("video"));
+    assert_eq!(recording.segment, Duration::from_secs(60));
+    assert!(config.cameras.iter().all(|c| c.source.record), "{:?}", config.cameras);
+    assert_eq!(config.storage.retention.video, Duration::from_secs(30 * 86_400));
+
+    // A path beside the file, a segment length, one camera off, a video retention.
+    let text = replace_nth(VALID, "from_side = \"bottom\"", "from_side = \"bottom\"\nrecord = \"off\"", 1)
+        .replace("crops = \"7d\" }", "crops = \"7d\", video = \"14d\" }")
+        + "\n[recording]\npath = \"../rec/./otaci\"\nsegment = \"10s\"\n";
+    let (dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    let recording = config.recording.expect("[recording]");
+    assert_eq!(recording.path, dir.path().parent().expect("parent").join("rec/otaci"));
+    assert_eq!(recording.segment, Duration::from_secs(10));
+    assert_eq!((config.cameras[0].source.record, config.cameras[1].source.record), (true, false));
+    assert_eq!(config.storage.retention.video, Duration::from_secs(14 * 86_400));
+
+    // Without [recording] nothing is recorded; an MJPEG camera is not recorded by default.
+    let (_dir, path) = write_config(VALID);
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert!(config.recording.is_none() && config.cameras.iter().all(|c| !c.source.record));
+    let text = VALID.replace("rtsp://127.0.0.1:8554/otaci-entry-arrival-1", "http://127.0.0.1:8080/lane.mjpg") + "\n[recording]\n";
+    let (_dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!((config.cameras[0].source.record, config.cameras[1].source.record), (false, true));
+}
+
+#[test]
+fn recording_mistakes_name_their_line_and_field() {
+    let with_recording = |extra: &str| format!("{VALID}\n[recording]\n{extra}");
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        // (text, the text of the line at fault, field, words of the message)
+        (with_recording("segment = \"1s\"\n"), "segment = ", "recording.segment", "2s to 1h"),
+        (with_recording("segment = \"2h\"\n"), "segment = ", "recording.segment", "2s to 1h"),
+        (with_recording("segment = \"a minute\"\n"), "segment = ", "recording.segment", "not a duration"),
+        (with_recording("path = \"\"\n"), "path = ", "recording.path", "empty"),
+        (with_recording("keep = \"7d\"\n"), "keep = ", "recording.keep", "known fields: path, segment"),
+        (
+            replace_nth(VALID, "max_fps = 25", "max_fps = 25\nrecord = \"continuous\"", 1),
+            "record = ",
+            "camera[1].record",
+            "camera `otaci-entry-arrival-1` sets record, but the file has no [recording] table",
+        ),
+        (
+            replace_nth(&with_recording(""), "max_fps = 25", "max_fps = 25\nrecord = \"always\"", 1),
+            "record = ",
+            "camera[1].record",
+            "\"continuous\" or \"off\"",
+        ),
+        (
+            replace_nth(&with_recording(""), "max_fps = 25", "max_fps = 25\nrecord = \"continuous\"", 1)
+                .replace("rtsp://127.0.0.1:8554/otaci-entry-arrival-1", "https://127.0.0.1/lane.mjpg"),
+            "record = ",
+            "camera[1].record",
+            "camera `otaci-entry-arrival-1` cannot be recorded",
+        ),
+        (VALID.replace("crops = \"7d\" }", "crops = \"7d\", video = \"soon\" }"), "retention = ", "storage.retention.video", "not a duration"),
+    ];
+    for (text, at, field, words) in &cases {
+        let (error, path, _dir) = error_for(text);
+        assert_at(&error, &path, line_of(text, at), field);
+        assert!(error.message.contains(words), "{error} (expected {words:?})");
+    }
+
+    // Storage that is not a folder: the recording folder must be given, and the error says so.
+    let text = VALID.replace("file://./data", "s3://customs-md/otaci") + "\n[recording]\nsegment = \"30s\"\n";
+    let (error, path, _dir) = error_for(&text);
+    assert_eq!((error.file.as_str(), error.field.as_str()), (path.display().to_string().as_str(), "recording.path"), "{error}");
+    assert!((line_of(&text, "[recording]")..=line_of(&text, "segment = ")).contains(&error.line), "{error}");
+    assert!(error.message.contains("s3://") && error.message.contains("path ="), "{error}");
+    let text = text.replace("segment = \"30s\"", "path = \"/var/lib/borderflow/video\"");
+    let (_dir, path) = write_config(&text);
+    let config = PostConfig::from_file(&path).expect("valid");
+    assert_eq!(config.recording.expect("[recording]").path, Path::new("/var/lib/borderflow/video"));
+}
+
+#[test]
 fn every_example_config_parses() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     for crossing in CROSSINGS {

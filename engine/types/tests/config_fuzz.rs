@@ -77,16 +77,18 @@ const KEYS: &[&str] = &[
     "image_interval_ms", "queue_frames", "decoder_threads", "sql", "path", "object", "reload", "seed", "start", "days", "traffic_scale",
     "exchange_listen", "sql_listen", "tokens", "tls_cert", "tls_key", "client_ca", "query_memory_mb", "query_timeout", "result_ttl",
     "answers_memory_mb", "region", "max_retries", "allow_http", "retry_timeout", "storage.url", "post.id", "\"quoted key\"", "x",
+    "segment", "record", "video",
 ];
 
 const HEADERS: &[&str] = &[
     "[post]", "[peer]", "[serve]", "[storage]", "[storage.s3]", "[storage.retention]", "[[camera]]", "[[view]]", "[[table]]", "[watchlist]",
+    "[recording]",
     "[scenario]", "[camera]", "[[post]]", "[post.id]", "[[camera.counting_line]]", "[", "[[", "[]", "[ post ]", "['post']",
 ];
 
 const VALUES: &[&str] = &[
     "\"otaci\"", "\"Otaci\"", "\"MD\"", "\"md\"", "\"entry\"", "\"exit\"", "\"arrival\"", "\"departure\"", "\"top\"", "\"left\"", "\"30d\"",
-    "\"0s\"", "\"99999999999999999999w\"", "\"rtsp://127.0.0.1:8554/a\"", "\"file://./data\"", "\"file://\"", "\"dir://frames\"",
+    "\"0s\"", "\"continuous\"", "\"off\"", "\"99999999999999999999w\"", "\"rtsp://127.0.0.1:8554/a\"", "\"file://./data\"", "\"file://\"", "\"dir://frames\"",
     "\"s3://bucket/prefix\"", "\"s3://\"", "\"https://127.0.0.1:8815\"", "\"127.0.0.1:8817\"", "\"2026-11-27\"", "2026-11-27",
     "1979-05-27T07:32:00Z", "07:32:00", "[[0.05, 0.6], [0.95, 0.6]]", "[[0.5, 0.5], [0.5, 0.5]]", "[[0.1, 2.0], [0.9]]", "[]", "[[]]",
     "{}", "{ reads = \"1d\" }", "{ reads = 1 }", "\"\"\"multi\nline\"\"\"", "'''literal'''", "\"unterminated", "'", "\"\\u00e9\\x\"", "0",

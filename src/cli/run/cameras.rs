@@ -23,6 +23,10 @@
 //! the first run did, so each read comes out with the same `read_id` and
 //! the engine takes none twice; only the reads it lacks are pushed.
 //!
+//! With a `[recording]` table, the cameras that record keep their video in
+//! segments under its folder (see [`borderflow_connectors::recording`]);
+//! `borderflow clip` cuts a read's evidence from them.
+//!
 //! The run ends when every camera has ended (recordings) or when `stop` is
 //! set (Ctrl-C or SIGTERM for a live post); the reads the cameras gave up to
 //! then are committed, the views flushed and the log closed.
@@ -34,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use borderflow_connectors::CameraSourceOptions;
+use borderflow_connectors::recording::RecordingOptions;
 use borderflow_connectors::synthetic_video::encode_jpegs;
 use borderflow_engine::{CameraState, Direction, PlateRead, PostConfig, Runtime, reads_to_batch};
 use borderflow_operators::PlateCrop;
@@ -126,6 +131,9 @@ impl CameraFeed {
         if source.start_ms.is_none() {
             source.start_ms = recordings_start(engine, progress)?;
         }
+        if source.recording.is_none() {
+            source.recording = engine.config().recording.as_ref().map(RecordingOptions::from_config);
+        }
         let config = engine.config();
         let mut spec = camera_video(&config.post.id, &config.post.country, config.cameras.clone(), source, runtime);
         // Reads are taken from the run as they come; the run keeps none.
@@ -200,8 +208,13 @@ impl CameraFeed {
         if Instant::now() >= self.health_at {
             self.health_at = Instant::now() + self.health_every;
             for h in engine.camera_health() {
+                let recorded = if h.segments_recorded + h.recording_errors > 0 {
+                    format!(", {} segments recorded ({:.1} MB), {} recording errors", h.segments_recorded, h.recorded_bytes as f64 / 1e6, h.recording_errors)
+                } else {
+                    String::new()
+                };
                 progress(&format!(
-                    "camera {}: {}, {} frames in, {} processed, {} dropped, {} reconnects",
+                    "camera {}: {}, {} frames in, {} processed, {} dropped, {} reconnects{recorded}",
                     h.camera_id,
                     h.state.as_str(),
                     h.frames_in,

@@ -64,9 +64,22 @@ fn run_cameras(runtime: Runtime, config_path: &Path, config: PostConfig, commit_
     options.engine.sink_every_commits = sink_every.max(1);
     println!("Borderflow post {} ({}) reading {} camera(s), storage {}", config.post.id, config.post.name, config.cameras.len(), config.storage.url);
     let stop = stop_on_signals();
+    let config_recording = config.recording.clone();
     let report = run_cameras(config, &options, stop, &|line| println!("{line}")).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let per_camera = |camera: &str, d| report.reads_per_camera.get(&(camera.to_string(), d)).copied().unwrap_or(0);
     print!("{}", crate::cli::process::camera_table_with(&report.video, &per_camera));
+    if let Some(recording) = &config_recording {
+        for h in report.video.health.iter().filter(|h| h.segments_recorded + h.recording_errors > 0) {
+            println!(
+                "camera {}: {} video segment(s) recorded ({:.1} MB) under {}, {} recording error(s)",
+                h.camera_id,
+                h.segments_recorded,
+                h.recorded_bytes as f64 / 1e6,
+                recording.path.display(),
+                h.recording_errors
+            );
+        }
+    }
     println!(
         "{} commits, {} reads pushed ({} pushes retried), {} Parquet file(s) of reads; views: {}",
         report.commits,

@@ -1,6 +1,6 @@
 //! The `[[camera]]` tables: ids, URIs and their source settings, lanes,
-//! directions and points, frame rates, counting lines and the side a
-//! vehicle comes from.
+//! directions and points, frame rates, counting lines, the side a vehicle
+//! comes from, and whether the camera is recorded.
 
 use std::collections::HashMap;
 
@@ -15,7 +15,10 @@ use crate::{Direction, Point};
 /// Camera URI schemes the connectors read.
 const CAMERA_SCHEMES: &[&str] = &["file", "rtsp", "http", "https", "dir"];
 
-pub(super) fn cameras(source: &Source<'_>, post: &PostSection, raw: Vec<RawCamera>) -> Result<Vec<CameraConfig>, ConfigError> {
+/// Camera URI schemes whose stream can be recorded as it arrives (H.264 or H.265).
+const RECORDABLE_SCHEMES: &[&str] = &["file", "rtsp"];
+
+pub(super) fn cameras(source: &Source<'_>, post: &PostSection, recording: bool, raw: Vec<RawCamera>) -> Result<Vec<CameraConfig>, ConfigError> {
     let mut first_line_of_id: HashMap<String, usize> = HashMap::new();
     let mut cameras = Vec::with_capacity(raw.len());
     for (index, camera) in raw.into_iter().enumerate() {
@@ -34,7 +37,8 @@ pub(super) fn cameras(source: &Source<'_>, post: &PostSection, raw: Vec<RawCamer
         first_line_of_id.insert(id.clone(), source.line_of(id_span.start));
         let side_span = camera.from_side.span();
         let uri = camera_uri(source, camera.uri.clone(), &format!("{at}.uri"))?;
-        let settings = camera_source_settings(source, &at, &uri, &camera)?;
+        let mut settings = camera_source_settings(source, &at, &uri, &camera)?;
+        settings.record = record(source, &at, &id, &uri, recording, &camera)?;
         let config = CameraConfig {
             uri,
             lane: lane(source, camera.lane, &format!("{at}.lane"))?,
@@ -106,7 +110,37 @@ fn camera_source_settings(source: &Source<'_>, at: &str, uri: &str, camera: &Raw
         queue_frames: number(&camera.queue_frames, "queue_frames", 1..=10_000, None, "the number of decoded frames waiting for the engine")?.map(|n| n as usize),
         decoder_threads: number(&camera.decoder_threads, "decoder_threads", 0..=64, None, "the number of video decoder threads (0: the decoder decides)")?
             .map(|n| n as u32),
+        record: false,
     })
+}
+
+/// `record`: only with a `[recording]` table; by default on for the cameras
+/// whose stream is kept as it arrives (see [`RECORDABLE_SCHEMES`]).
+fn record(source: &Source<'_>, at: &str, id: &str, uri: &str, recording: bool, camera: &RawCamera) -> Result<bool, ConfigError> {
+    let scheme = uri.split_once("://").map_or("", |(s, _)| s);
+    let recordable = RECORDABLE_SCHEMES.contains(&scheme);
+    let Some(value) = &camera.record else { return Ok(recording && recordable) };
+    let field = format!("{at}.record");
+    if !recording {
+        return Err(source.error_at(
+            value.span(),
+            field,
+            format!("camera `{id}` sets record, but the file has no [recording] table (where its video goes); add one, or leave record out"),
+        ));
+    }
+    match value.get_ref().as_str() {
+        "off" => Ok(false),
+        "continuous" if recordable => Ok(true),
+        "continuous" => Err(source.error_at(
+            value.span(),
+            field,
+            format!(
+                "camera `{id}` cannot be recorded: recording keeps a camera's own H.264 or H.265 stream without re-encoding, and this {scheme}:// camera gives {}; use record = \"off\"",
+                if scheme == "dir" { "still images" } else { "MJPEG" }
+            ),
+        )),
+        other => Err(source.error_at(value.span(), field, format!("unknown record mode \"{other}\"; use \"continuous\" or \"off\""))),
+    }
 }
 
 /// An error when `key` is set on a camera whose scheme it does not apply to.

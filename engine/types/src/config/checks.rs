@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawPeer, RawPost, RawServe, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
+use super::raw::{RawConfig, RawPeer, RawPost, RawRecording, RawServe, RawRetention, RawS3, RawScenario, RawStorage, RawTable, RawView, RawWatchlist};
 use super::source::{Source, normalize};
 use super::cameras::cameras;
 use super::roles::roles;
 use super::integrations::{feeds, mqtt_config, webhooks};
 use super::{
-    ConfigError, PeerConfig, PostConfig, PostSection, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
+    ConfigError, PeerConfig, PostConfig, PostSection, RecordingConfig, ServeConfig, Retention, S3Config, ScenarioSourceConfig,
     ENGINE_TABLES, StorageConfig, TableConfig, ViewConfig, WatchlistConfig, WatchlistSource,
 };
 
@@ -30,7 +30,8 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
     let peer = raw.peer.map(|peer| peer_config(source, &post, peer)).transpose()?;
     let serve = raw.serve.map(|serve| serve_config(source, serve)).transpose()?;
     let storage = storage_config(source, raw.storage)?;
-    let cameras = cameras(source, &post, raw.camera)?;
+    let recording = raw.recording.map(|r| recording_config(source, &storage, r)).transpose()?;
+    let cameras = cameras(source, &post, recording.is_some(), raw.camera)?;
     let views = views(source, raw.view)?;
     let tables = tables(source, raw.table)?;
     let watchlist = raw.watchlist.map(|w| watchlist_config(source, w)).transpose()?;
@@ -44,6 +45,7 @@ pub(super) fn validate(source: &Source<'_>, raw: RawConfig) -> Result<PostConfig
         peer,
         serve,
         storage,
+        recording,
         cameras,
         views,
         tables,
@@ -346,7 +348,48 @@ fn retention_config(source: &Source<'_>, raw: Option<RawRetention>) -> Result<Re
         reads: period(raw.reads, "storage.retention.reads", defaults.reads)?,
         flags: period(raw.flags, "storage.retention.flags", defaults.flags)?,
         crops: period(raw.crops, "storage.retention.crops", defaults.crops)?,
+        video: period(raw.video, "storage.retention.video", defaults.video)?,
     })
+}
+
+/// `[recording]`: a local folder (by default `video` in a file:// store)
+/// and a segment length in range.
+fn recording_config(source: &Source<'_>, storage: &StorageConfig, raw: Spanned<RawRecording>) -> Result<RecordingConfig, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let path = match raw.path {
+        Some(path) => relative_path(source, path, "recording.path")?,
+        None => match url::Url::parse(&storage.url).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok()) {
+            Some(root) => root.join("video"),
+            None => {
+                let scheme = storage.url.split_once("://").map_or(storage.url.as_str(), |(s, _)| s);
+                return Err(source.error_at(
+                    span,
+                    "recording.path",
+                    format!(
+                        "required field `path` is missing from [recording]: video is recorded to a local folder, and [storage] url is {scheme}://, not a folder; write e.g. path = \"/var/lib/borderflow/video\""
+                    ),
+                ));
+            }
+        },
+    };
+    let segment = match raw.segment {
+        Some(value) => {
+            let value_span = value.span();
+            let text = value.get_ref().clone();
+            let segment = duration(source, value, "recording.segment")?;
+            if !(RecordingConfig::MIN_SEGMENT..=RecordingConfig::MAX_SEGMENT).contains(&segment) {
+                return Err(source.error_at(
+                    value_span,
+                    "recording.segment",
+                    format!("a segment is 2s to 1h long (one file of video each); found \"{text}\""),
+                ));
+            }
+            segment
+        }
+        None => RecordingConfig::DEFAULT_SEGMENT,
+    };
+    Ok(RecordingConfig { path, segment })
 }
 
 /// A duration written as a whole number and a unit: `45s`, `90m`, `12h`, `30d`, `2w`.

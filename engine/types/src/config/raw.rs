@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub peer: Option<RawPeer>,
     pub serve: Option<RawServe>,
     pub storage: Option<RawStorage>,
+    pub recording: Option<Spanned<RawRecording>>,
     #[serde(default)]
     pub camera: Vec<RawCamera>,
     #[serde(default)]
@@ -186,6 +187,14 @@ pub(super) struct RawRetention {
     pub reads: Option<Spanned<String>>,
     pub flags: Option<Spanned<String>>,
     pub crops: Option<Spanned<String>>,
+    pub video: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecording {
+    pub path: Option<Spanned<String>>,
+    pub segment: Option<Spanned<String>>,
 }
 
 /// A counting line as written: checked for shape (two points of two numbers)
@@ -209,6 +218,7 @@ pub(super) struct RawCamera {
     pub image_interval_ms: Option<Spanned<i64>>,
     pub queue_frames: Option<Spanned<i64>>,
     pub decoder_threads: Option<Spanned<i64>>,
+    pub record: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
