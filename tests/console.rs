@@ -221,6 +221,8 @@ from_side = "top"
     let recognised = sample(&metrics, "borderflow_camera_recognise_seconds_count{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
     assert!(detected >= 50.0 && recognised >= 1.0, "detection and recognition times in /metrics: {detected} {recognised}\n{metrics}");
     let recorded = sample(&metrics, "borderflow_camera_recorded_bytes_total{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
+    let reads = sample(&metrics, "borderflow_reads_total{camera=\"otaci-lane-1\"}").unwrap_or(0.0);
+    assert!(reads >= 3.0, "reads per camera in /metrics: {reads}");
     assert!(recorded > 100_000.0, "recorded bytes in /metrics: {recorded}\n{metrics}");
 
     stop(&mut post);

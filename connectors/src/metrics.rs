@@ -53,6 +53,8 @@ pub struct PostMetrics {
     pub sql_requests: crate::flight_sql::RequestCounts,
     /// The write-ahead log's appends.
     pub wal: Mutex<Option<Arc<WalStats>>>,
+    /// Reads the engine took, by camera (the post's cameras, feeds' cameras, the scenario's).
+    pub reads: Family<Labels, Counter>,
 }
 
 fn commit_histogram() -> Histogram {
@@ -71,6 +73,14 @@ impl PostMetrics {
             cameras: Mutex::default(),
             sql_requests: Default::default(),
             wal: Mutex::default(),
+            reads: Family::default(),
+        }
+    }
+
+    /// Counts reads the engine has just taken.
+    pub fn count_reads(&self, reads: &[borderflow_types::PlateRead]) {
+        for read in reads {
+            self.reads.get_or_create(&vec![("camera".to_string(), read.camera_id.clone())]).inc();
         }
     }
 
@@ -92,6 +102,7 @@ impl PostMetrics {
             counter(&mut registry, "wal_records", "Records appended to the write-ahead log", &[(post(), wal.records.load(Ordering::Relaxed))]);
             registry.register("wal_sync_seconds", "Seconds per append until it is durable (write and fsync)", wal.sync_seconds.clone());
         }
+        registry.register("reads", "Reads the engine took, by camera", self.reads.clone());
         registry.register("sql_requests", "Flight SQL requests, by request and outcome (ok, refused, error)", self.sql_requests.clone());
 
         let camera = |c: &CameraHealth| vec![("camera".to_string(), c.camera_id.clone())];

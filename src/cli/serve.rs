@@ -195,7 +195,7 @@ pub fn serve(config: PostConfig, options: &ServeOptions, stop: Arc<AtomicBool>, 
     if (mqtt.is_some() || console.is_some()) && engine.view_names().iter().any(|v| v == FLAGS_VIEW) && !taps.iter().any(|(view, _)| view == FLAGS_VIEW) {
         taps.push((FLAGS_VIEW.to_string(), engine.subscribe(FLAGS_VIEW).map_err(|e| e.to_string())?));
     }
-    let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps, console: console.clone() };
+    let outlets = Outlets { post_id: post_id.clone(), mqtt, webhooks, taps, console: console.clone(), metrics: metrics.clone() };
     if let (Ok(mut f), Ok(mut m), Ok(mut w)) = (metrics.feeds.lock(), metrics.mqtt.lock(), metrics.webhooks.lock()) {
         *f = feeds.clone();
         *m = outlets.mqtt.clone();
@@ -482,6 +482,7 @@ struct Outlets {
     webhooks: Vec<Webhook>,
     taps: Vec<(String, std::sync::mpsc::Receiver<arrow::array::RecordBatch>)>,
     console: Option<Arc<ConsoleHub>>,
+    metrics: Arc<PostMetrics>,
 }
 
 impl Outlets {
@@ -515,6 +516,7 @@ impl Outlets {
     }
 
     fn publish_reads(&self, reads: &[PlateRead]) {
+        self.metrics.count_reads(reads);
         if let Some(mqtt) = &self.mqtt {
             mqtt.publish_reads(reads);
         }
