@@ -117,8 +117,8 @@ impl PostMetrics {
         counter(&mut registry, "camera_recorded_bytes", "Bytes of video the camera's recording wrote", &cams.iter().map(|c| (camera(c), c.recorded_bytes)).collect::<Vec<_>>());
         counter(&mut registry, "camera_recording_errors", "Recording failures and video dropped because the disk fell behind", &cams.iter().map(|c| (camera(c), c.recording_errors)).collect::<Vec<_>>());
         let stats = self.cameras.lock().map(|c| c.clone()).unwrap_or_default();
-        registry.register_collector(Box::new(StageTimes { name: "camera_detect_seconds", help: "Seconds the plate detector took per detected frame", cameras: stats.clone(), of: |s| &s.detect_seconds }));
-        registry.register_collector(Box::new(StageTimes { name: "camera_recognise_seconds", help: "Seconds plate recognition took per frame with plates to read", cameras: stats, of: |s| &s.recognise_seconds }));
+        registry.register_collector(Box::new(CameraHistograms { name: "camera_detect_seconds", help: "Seconds the plate detector took per detected frame", cameras: stats.clone(), of: |s| &s.detect_seconds }));
+        registry.register_collector(Box::new(CameraHistograms { name: "camera_recognise_seconds", help: "Seconds plate recognition took per frame with plates to read", cameras: stats, of: |s| &s.recognise_seconds }));
 
         if let Some(x) = &state.exchange {
             let peer = || vec![("peer".to_string(), x.peer.clone())];
@@ -175,20 +175,20 @@ impl PostMetrics {
 /// One histogram a camera, kept by the camera's workers in its
 /// [`CameraStats`], written as one family labelled by camera (a
 /// collector: the histograms are the workers', not copies).
-struct StageTimes {
+struct CameraHistograms {
     name: &'static str,
     help: &'static str,
     cameras: Vec<Arc<CameraStats>>,
     of: fn(&CameraStats) -> &Histogram,
 }
 
-impl std::fmt::Debug for StageTimes {
+impl std::fmt::Debug for CameraHistograms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StageTimes").field("name", &self.name).finish()
+        f.debug_struct("CameraHistograms").field("name", &self.name).finish()
     }
 }
 
-impl Collector for StageTimes {
+impl Collector for CameraHistograms {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if self.cameras.is_empty() {
             return Ok(());

@@ -342,12 +342,7 @@ impl Engine {
 
     /// The object at `path` in the post's store; `None` when there is none.
     pub fn get_object(&self, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
-        let listed = self.runtime.block_on(self.storage.list(folder))?;
-        if !listed.iter().any(|o| o.path == path) {
-            return Ok(None);
-        }
-        Ok(Some(self.runtime.block_on(self.storage.get(path))?))
+        Ok(self.runtime.block_on(self.storage.get_if_exists(path))?)
     }
 
     /// Commits whose view changes and reads are not yet written to the store

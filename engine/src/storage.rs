@@ -160,6 +160,15 @@ impl Storage {
         }
     }
 
+    /// The whole object at `path`, or `None` when the store has none there.
+    pub async fn get_if_exists(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        if !self.list(folder).await?.iter().any(|o| o.path == path) {
+            return Ok(None);
+        }
+        self.get(path).await.map(Some)
+    }
+
     /// Every object under the folder `folder` (recursively), sorted by path.
     pub async fn list(&self, folder: &str) -> Result<Vec<StoredObject>, StorageError> {
         let mut objects = Vec::new();

@@ -123,7 +123,7 @@ pub fn export_from(config: &PostConfig, request: &ClipRequest) -> Result<ClipExp
 
     // The crop, copied beside the clip.
     let crop_key = borderflow_engine::history::crop_path(&post, read.captured_at_ms, &read.read_id);
-    let crop_bytes = tokio.block_on(stored(&storage, &crop_key))?;
+    let crop_bytes = tokio.block_on(storage.get_if_exists(&crop_key)).map_err(|e| e.to_string())?;
     let crop = match &crop_bytes {
         Some(bytes) => {
             let path = out.with_extension("jpg");
@@ -229,16 +229,6 @@ pub fn export_from(config: &PostConfig, request: &ClipRequest) -> Result<ClipExp
     let audit_bytes = serde_json::to_vec_pretty(&audit_json).map_err(|e| e.to_string())?;
     tokio.block_on(storage.put(&audit_key, audit_bytes)).map_err(|e| format!("the audit record: {e}"))?;
     Ok(ClipExport { clip, sidecar, crop: crop.map(|(path, ..)| path), audit: storage.describe(&audit_key) })
-}
-
-/// The object at `key`, if the store has it.
-async fn stored(storage: &Storage, key: &str) -> Result<Option<Vec<u8>>, String> {
-    let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
-    let listed = storage.list(folder).await.map_err(|e| e.to_string())?;
-    if !listed.iter().any(|o| o.path == key) {
-        return Ok(None);
-    }
-    storage.get(key).await.map(Some).map_err(|e| e.to_string())
 }
 
 /// The read `read_id` from `post`'s history: the date folder its ULID's

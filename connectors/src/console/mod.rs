@@ -51,6 +51,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::engine_handle::EngineHandle;
 use crate::exchange::tls::{TlsFiles, server_config};
@@ -302,44 +305,19 @@ async fn me(State(console): State<Arc<Console>>, caller: Caller) -> Response {
 /// Server-sent events: `read`, `flag` and `health`, as the role allows.
 async fn events(State(console): State<Arc<Console>>, caller: Caller) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     let (reads, flags) = (caller.role.may_read("reads"), caller.role.may_read("risk_flags"));
-    let mut receiver = console.hub.events.subscribe();
-    let stream = async_stream(move |sender| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let allowed = match event.name {
-                        "read" => reads,
-                        "flag" => flags,
-                        _ => true,
-                    };
-                    if allowed && sender.send(Ok(Event::default().event(event.name).data(&*event.data))).await.is_err() {
-                        return;
-                    }
-                }
-                // A page that fell behind misses events; it is told so.
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let note = serde_json::json!({ "missed": missed }).to_string();
-                    if sender.send(Ok(Event::default().event("lagged").data(note))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
+    let stream = BroadcastStream::new(console.hub.events.subscribe()).filter_map(move |event| match event {
+        Ok(event) => {
+            let allowed = match event.name {
+                "read" => reads,
+                "flag" => flags,
+                _ => true,
+            };
+            allowed.then(|| Ok(Event::default().event(event.name).data(&*event.data)))
         }
+        // A page that fell behind misses events; it is told so.
+        Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Ok(Event::default().event("lagged").data(serde_json::json!({ "missed": missed }).to_string()))),
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-}
-
-/// A stream fed by a task (the SSE body): what the task sends, in order.
-fn async_stream<T, F, Fut>(task: F) -> tokio_stream::wrappers::ReceiverStream<T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(task(sender));
-    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// A read id as the engine makes them (a ULID), or `None`.
