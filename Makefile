@@ -21,12 +21,22 @@ run: build
 	$(CARGO) run --quiet --bin borderflow -- $(if $(WORKERS),--workers $(WORKERS)) demo
 
 # The Rust tests, then the Python module's (engine/python/tests, pytest),
-# even when a Rust test failed; the target fails if either did.
+# even when a Rust test failed; the target fails if either did. With
+# cargo-nextest installed the Rust tests run through it (.config/nextest.toml:
+# two at a time across all test binaries, a hung test named and ended), and
+# the doc tests, which nextest does not run, through `cargo test --doc`.
 test:
 	@scripts/setup --tests
 	@status=0; \
-	echo "$(CARGO) test --workspace --no-fail-fast"; \
-	$(CARGO) test --workspace --no-fail-fast || status=1; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "$(CARGO) nextest run --workspace --no-fail-fast"; \
+		$(CARGO) nextest run --workspace --no-fail-fast || status=1; \
+		echo "$(CARGO) test --workspace --doc"; \
+		$(CARGO) test --workspace --doc || status=1; \
+	else \
+		echo "$(CARGO) test --workspace --no-fail-fast"; \
+		$(CARGO) test --workspace --no-fail-fast || status=1; \
+	fi; \
 	echo "scripts/python-module && pytest engine/python/tests"; \
 	{ scripts/python-module && .local/venv/bin/python -m pytest -q engine/python/tests; } || status=1; \
 	exit $$status

@@ -27,7 +27,7 @@ use proptest::test_runner::TestCaseError;
 mod fuzz_config;
 #[path = "../types/tests/sample_reads/mod.rs"]
 mod sample_reads;
-mod wal_store;
+use crate::wal_store;
 
 use sample_reads::sample_read;
 use wal_store::{options, storage};

@@ -1,7 +1,7 @@
 //! A row a view cannot evaluate is left out of it, counted and logged; the
 //! rows committed with it are not lost, and the view keeps running.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

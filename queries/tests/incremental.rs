@@ -3,7 +3,7 @@
 //! contents equal what DataFusion computes in batch over the current tables.
 //! Queries outside the subset are refused, naming the construct and place.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

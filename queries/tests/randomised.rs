@@ -10,7 +10,7 @@
 //! would build both twice on a fresh machine, for `make run` and for `make
 //! test`.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-mod slt_runner;
+use crate::slt_runner;
 
 use slt_runner as slt;
 

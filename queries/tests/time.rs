@@ -2,7 +2,7 @@
 //! as they age, late reads that correct every affected view, and the ways a
 //! view's results leave the engine (subscriptions, snapshot tables).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -19,7 +19,7 @@ use borderflow_types::plate_hash::MASKED_KEY_CHARS_MAX;
 use borderflow_types::{Direction, ExchangeKeys, PlateRead, Point, key_variants, plate_fuzzy, plate_norm, pre_arrival_records, read_keys_batch};
 use proptest::prelude::*;
 
-mod fuzz_config;
+use crate::fuzz_config;
 
 /// Latin letters and the Cyrillic letters folded to them.
 const LOOK_ALIKES: &[(char, char, char)] = &[
