@@ -6,7 +6,7 @@
 //!
 //! With `SLT_COMPLETE=1` in the environment, each file's expected rows are
 //! rewritten with DataFusion's batch answer instead of being checked
-//! (`SLT_COMPLETE=1 cargo test -p borderflow-queries --test slt`, then
+//! (`SLT_COMPLETE=1 cargo test --workspace --test queries slt::`, then
 //! review the diff), as DataFusion's own `--complete` does.
 
 use std::path::PathBuf;
