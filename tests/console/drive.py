@@ -21,6 +21,27 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 
+def rows(driver, selector, having=None):
+    """The cells' texts of the table rows that `selector` finds (those with
+    an element matching `having`, if given), read in one script: the page
+    redraws its tables as reads, flags and camera health arrive, so rows
+    found first and read cell by cell afterwards may be gone by then."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".filter(tr => !arguments[1] || tr.querySelector(arguments[1]))"
+        ".map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))",
+        selector, having)
+
+
+def texts(driver, selector, attribute=None):
+    """The texts (or a property, such as a link's absolute `href`) of the
+    elements `selector` finds, in one script."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => arguments[1] ? e[arguments[1]] : e.innerText.trim())",
+        selector, attribute)
+
+
 def wait(driver, what, seconds, check):
     until = time.time() + seconds
     while time.time() < until:
@@ -75,9 +96,9 @@ def main():
         wait(driver, "a read in the table", args.timeout, lambda d: d.find_elements(By.CSS_SELECTOR, "#reads tbody tr"))
         seen["steps"].append("reads")
         flag = wait(driver, f"a risk flag of {args.plate}", args.timeout,
-                    lambda d: [li.text for li in d.find_elements(By.CSS_SELECTOR, "#flags li") if args.plate in li.text])
+                    lambda d: [text for text in texts(d, "#flags li") if args.plate in text])
         seen["flag"] = flag[0]
-        seen["clip_links"] = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#flags li a")]
+        seen["clip_links"] = [href for href in texts(driver, "#flags li a", "href") if href]
         seen["steps"].append("risk flag")
 
         # Latency, frame decoded → drawn, over the frames drawn from here on.
@@ -92,16 +113,10 @@ def main():
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "max": latencies[-1],
         }
-        seen["reads"] = [
-            [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in driver.find_elements(By.CSS_SELECTOR, "#reads tbody tr")
-        ]
+        seen["reads"] = rows(driver, "#reads tbody tr")
         seen["crops_shown"] = driver.execute_script(
             "return [...document.querySelectorAll('#reads img')].filter(i => i.complete && i.naturalWidth > 0).length")
-        seen["health"] = [
-            [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in driver.find_elements(By.CSS_SELECTOR, "#health tbody tr")
-        ]
+        seen["health"] = rows(driver, "#health tbody tr")
         seen["frames"] = {k: c["frames"] for k, c in cameras.items()}
         seen["max_boxes"] = {k: c["max_boxes"] for k, c in cameras.items()}
         # A canvas that was drawn on has pixels that are not all one colour.
@@ -117,11 +132,8 @@ def main():
 
         driver.find_element(By.ID, "search").send_keys(args.plate)
         driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
-        seen["search"] = wait(driver, "the search's answer", 30, lambda d: [
-            [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in d.find_elements(By.CSS_SELECTOR, "#search-results tbody tr")
-            if tr.find_elements(By.CLASS_NAME, "plate")
-        ])
+        seen["search"] = wait(driver, "the search's answer", 30,
+                              lambda d: rows(d, "#search-results tbody tr", ".plate"))
         seen["steps"].append("search")
         driver.save_screenshot(os.path.join(args.shots, "console-search.png"))
     except Exception as error:  # what was seen so far, and why it stopped
