@@ -9,9 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use borderflow_engine::wal::{Wal, WalError, WalOp};
-use wal_store::{options, storage};
-
-use crate::wal_store;
+use crate::wal_store::{options, storage};
 
 const DAY_MS: u64 = 86_400_000;
 const START: u64 = 1_795_000_000_000 / DAY_MS * DAY_MS; // midnight UTC

@@ -27,10 +27,9 @@ use proptest::test_runner::TestCaseError;
 mod fuzz_config;
 #[path = "../types/tests/sample_reads/mod.rs"]
 mod sample_reads;
-use crate::wal_store;
 
 use sample_reads::sample_read;
-use wal_store::{options, storage};
+use crate::wal_store::{options, storage};
 
 /// The largest single allocation asked for since the case began.
 static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);

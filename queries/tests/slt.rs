@@ -11,9 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::slt_runner;
-
-use slt_runner as slt;
+use crate::slt_runner as slt;
 
 /// Whether `SLT_COMPLETE=1` asks for the files' expected rows to be rewritten.
 fn completing() -> bool {
