@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/borderflow/target
 CARGO ?= cargo
 WORKERS ?=
 
-.PHONY: setup build run test python-module bench bench-crossing clean-data
+.PHONY: setup build run test python-module bench bench-crossing bench-photos clean-data
 
 setup:
 	@scripts/setup
@@ -52,6 +52,11 @@ bench: setup
 # (benches/crossing/README.md); BENCH_ARGS="--rows 100000" for a short run.
 bench-crossing: build
 	.local/venv/bin/python benches/crossing/run.py $(BENCH_ARGS)
+
+# Plate photos per second against rapidocr on the labelled sets in
+# ../shared/data (benches/photos/run.py); BENCH_ARGS="--limit 40" for a short run.
+bench-photos: build
+	.local/venv/bin/python benches/photos/run.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf data

@@ -128,7 +128,9 @@ impl TextDetector {
         write_bgr_planes(&resized, &mut data, in_w, in_h);
         let run = |message: String| ModelError::Run { model: MODEL.to_string(), message };
         let input = Tensor::from_array(([1usize, 3, in_h, in_w], data)).map_err(|e| run(e.to_string()))?;
+        let started = std::time::Instant::now();
         let outputs = self.session.run(ort::inputs![input]).map_err(|e| run(e.to_string()))?;
+        tracing::debug!(model = MODEL, width = in_w, height = in_h, ms = started.elapsed().as_secs_f64() * 1e3, "model run");
         let (shape, probabilities) = outputs[0].try_extract_tensor::<f32>().map_err(|e| run(e.to_string()))?;
         let (map_h, map_w) = match shape[..] {
             [1, 1, mh, mw] => (mh as usize, mw as usize),

@@ -203,7 +203,9 @@ impl TextRecognizer {
             }
             let run = |message: String| ModelError::Run { model: MODEL.to_string(), message };
             let input = Tensor::from_array(([batch.len(), 3, HEIGHT as usize, width], data)).map_err(|e| run(e.to_string()))?;
+            let started = std::time::Instant::now();
             let outputs = self.session.run(ort::inputs![input]).map_err(|e| run(e.to_string()))?;
+            tracing::debug!(model = MODEL, crops = batch.len(), width, ms = started.elapsed().as_secs_f64() * 1e3, "model run");
             let (shape, probabilities) = outputs[0].try_extract_tensor::<f32>().map_err(|e| run(e.to_string()))?;
             let (n, steps, classes) = match shape[..] {
                 [n, t, c] => (n as usize, t as usize, c as usize),

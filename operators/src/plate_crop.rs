@@ -60,6 +60,46 @@ pub fn plate_candidates(boxes: &[TextBox]) -> Vec<PlateCandidate> {
     candidates
 }
 
+/// Lines of text stacked like the lines of a square plate: for `lines`
+/// (whole lines of text, such as candidates no neighbour extends), each
+/// chain of two or three of them, top first, where each stands right
+/// below the one before (a gap of under [`MAX_STACK_GAP_HEIGHTS`] line
+/// heights, overlapping most of the narrower one horizontally, of similar
+/// height and slant). The result holds indices into `lines`.
+pub fn stacked_lines(lines: &[TextBox]) -> Vec<Vec<usize>> {
+    let below = |upper: &TextBox, lower: &TextBox| {
+        let (uh, lh) = (upper.height, lower.height);
+        if uh.max(lh) > MAX_HEIGHT_RATIO * uh.min(lh) || (upper.angle - lower.angle).abs() > 0.15 {
+            return false;
+        }
+        let (ux0, uy0, ux1, uy1) = upper.bounds();
+        let (lx0, ly0, lx1, ly1) = lower.bounds();
+        let _ = (uy0, ly1);
+        let gap = ly0 - uy1;
+        let height = (uh + lh) / 2.0;
+        let overlap = ux1.min(lx1) - ux0.max(lx0);
+        gap > -0.3 * height && gap < MAX_STACK_GAP_HEIGHTS * height && overlap > 0.6 * (ux1 - ux0).min(lx1 - lx0)
+    };
+    let mut stacks = Vec::new();
+    for top in 0..lines.len() {
+        for middle in (0..lines.len()).filter(|&j| j != top && below(&lines[top], &lines[j])) {
+            stacks.push(vec![top, middle]);
+            for bottom in (0..lines.len()).filter(|&k| k != top && k != middle && below(&lines[middle], &lines[k])) {
+                stacks.push(vec![top, middle, bottom]);
+            }
+        }
+    }
+    stacks
+}
+
+/// The smallest box at the lines' mean angle that holds them all.
+pub fn union_of(boxes: &[&TextBox]) -> TextBox {
+    union(boxes.iter().copied())
+}
+
+/// How far apart the lines of a stacked plate may be, in line heights.
+const MAX_STACK_GAP_HEIGHTS: f32 = 0.8;
+
 /// Words joined into lines of text: every pair of words that could stand
 /// next to each other on one plate is joined, transitively, whatever the
 /// number of words (`OC AB 123`), so each line comes out once. The small
@@ -183,6 +223,19 @@ mod tests {
         assert!(!all_three.extendable);
         assert!(candidates.iter().find(|c| c.words == vec![1]).expect("a word alone").extendable);
         assert!(!candidates.iter().find(|c| c.words == vec![3]).expect("the sticker").extendable);
+    }
+
+    #[test]
+    fn lines_of_a_square_plate_stack_and_side_by_side_words_do_not() {
+        // "BH CE" over "3978" (a square plate), "7996" and "AA" under a
+        // narrower "BI" (three lines), and a word far to the right.
+        let boxes = [word(10.0, 10.0, 80.0, 30.0), word(12.0, 46.0, 76.0, 32.0), word(300.0, 46.0, 76.0, 32.0)];
+        assert_eq!(stacked_lines(&boxes), vec![vec![0, 1]]);
+        let three = [word(30.0, 10.0, 40.0, 30.0), word(10.0, 45.0, 80.0, 30.0), word(30.0, 80.0, 40.0, 30.0)];
+        assert!(stacked_lines(&three).contains(&vec![0, 1, 2]));
+        // A line far below, or much smaller, is no second line.
+        let apart = [word(10.0, 10.0, 80.0, 30.0), word(12.0, 90.0, 76.0, 30.0), word(12.0, 44.0, 40.0, 12.0)];
+        assert!(stacked_lines(&apart).is_empty());
     }
 
     #[test]

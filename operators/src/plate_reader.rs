@@ -31,8 +31,8 @@ use borderflow_models::image::imageops::{self, FilterType};
 use borderflow_models::image::{ImageFormat, ImageReader, RgbImage};
 use borderflow_models::{ModelError, TextBox, TextDetector, TextDetectorOptions, TextRecognizer, TextRecognizerOptions};
 
-use crate::plate_crop::{crop_upright, plate_candidates};
-use crate::plate_text::{PlateText, plate_texts, second_opinion};
+use crate::plate_crop::{crop_upright, plate_candidates, stacked_lines, union_of};
+use crate::plate_text::{PlateText, plate_texts, second_opinion, stacked_plate_texts};
 
 /// Settings of the plate reader.
 #[derive(Clone, Debug)]
@@ -49,6 +49,12 @@ pub struct PlateReaderOptions {
     pub refine_regions: usize,
     /// Height, in pixels, the second pass scales a region's text box to.
     pub refine_text_height: f32,
+    /// The second pass runs only when no reading of the first is this
+    /// confident (above 1: always).
+    pub refine_below: f32,
+    /// The longer side the second pass's detector scales a region up to
+    /// (it is scaled so its text is `refine_text_height` first).
+    pub refine_side: u32,
     /// When no reading of an image is this confident, it is read again
     /// with its contrast normalised locally (a dim plate in a dark
     /// picture); 0: never.
@@ -65,10 +71,12 @@ impl Default for PlateReaderOptions {
             detector: TextDetectorOptions::default(),
             recognizer: TextRecognizerOptions::default(),
             prefer_country: None,
-            max_candidates: 24,
+            max_candidates: 12,
             crop_margin: 0.08,
             refine_regions: 3,
             refine_text_height: 40.0,
+            refine_below: 0.85,
+            refine_side: 640,
             enhance_below: 0.5,
             second_opinions: 2,
         }
@@ -148,7 +156,7 @@ impl PlateReader {
     fn read_passes(&mut self, image: &RgbImage) -> Result<Vec<PlateReading>, PlateReaderError> {
         let boxes = self.detector.detect(image)?;
         let first = self.read_words(image, &boxes)?;
-        if self.options.refine_regions == 0 {
+        if self.options.refine_regions == 0 || first.first().is_some_and(|r| r.confidence >= self.options.refine_below) {
             return Ok(first);
         }
         // Second pass: the best regions, cut out with some context and
@@ -187,7 +195,8 @@ impl PlateReader {
         let zoomed = imageops::resize(&region, rw, rh, FilterType::CatmullRom);
         // The detector scales the region up further, to its `min_side`:
         // measured, that reads more plates than detecting at the zoom alone.
-        let boxes = self.detector.detect(&zoomed)?;
+        let max_side = self.detector.options().max_side.max(self.options.refine_side);
+        let boxes = self.detector.detect_sized(&zoomed, max_side, self.options.refine_side)?;
         let mapped: Vec<TextBox> = boxes
             .into_iter()
             .map(|b| TextBox {
@@ -236,7 +245,15 @@ impl PlateReader {
     /// The readings of `image` given its detected words.
     pub fn read_words(&mut self, image: &RgbImage, boxes: &[TextBox]) -> Result<Vec<PlateReading>, PlateReaderError> {
         let mut candidates = plate_candidates(boxes);
-        candidates.retain(|c| c.area.height >= 6.0 && c.area.width >= 1.2 * c.area.height);
+        // A line of a square plate may be short ("BI" over "7996"): whole
+        // lines that stack with another stay candidates however narrow.
+        let whole: Vec<TextBox> = candidates.iter().filter(|c| !c.extendable && c.area.height >= 6.0).map(|c| c.area.clone()).collect();
+        let mut stacked = vec![false; whole.len()];
+        for stack in stacked_lines(&whole) {
+            stack.into_iter().for_each(|k| stacked[k] = true);
+        }
+        let in_stack = |area: &TextBox| whole.iter().zip(&stacked).any(|(w, &s)| s && w == area);
+        candidates.retain(|c| c.area.height >= 6.0 && (c.area.width >= 1.2 * c.area.height || (!c.extendable && in_stack(&c.area))));
         // Prefer confident, tall candidates when there are too many to read.
         candidates.sort_by(|a, b| (b.area.score * b.area.height).total_cmp(&(a.area.score * a.area.height)));
         candidates.truncate(self.options.max_candidates);
@@ -270,6 +287,34 @@ impl PlateReader {
             }
         }
         let mut readings = Vec::new();
+        // Square plates: whole lines read above one another, their texts
+        // put together in the order of a stacked layout. Among stacks, the
+        // taller wins a tie (three lines read over the two lower ones).
+        let whole: Vec<usize> = (0..candidates.len()).filter(|&i| !candidates[i].extendable).collect();
+        let whole_areas: Vec<TextBox> = whole.iter().map(|&i| candidates[i].area.clone()).collect();
+        let mut stacked_readings: Vec<(TextBox, String, PlateText)> = Vec::new();
+        for stack in stacked_lines(&whole_areas) {
+            let stack: Vec<usize> = stack.into_iter().map(|k| whole[k]).collect();
+            let stack_lines: Vec<&borderflow_models::TextLine> = stack.iter().map(|&i| &lines[i]).collect();
+            let area = union_of(&stack.iter().map(|&i| &candidates[i].area).collect::<Vec<_>>());
+            let raw = stack.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join("/");
+            for text in stacked_plate_texts(&stack_lines, prefer).into_iter().take(3) {
+                stacked_readings.push((area.clone(), raw.clone(), text));
+            }
+        }
+        let tallest_stack = stacked_readings.iter().map(|(area, _, _)| area.height).fold(tallest, f32::max);
+        for (area, raw, text) in stacked_readings {
+            let (x0, y0, x1, y1) = area.bounds();
+            let place = (area.height / tallest_stack).powf(0.3);
+            readings.push(PlateReading {
+                text: plate_norm(&text.text),
+                country: text.format.map(|f| f.country),
+                format: text.format.map(|f| f.name),
+                confidence: (text.score * plate_prior(&text.text) * place).clamp(0.0, 1.0),
+                raw,
+                bbox: [x0, y0, x1 - x0, y1 - y0],
+            });
+        }
         for ((candidate, line), (texts, place)) in candidates.iter().zip(&lines).zip(texts.into_iter().zip(place)) {
             let (x0, y0, x1, y1) = candidate.area.bounds();
             for text in texts.into_iter().take(3) {

@@ -16,8 +16,8 @@
 //! (the US test set) are still read. [`second_opinion`] scores the texts of
 //! a crop that two recognizers read by how well both explain them.
 
-use borderflow_types::plate_grammar::{GAP_MARKS, PlateFormat, formats_for, matches};
-use borderflow_models::TextLine;
+use borderflow_types::plate_grammar::{GAP_MARKS, PlateFormat, STACKED, formats_for, matches};
+use borderflow_models::{RecognizedChar, TextLine};
 
 /// Score factor for a reading that fits no known format.
 pub const UNKNOWN_FORMAT_FACTOR: f32 = 0.75;
@@ -78,6 +78,48 @@ pub fn plate_texts(line: &TextLine, prefer_country: Option<&str>) -> Vec<PlateTe
             let kept: Vec<usize> = (0..n).filter(|&i| i != gap).collect();
             out.extend(fit(line, format, &kept, 1, Some(gap), prefer_country));
         }
+    }
+    best_first(out)
+}
+
+/// The interpretations of a plate printed on several lines, given each
+/// line's reading, top first, best first. For each stacked layout with as
+/// many lines ([`borderflow_types::plate_grammar::STACKED`]) whose lines
+/// were read with as many characters as it prints (the top line may carry
+/// up to two more letters in front: a country strip beside it), the
+/// characters are put in registration order and read as one line by
+/// [`plate_texts`], repairs included; only readings that fit the layout's
+/// format are kept. `read` is the characters in that order.
+pub fn stacked_plate_texts(lines: &[&TextLine], prefer_country: Option<&str>) -> Vec<PlateText> {
+    let mut out = Vec::new();
+    for layout in STACKED.iter().filter(|l| l.lines.len() == lines.len()) {
+        let Some(format) = layout.format() else { continue };
+        let top_extra = lines[0].chars.len().saturating_sub(layout.lines[0].len());
+        let leading_letters = lines[0].chars.iter().take(top_extra).all(|c| c.ch.is_ascii_alphabetic());
+        if top_extra > 2 || !leading_letters {
+            continue;
+        }
+        let counts_fit = lines.iter().zip(layout.lines).enumerate().all(|(k, (line, printed))| {
+            line.chars.len() == printed.len() + if k == 0 { top_extra } else { 0 }
+        });
+        if !counts_fit {
+            continue;
+        }
+        let mut chars: Vec<Option<RecognizedChar>> = vec![None; layout.pattern.len()];
+        for (k, (line, printed)) in lines.iter().zip(layout.lines).enumerate() {
+            let skip = if k == 0 { top_extra } else { 0 };
+            for (c, &at) in line.chars[skip..].iter().zip(printed.iter()) {
+                chars[at] = Some(c.clone());
+            }
+        }
+        let chars: Vec<RecognizedChar> = chars.into_iter().flatten().collect();
+        let composed = TextLine { text: chars.iter().map(|c| c.ch).collect(), chars, steps: Vec::new() };
+        let dropped = DROP_FACTOR.powi(top_extra as i32);
+        out.extend(plate_texts(&composed, prefer_country).into_iter().filter(|t| t.format.is_some_and(|f| std::ptr::eq(f, format))).map(|mut t| {
+            t.score *= dropped;
+            t.factor *= dropped;
+            t
+        }));
     }
     best_first(out)
 }
@@ -343,6 +385,25 @@ mod tests {
         for camera in [Some("MD"), Some("UA"), None] {
             assert!(plate_texts(&line("ABCI1234", 0.9), camera).iter().all(|t| t.text != "ABC1234"), "{camera:?}");
         }
+    }
+
+    #[test]
+    fn stacked_lines_are_read_in_their_layouts_order() {
+        // Ukraine's two-line plate: region and series on top, number below.
+        let texts = stacked_plate_texts(&[&line("BHCE", 0.95), &line("3978", 0.95)], Some("UA"));
+        assert_eq!(texts[0].text, "BH3978CE");
+        assert_eq!(texts[0].format.map(|f| f.country), Some("UA"));
+        // Its three-line motorcycle plate, the flag's UA read in front of the region.
+        let texts = stacked_plate_texts(&[&line("UABI", 0.9), &line("7996", 0.9), &line("AA", 0.9)], Some("UA"));
+        assert_eq!(texts[0].text, "BI7996AA");
+        // Moldova's square plate reads line after line, a digit read as a letter repaired.
+        let mut bottom = line("1Z3", 0.9);
+        bottom.chars[1].runner_up = Some(('2', 0.2));
+        let texts = stacked_plate_texts(&[&line("ABC", 0.9), &bottom], Some("MD"));
+        assert_eq!((texts[0].text.as_str(), texts[0].format.map(|f| f.country)), ("ABC123", Some("MD")));
+        // Two lines of other text fit no layout.
+        assert!(stacked_plate_texts(&[&line("SALE", 0.9), &line("CALLNOW", 0.9)], None).is_empty());
+        assert!(stacked_plate_texts(&[&line("ABC", 0.9)], None).is_empty());
     }
 
     #[test]

@@ -353,19 +353,9 @@ pub fn command(
     dir: &std::path::Path,
     csv: Option<std::path::PathBuf>,
     limit: Option<usize>,
-    detector_side: u32,
-    refine: usize,
-    enhance_below: f32,
-    second_opinions: usize,
-    country: Option<String>,
+    reader: PlateReaderOptions,
     workers: usize,
 ) -> Result<(), String> {
-    let mut options = EvalOptions { csv, limit, progress: true, workers, ..Default::default() };
-    options.reader.detector.max_side = detector_side;
-    options.reader.detector.min_side = options.reader.detector.min_side.min(detector_side);
-    options.reader.refine_regions = refine;
-    options.reader.enhance_below = enhance_below;
-    options.reader.second_opinions = second_opinions;
-    options.reader.prefer_country = country;
+    let options = EvalOptions { csv, limit, progress: true, workers, reader };
     run(dir, &options).map(|summary| println!("{summary}"))
 }

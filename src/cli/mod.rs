@@ -225,6 +225,15 @@ enum Command {
         /// Plate regions read again at a larger scale (0: one pass).
         #[arg(long, default_value_t = 3)]
         refine: usize,
+        /// Read regions again only when no reading of the first pass is this confident (above 1: always).
+        #[arg(long, default_value_t = 0.85)]
+        refine_below: f32,
+        /// The longer side, in pixels, a region read again is scaled up to for the detector.
+        #[arg(long, default_value_t = 640)]
+        refine_side: u32,
+        /// Plate candidates (words and chains of words) recognised per detection at most.
+        #[arg(long, default_value_t = 12)]
+        max_candidates: usize,
         /// Read a photo again with its contrast normalised locally when no
         /// reading is this confident (0: never).
         #[arg(long, default_value_t = 0.5)]
@@ -272,8 +281,19 @@ pub fn main() -> ExitCode {
         Command::Serve { config, storage, pace_ms, tick_ms, sink_every, standard_views } => {
             serve::command(runtime, &config, storage.as_deref(), pace_ms, tick_ms, sink_every, standard_views)
         }
-        Command::EvalImages { dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country } => {
-            eval_images::command(&dir, csv, limit, detector_side, refine, enhance_below, second_opinions, country, cli.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+        Command::EvalImages { dir, csv, limit, detector_side, refine, refine_below, refine_side, max_candidates, enhance_below, second_opinions, country } => {
+            let mut reader = borderflow_operators::PlateReaderOptions::default();
+            reader.detector.max_side = detector_side;
+            reader.detector.min_side = reader.detector.min_side.min(detector_side);
+            reader.refine_regions = refine;
+            reader.refine_below = refine_below;
+            reader.refine_side = refine_side;
+            reader.max_candidates = max_candidates;
+            reader.enhance_below = enhance_below;
+            reader.second_opinions = second_opinions;
+            reader.prefer_country = country;
+            let workers = cli.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            eval_images::command(&dir, csv, limit, reader, workers)
         }
     };
     match result {

@@ -166,6 +166,46 @@ pub const FORMATS: &[PlateFormat] = &[
     home("US", "Maryland (digit, two letters, four digits)", "DLLDDDD"),
 ];
 
+/// How a plate printed on two or three lines (square plates of imported
+/// cars, motorcycles, trailers, tractors) spells its registration: each
+/// line, top to bottom, prints some of the registration's characters, left
+/// to right. Most countries print the registration in reading order, line
+/// after line; Ukraine's two-line plate prints the region and series
+/// letters on top and the number below (`BH CE` over `3978` is
+/// `BH3978CE`), its three-line motorcycle plate the region, the number and
+/// the series on one line each.
+#[derive(Clone, Copy, Debug)]
+pub struct StackedLayout {
+    pub country: &'static str,
+    pub name: &'static str,
+    /// The registration's pattern, one of [`FORMATS`] of `country`.
+    pub pattern: &'static str,
+    /// Per line, top first, the registration's positions it prints.
+    pub lines: &'static [&'static [usize]],
+}
+
+impl StackedLayout {
+    /// The registration format the layout prints.
+    pub fn format(&self) -> Option<&'static PlateFormat> {
+        FORMATS.iter().find(|f| f.country == self.country && f.pattern == self.pattern)
+    }
+}
+
+/// The stacked layouts known to the engine.
+#[rustfmt::skip]
+pub const STACKED: &[StackedLayout] = &[
+    StackedLayout { country: "MD", name: "square (2015)", pattern: "LLLDDD", lines: &[&[0, 1, 2], &[3, 4, 5]] },
+    StackedLayout { country: "UA", name: "two-line (2004, 2015)", pattern: "LLDDDDLL", lines: &[&[0, 1, 6, 7], &[2, 3, 4, 5]] },
+    StackedLayout { country: "UA", name: "three-line motorcycle (2015)", pattern: "LLDDDDLL", lines: &[&[0, 1], &[2, 3, 4, 5], &[6, 7]] },
+    StackedLayout { country: "UA", name: "two-line military", pattern: "DDDDLL", lines: &[&[0, 1, 2, 3], &[4, 5]] },
+    StackedLayout { country: "RO", name: "square", pattern: "LLDDLLL", lines: &[&[0, 1, 2, 3], &[4, 5, 6]] },
+    StackedLayout { country: "RO", name: "square, Bucharest", pattern: "LDDDLLL", lines: &[&[0, 1, 2, 3], &[4, 5, 6]] },
+    StackedLayout { country: "RO", name: "square, Bucharest, two digits", pattern: "LDDLLL", lines: &[&[0, 1, 2], &[3, 4, 5]] },
+    StackedLayout { country: "PL", name: "two-line", pattern: "LLDDDDD", lines: &[&[0, 1], &[2, 3, 4, 5, 6]] },
+    StackedLayout { country: "PL", name: "two-line", pattern: "LLDDDDL", lines: &[&[0, 1], &[2, 3, 4, 5, 6]] },
+    StackedLayout { country: "PL", name: "two-line, three-letter district", pattern: "LLLDDDDD", lines: &[&[0, 1, 2], &[3, 4, 5, 6, 7]] },
+];
+
 /// The formats a camera in `camera_country` considers: every format but
 /// the home-only formats of other countries; a camera in a country with
 /// home-only formats (the US) considers its own formats only.
@@ -296,6 +336,18 @@ mod tests {
         for plate in ["J868321", "AB12345", "ABCD12", "1ABC23", "1AB2345"] {
             assert_eq!(plate_country(plate, Some("US")), Some("US"), "{plate}");
             assert!(matching_formats(plate).all(|f| f.country != "US"), "{plate}");
+        }
+    }
+
+    #[test]
+    fn stacked_layouts_print_every_character_of_a_known_format_once() {
+        for layout in STACKED {
+            let format = layout.format().unwrap_or_else(|| panic!("{layout:?}: no such format"));
+            assert!(!format.home_only, "{layout:?}");
+            let mut positions: Vec<usize> = layout.lines.iter().flat_map(|l| l.iter().copied()).collect();
+            positions.sort_unstable();
+            assert_eq!(positions, (0..layout.pattern.len()).collect::<Vec<_>>(), "{layout:?}");
+            assert!((2..=3).contains(&layout.lines.len()), "{layout:?}");
         }
     }
 
