@@ -22,9 +22,9 @@
 //! hold of `hold_ms` during which a read of the same plate (another piece
 //! of the same vehicle's track, up to two characters off) cancels it, and
 //! only with two readings and some confidence. A plate this camera has
-//! emitted within twice the hold (or one two characters from it) is not
+//! emitted within `repeat_ms` (or one two characters from it) is not
 //! emitted again: two vehicles in one lane seconds apart rarely carry
-//! plates that close.
+//! plates that close, while one vehicle in a queue stays in view long.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -60,6 +60,11 @@ pub struct VideoOptions {
     pub min_votes_at_crossing: usize,
     /// How long a track that ended without crossing waits before it is emitted, ms.
     pub hold_ms: i64,
+    /// How long a plate this camera emitted keeps another read of it (or
+    /// of one two characters from it) from being emitted, ms: in a queue a
+    /// vehicle stays in view for 20 s and more, and a piece of its track
+    /// lost and found again must not count it twice.
+    pub repeat_ms: i64,
     pub tracker: TrackerOptions,
     /// Keep each read's plate crop from its best frame, for
     /// [`CameraReader::take_crop`] (default: no).
@@ -102,6 +107,7 @@ impl Default for VideoOptions {
             enough_votes: 6,
             min_votes_at_crossing: 3,
             hold_ms: 4_000,
+            repeat_ms: 30_000,
             tracker: TrackerOptions::default(),
             keep_crops: false,
         }
@@ -478,8 +484,8 @@ impl CameraReader {
     }
 
     fn emit(&mut self, read: PlateRead, now_ms: i64, out: &mut Vec<PlateRead>) {
-        let hold = self.options.hold_ms;
-        self.recent.retain(|(at, _)| now_ms - at <= 2 * hold);
+        let window = self.options.repeat_ms.max(2 * self.options.hold_ms);
+        self.recent.retain(|(at, _)| now_ms - at <= window);
         if read.plate_norm.len() < MIN_PLATE_CHARS || (read.plate_country.is_none() && read.confidence < MIN_UNKNOWN_FORMAT_CONFIDENCE) {
             self.crops.remove(&read.read_id);
             return;

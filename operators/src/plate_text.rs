@@ -140,14 +140,21 @@ fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: 
     let mut read: Vec<char> = line.chars.iter().map(|c| c.ch).collect();
     let mut text = String::with_capacity(kept.len());
     let mut probabilities = Vec::with_capacity(kept.len());
-    let mut repairs = 0;
+    let (mut repairs, mut o_for_0) = (0, 0);
     for (&i, slot) in kept.iter().zip(format.pattern.chars()) {
         let c = &line.chars[i];
         let fits = |ch: char| format.allows(slot, ch);
         let (ch, p) = if fits(c.ch) {
             (c.ch, c.confidence)
         } else {
-            repairs += 1;
+            // O and 0 are the likeliest confusion of all (`AB 7107 OO`
+            // read `AB710700`): up to MAX_REPAIRS of them come on top of
+            // the other repairs, at their probability all the same.
+            if matches!(c.ch, 'O' | '0') && o_for_0 < MAX_REPAIRS {
+                o_for_0 += 1;
+            } else {
+                repairs += 1;
+            }
             if let Some((alt, p)) = c.runner_up.filter(|(alt, _)| fits(*alt)) {
                 (alt, p.max(LOOK_ALIKE_PROBABILITY))
             } else {
@@ -158,7 +165,7 @@ fn fit(line: &TextLine, format: &'static PlateFormat, kept: &[usize], left_out: 
         read[i] = ch;
         probabilities.push(p);
     }
-    if repairs > MAX_REPAIRS || (repairs == 0 && left_out == 0) {
+    if repairs > MAX_REPAIRS || (repairs + o_for_0 == 0 && left_out == 0) {
         return None;
     }
     debug_assert!(matches(format, &text));
@@ -404,6 +411,15 @@ mod tests {
         // Two lines of other text fit no layout.
         assert!(stacked_plate_texts(&[&line("SALE", 0.9), &line("CALLNOW", 0.9)], None).is_empty());
         assert!(stacked_plate_texts(&[&line("ABC", 0.9)], None).is_empty());
+    }
+
+    #[test]
+    fn o_and_0_swaps_come_on_top_of_two_other_repairs() {
+        // AB 7107 OO read with its 7 as T and its OO as 00.
+        let texts = plate_texts(&line("ABT10700", 0.9), Some("UA"));
+        assert!(texts.iter().any(|t| t.text == "AB7107OO"), "{texts:?}");
+        // Three repairs of other kinds stay too many.
+        assert!(plate_texts(&line("A8T1Z7BB", 0.9), Some("UA")).iter().all(|t| t.text != "AB7127BB"));
     }
 
     #[test]

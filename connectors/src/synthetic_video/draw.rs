@@ -114,6 +114,38 @@ impl Canvas {
         }
     }
 
+    /// Adds a round glow of `strength` grey levels at its centre, falling
+    /// off with the square of the distance to nothing at `radius` pixels.
+    pub fn glow(&mut self, cx: f32, cy: f32, radius: f32, strength: f32) {
+        if radius < 1.0 {
+            return;
+        }
+        let (w, h) = (self.width as f32, self.height as f32);
+        let (xa, xb) = ((cx - radius).max(0.0) as u32, (cx + radius).min(w).max(0.0) as u32);
+        let (ya, yb) = ((cy - radius).max(0.0) as u32, (cy + radius).min(h).max(0.0) as u32);
+        for y in ya..yb {
+            for x in xa..xb {
+                let d2 = ((x as f32 + 0.5 - cx).powi(2) + (y as f32 + 0.5 - cy).powi(2)) / (radius * radius);
+                if d2 >= 1.0 {
+                    continue;
+                }
+                let add = strength * (1.0 - d2) * (1.0 - d2);
+                let i = self.index(x, y);
+                for value in &mut self.rgb[i..i + 3] {
+                    *value = (*value as f32 + add).min(255.0) as u8;
+                }
+            }
+        }
+    }
+
+    /// Every pixel to its luminance, as an infrared camera sees.
+    pub fn grey(&mut self) {
+        for pixel in self.rgb.chunks_exact_mut(3) {
+            let y = (0.299 * pixel[0] as f32 + 0.587 * pixel[1] as f32 + 0.114 * pixel[2] as f32).round() as u8;
+            pixel.fill(y);
+        }
+    }
+
     /// Multiplies every pixel by `gain` and adds noise of about `sigma` levels.
     pub fn light_and_noise(&mut self, gain: f32, sigma: f32, seed: u64) {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -40,6 +40,8 @@ pub const LINE_Y: f32 = 0.6;
 const LINE_Z: f32 = 12.0;
 /// Plate width at the line, as a fraction of the frame width.
 const PLATE_WIDTH_AT_LINE: f32 = 0.2;
+/// The light at night, as a share of the day's.
+const NIGHT_GAIN: f32 = 0.2;
 
 /// One vehicle of a scene.
 #[derive(Clone, Debug)]
@@ -74,6 +76,8 @@ pub struct Scene {
     /// Exposure time, seconds: how far a plate moves while the shutter is open.
     pub shutter_s: f32,
     pub seed: u64,
+    /// See [`Conditions::night`].
+    pub night: bool,
 }
 
 /// What a test can check a read against: one vehicle that crosses the line.
@@ -99,16 +103,51 @@ const COLOURS: &[[u8; 3]] = &[
     [170, 140, 90],
 ];
 
+/// How hard a scene is: which way vehicles drive, how fast, how close
+/// together, by day or by night. [`Conditions::default`] is the scene the
+/// project's tests have always used: most vehicles approach, one in eight
+/// drives away in the next lane, 3.5–5.5 m/s, at least 2.4 s apart, by day.
+#[derive(Clone, Debug)]
+pub struct Conditions {
+    /// Share of vehicles driving away from the camera in the next lane, partly in view.
+    pub departing_next_lane: f64,
+    /// Share of vehicles driving away in the camera's own lane (rear plate,
+    /// shrinking as it goes). Vehicles of one lane do not overtake, so a
+    /// scene mixing directions in one lane would drive them through each
+    /// other: use 0 or 1.
+    pub departing_same_lane: f64,
+    /// Speeds, metres per second (1.5: crawling in a queue; 16.7: 60 km/h).
+    pub speed_mps: (f32, f32),
+    /// Least time between two vehicles at the line, seconds.
+    pub min_gap_s: f64,
+    /// Night: a fifth of the light, an infrared camera's grey, and the
+    /// glare of approaching vehicles' headlights beside their plates.
+    pub night: bool,
+}
+
+impl Default for Conditions {
+    fn default() -> Self {
+        Conditions { departing_next_lane: 0.12, departing_same_lane: 0.0, speed_mps: (3.5, 5.5), min_gap_s: 2.4, night: false }
+    }
+}
+
 impl Scene {
     /// `vehicles` vehicles over `duration_s` seconds, spaced evenly with some
     /// jitter (at least 2.4 s apart at the line), mostly approaching; plates
     /// are Moldovan, Ukrainian or from the EU (Romania, Poland, Germany,
     /// Bulgaria, Lithuania), each different.
     pub fn random(width: u32, height: u32, fps: u32, duration_s: f64, vehicles: usize, seed: u64) -> Scene {
+        Scene::random_with(width, height, fps, duration_s, vehicles, seed, &Conditions::default())
+    }
+
+    /// [`Scene::random`] under `conditions` (with the default conditions,
+    /// the same scene for the same seed).
+    pub fn random_with(width: u32, height: u32, fps: u32, duration_s: f64, vehicles: usize, seed: u64, conditions: &Conditions) -> Scene {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut registry = PlateRegistry::default();
         let lead_in = 2.5;
-        let spacing = ((duration_s - 2.0 * lead_in) / vehicles.max(1) as f64).max(2.4);
+        let gap = conditions.min_gap_s;
+        let spacing = ((duration_s - 2.0 * lead_in) / vehicles.max(1) as f64).max(gap);
         let list = (0..vehicles)
             .map(|i| {
                 let country: &'static str = match rng.random_range(0..100) {
@@ -120,22 +159,25 @@ impl Scene {
                     _ => "LT",
                 };
                 let plate: TruePlate = registry.fresh(&mut rng, country, "otaci-mohyliv-podilskyi");
-                let jitter = rng.random_range(-0.15..0.15) * (spacing - 2.4).min(2.0);
-                let approaching = !rng.random_bool(0.12);
+                let jitter = rng.random_range(-0.15..0.15) * (spacing - gap).min(2.0);
+                let next_lane = rng.random_bool(conditions.departing_next_lane);
+                let same_lane = !next_lane && conditions.departing_same_lane > 0.0 && rng.random_bool(conditions.departing_same_lane);
+                let approaching = !next_lane && !same_lane;
+                let (slow, fast) = conditions.speed_mps;
                 Vehicle {
                     plate_text: plate.text,
                     plate_norm: plate.norm,
                     country,
                     crosses_at_s: lead_in + spacing * (i as f64 + 0.5) + jitter,
                     approaching,
-                    speed_mps: rng.random_range(3.5..5.5),
-                    // Vehicles driving away keep to the next lane, so the two never drive through each other.
-                    offset_m: if approaching { rng.random_range(-0.3..0.0) } else { rng.random_range(0.55..0.7) },
+                    speed_mps: rng.random_range(slow..fast),
+                    // Vehicles driving away in the next lane keep to it, so the two never drive through each other.
+                    offset_m: if next_lane { rng.random_range(0.55..0.7) } else { rng.random_range(-0.3..0.0) },
                     colour: COLOURS[rng.random_range(0..COLOURS.len())],
                 }
             })
             .collect();
-        Scene { width, height, fps, duration_s, vehicles: list, noise: 3.0, shutter_s: 1.0 / 250.0, seed }
+        Scene { width, height, fps, duration_s, vehicles: list, noise: 3.0, shutter_s: 1.0 / 250.0, seed, night: conditions.night }
     }
 
     /// Frames in the scene.
@@ -244,7 +286,22 @@ impl<'a> SceneRenderer<'a> {
             let blur = speed * scene.shutter_s;
             canvas.blur_vertical(x - w * 1.2, y - w * 0.6, x + w * 2.2, y + h + w * 0.3, blur);
         }
-        canvas.light_and_noise(scene.gain_at(t), scene.noise, scene.seed ^ index.wrapping_mul(0x1234_5679));
+        let gain = scene.gain_at(t) * if scene.night { NIGHT_GAIN } else { 1.0 };
+        canvas.light_and_noise(gain, scene.noise, scene.seed ^ index.wrapping_mul(0x1234_5679));
+        if scene.night {
+            // Headlights stay bright whatever the light: their glare spreads
+            // beside the plate after the exposure has darkened the rest.
+            for v in scene.vehicles.iter().filter(|v| v.approaching) {
+                if let Some(([x, y, w, h], _)) = scene.plate_at(v, t) {
+                    let body_w = w * 3.3;
+                    let cx = x + w / 2.0;
+                    for lamp_x in [cx - body_w / 2.0 + w * 0.35, cx + body_w / 2.0 - w * 0.35] {
+                        canvas.glow(lamp_x, y + h * 0.15, w * 0.45, 230.0);
+                    }
+                }
+            }
+            canvas.grey();
+        }
     }
 }
 
