@@ -138,6 +138,67 @@ impl Canvas {
         }
     }
 
+    /// `count` drops (rain: streaks `length` pixels long, slanted; snow with
+    /// `length` 0: flakes of 1–2 pixels), light grey and half transparent,
+    /// at places drawn from `seed`.
+    pub fn precipitation(&mut self, count: usize, length: f32, seed: u64) {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / 16_777_216.0
+        };
+        let (w, h) = (self.width as f32, self.height as f32);
+        for _ in 0..count {
+            let (x, y) = (next() * w, next() * h);
+            let steps = length.max(1.0) as usize;
+            let size = if length == 0.0 { 1 + (next() * 2.0) as u32 } else { 1 };
+            for k in 0..steps {
+                let (px, py) = (x + 0.25 * k as f32, y + k as f32);
+                for dy in 0..size {
+                    for dx in 0..size {
+                        let (qx, qy) = (px as u32 + dx, py as u32 + dy);
+                        if qx < self.width && qy < self.height {
+                            let i = self.index(qx, qy);
+                            for value in &mut self.rgb[i..i + 3] {
+                                *value = ((*value as u16 + 220) / 2) as u8;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `count` grey-brown smudges over the canvas (road dirt on a plate),
+    /// each an ellipse about a sixth of its height, half covering.
+    pub fn smudge(&mut self, count: usize, seed: u64) {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / 16_777_216.0
+        };
+        let (w, h) = (self.width as f32, self.height as f32);
+        for _ in 0..count {
+            let (cx, cy) = (next() * w, next() * h);
+            let (rx, ry) = (h * (0.1 + 0.15 * next()), h * (0.06 + 0.1 * next()));
+            for y in (cy - ry).max(0.0) as u32..((cy + ry).min(h)) as u32 {
+                for x in (cx - rx).max(0.0) as u32..((cx + rx).min(w)) as u32 {
+                    let d = ((x as f32 - cx) / rx).powi(2) + ((y as f32 - cy) / ry).powi(2);
+                    if d < 1.0 {
+                        let i = self.index(x, y);
+                        for (value, dirt) in self.rgb[i..i + 3].iter_mut().zip([120u16, 105, 85]) {
+                            *value = ((*value as u16 + dirt) / 2) as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Every pixel to its luminance, as an infrared camera sees.
     pub fn grey(&mut self) {
         for pixel in self.rgb.chunks_exact_mut(3) {

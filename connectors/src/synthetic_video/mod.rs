@@ -76,8 +76,11 @@ pub struct Scene {
     /// Exposure time, seconds: how far a plate moves while the shutter is open.
     pub shutter_s: f32,
     pub seed: u64,
-    /// See [`Conditions::night`].
+    /// See [`Conditions`].
     pub night: bool,
+    pub weather: Weather,
+    pub dirty_plates: bool,
+    pub passer_by: bool,
 }
 
 /// What a test can check a read against: one vehicle that crosses the line.
@@ -123,11 +126,38 @@ pub struct Conditions {
     /// Night: a fifth of the light, an infrared camera's grey, and the
     /// glare of approaching vehicles' headlights beside their plates.
     pub night: bool,
+    /// Rain or snow falling between the camera and the lane.
+    pub weather: Weather,
+    /// Plates with road dirt on them: a few grey-brown smudges over the text.
+    pub dirty_plates: bool,
+    /// Someone walking across the lane every few seconds, passing in front
+    /// of the plates for a moment.
+    pub passer_by: bool,
+}
+
+/// What falls between the camera and the lane.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Weather {
+    #[default]
+    Clear,
+    /// Short bright streaks, slanted, new in every frame.
+    Rain,
+    /// Small bright flakes, new in every frame.
+    Snow,
 }
 
 impl Default for Conditions {
     fn default() -> Self {
-        Conditions { departing_next_lane: 0.12, departing_same_lane: 0.0, speed_mps: (3.5, 5.5), min_gap_s: 2.4, night: false }
+        Conditions {
+            departing_next_lane: 0.12,
+            departing_same_lane: 0.0,
+            speed_mps: (3.5, 5.5),
+            min_gap_s: 2.4,
+            night: false,
+            weather: Weather::Clear,
+            dirty_plates: false,
+            passer_by: false,
+        }
     }
 }
 
@@ -177,7 +207,20 @@ impl Scene {
                 }
             })
             .collect();
-        Scene { width, height, fps, duration_s, vehicles: list, noise: 3.0, shutter_s: 1.0 / 250.0, seed, night: conditions.night }
+        Scene {
+            width,
+            height,
+            fps,
+            duration_s,
+            vehicles: list,
+            noise: 3.0,
+            shutter_s: 1.0 / 250.0,
+            seed,
+            night: conditions.night,
+            weather: conditions.weather,
+            dirty_plates: conditions.dirty_plates,
+            passer_by: conditions.passer_by,
+        }
     }
 
     /// Frames in the scene.
@@ -248,7 +291,18 @@ impl<'a> SceneRenderer<'a> {
         let font = FontVec::try_from_vec(bytes).map_err(|e| RenderError::Font(format!("{FONT_PATH}: {e}")))?;
         // Textures at about the largest size a plate is seen at.
         let texture_h = ((scene.width as f32 * PLATE_WIDTH_AT_LINE * 1.8 * draw::PLATE_HEIGHT_M / draw::PLATE_WIDTH_M) as u32).clamp(24, 160);
-        let plates = scene.vehicles.iter().map(|v| render_plate(&font, &v.plate_text, v.country, texture_h)).collect();
+        let plates = scene
+            .vehicles
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut plate = render_plate(&font, &v.plate_text, v.country, texture_h);
+                if scene.dirty_plates {
+                    plate.smudge(5, scene.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+                }
+                plate
+            })
+            .collect();
         Ok(SceneRenderer { scene, background: draw::background(scene.width, scene.height), plates })
     }
 
@@ -286,8 +340,23 @@ impl<'a> SceneRenderer<'a> {
             let blur = speed * scene.shutter_s;
             canvas.blur_vertical(x - w * 1.2, y - w * 0.6, x + w * 2.2, y + h + w * 0.3, blur);
         }
+        if scene.passer_by {
+            // One walker every 7 s, crossing the frame in 3 s at the line's height.
+            let phase = (t % 7.0) / 3.0;
+            if phase < 1.0 {
+                let (w, h) = (scene.width as f32, scene.height as f32);
+                let x = -0.1 * w + phase as f32 * 1.2 * w;
+                canvas.fill_rect(x, LINE_Y * h - 0.25 * h, x + 0.05 * w, LINE_Y * h + 0.12 * h, [45, 40, 50]);
+            }
+        }
+        let frame_seed = scene.seed ^ index.wrapping_mul(0x1234_5679);
+        match scene.weather {
+            Weather::Clear => {}
+            Weather::Rain => canvas.precipitation(scene.width as usize / 2, (0.04 * scene.height as f32).max(4.0), frame_seed),
+            Weather::Snow => canvas.precipitation(scene.width as usize / 3, 0.0, frame_seed),
+        }
         let gain = scene.gain_at(t) * if scene.night { NIGHT_GAIN } else { 1.0 };
-        canvas.light_and_noise(gain, scene.noise, scene.seed ^ index.wrapping_mul(0x1234_5679));
+        canvas.light_and_noise(gain, scene.noise, frame_seed);
         if scene.night {
             // Headlights stay bright whatever the light: their glare spreads
             // beside the plate after the exposure has darkened the rest.
