@@ -142,13 +142,7 @@ impl Canvas {
     /// `length` 0: flakes of 1–2 pixels), light grey and half transparent,
     /// at places drawn from `seed`.
     pub fn precipitation(&mut self, count: usize, length: f32, seed: u64) {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / 16_777_216.0
-        };
+        let mut next = uniform(seed);
         let (w, h) = (self.width as f32, self.height as f32);
         for _ in 0..count {
             let (x, y) = (next() * w, next() * h);
@@ -174,13 +168,7 @@ impl Canvas {
     /// `count` grey-brown smudges over the canvas (road dirt on a plate),
     /// each an ellipse about a sixth of its height, half covering.
     pub fn smudge(&mut self, count: usize, seed: u64) {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / 16_777_216.0
-        };
+        let mut next = uniform(seed);
         let (w, h) = (self.width as f32, self.height as f32);
         for _ in 0..count {
             let (cx, cy) = (next() * w, next() * h);
@@ -221,6 +209,18 @@ impl Canvas {
             let noise = (a + b - 1.0) * sigma * 2.45;
             *value = (*value as f32 * gain + noise).clamp(0.0, 255.0) as u8;
         }
+    }
+}
+
+/// Uniform numbers in [0, 1) from `seed`: xorshift64*, cheap, and plenty
+/// for drawing raindrops and smudges.
+fn uniform(seed: u64) -> impl FnMut() -> f32 {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / 16_777_216.0
     }
 }
 
