@@ -100,6 +100,21 @@ pub struct PlateReading {
     pub bbox: [f32; 4],
 }
 
+impl PlateReading {
+    /// A reading of `text`, its score times its plate prior and the prior
+    /// `place` of where it stands in the picture; `bounds` x0, y0, x1, y1.
+    fn of(text: &PlateText, place: f32, raw: String, (x0, y0, x1, y1): (f32, f32, f32, f32)) -> Self {
+        PlateReading {
+            text: plate_norm(&text.text),
+            country: text.format.map(|f| f.country),
+            format: text.format.map(|f| f.name),
+            confidence: (text.score * plate_prior(&text.text) * place).clamp(0.0, 1.0),
+            raw,
+            bbox: [x0, y0, x1 - x0, y1 - y0],
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlateReaderError {
     #[error(transparent)]
@@ -193,7 +208,7 @@ impl PlateReader {
         let region = imageops::crop_imm(image, x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32).to_image();
         let (rw, rh) = (((x1 - x0) * scale).round().max(1.0) as u32, ((y1 - y0) * scale).round().max(1.0) as u32);
         let zoomed = imageops::resize(&region, rw, rh, FilterType::CatmullRom);
-        // The detector scales the region up further, to its `min_side`:
+        // The detector scales the region up further, to `refine_side`:
         // measured, that reads more plates than detecting at the zoom alone.
         let max_side = self.detector.options().max_side.max(self.options.refine_side);
         let boxes = self.detector.detect_sized(&zoomed, max_side, self.options.refine_side)?;
@@ -226,14 +241,7 @@ impl PlateReader {
         let mut readings: Vec<PlateReading> = lines
             .iter()
             .flat_map(|line| {
-                plate_texts(line, prefer).into_iter().take(3).map(move |text| PlateReading {
-                    text: plate_norm(&text.text),
-                    country: text.format.map(|f| f.country),
-                    format: text.format.map(|f| f.name),
-                    confidence: (text.score * plate_prior(&text.text)).clamp(0.0, 1.0),
-                    raw: line.text.clone(),
-                    bbox: [x0, y0, x1 - x0, y1 - y0],
-                })
+                plate_texts(line, prefer).into_iter().take(3).map(move |text| PlateReading::of(&text, 1.0, line.text.clone(), (x0, y0, x1, y1)))
             })
             .collect();
         readings.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
@@ -247,13 +255,17 @@ impl PlateReader {
         let mut candidates = plate_candidates(boxes);
         // A line of a square plate may be short ("BI" over "7996"): whole
         // lines that stack with another stay candidates however narrow.
-        let whole: Vec<TextBox> = candidates.iter().filter(|c| !c.extendable && c.area.height >= 6.0).map(|c| c.area.clone()).collect();
-        let mut stacked = vec![false; whole.len()];
-        for stack in stacked_lines(&whole) {
-            stack.into_iter().for_each(|k| stacked[k] = true);
+        let whole: Vec<usize> = (0..candidates.len()).filter(|&i| !candidates[i].extendable && candidates[i].area.height >= 6.0).collect();
+        let whole_areas: Vec<TextBox> = whole.iter().map(|&i| candidates[i].area.clone()).collect();
+        let mut stacked = vec![false; candidates.len()];
+        for k in stacked_lines(&whole_areas).into_iter().flatten() {
+            stacked[whole[k]] = true;
         }
-        let in_stack = |area: &TextBox| whole.iter().zip(&stacked).any(|(w, &s)| s && w == area);
-        candidates.retain(|c| c.area.height >= 6.0 && (c.area.width >= 1.2 * c.area.height || (!c.extendable && in_stack(&c.area))));
+        let mut keep = stacked.into_iter();
+        candidates.retain(|c| {
+            let stacked = keep.next().unwrap_or(false);
+            c.area.height >= 6.0 && (c.area.width >= 1.2 * c.area.height || stacked)
+        });
         // Prefer confident, tall candidates when there are too many to read.
         candidates.sort_by(|a, b| (b.area.score * b.area.height).total_cmp(&(a.area.score * a.area.height)));
         candidates.truncate(self.options.max_candidates);
@@ -304,29 +316,12 @@ impl PlateReader {
         }
         let tallest_stack = stacked_readings.iter().map(|(area, _, _)| area.height).fold(tallest, f32::max);
         for (area, raw, text) in stacked_readings {
-            let (x0, y0, x1, y1) = area.bounds();
             let place = (area.height / tallest_stack).powf(0.3);
-            readings.push(PlateReading {
-                text: plate_norm(&text.text),
-                country: text.format.map(|f| f.country),
-                format: text.format.map(|f| f.name),
-                confidence: (text.score * plate_prior(&text.text) * place).clamp(0.0, 1.0),
-                raw,
-                bbox: [x0, y0, x1 - x0, y1 - y0],
-            });
+            readings.push(PlateReading::of(&text, place, raw, area.bounds()));
         }
         for ((candidate, line), (texts, place)) in candidates.iter().zip(&lines).zip(texts.into_iter().zip(place)) {
-            let (x0, y0, x1, y1) = candidate.area.bounds();
             for text in texts.into_iter().take(3) {
-                let confidence = (text.score * plate_prior(&text.text) * place).clamp(0.0, 1.0);
-                readings.push(PlateReading {
-                    text: plate_norm(&text.text),
-                    country: text.format.map(|f| f.country),
-                    format: text.format.map(|f| f.name),
-                    confidence,
-                    raw: line.text.clone(),
-                    bbox: [x0, y0, x1 - x0, y1 - y0],
-                });
+                readings.push(PlateReading::of(&text, place, line.text.clone(), candidate.area.bounds()));
             }
         }
         readings.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
