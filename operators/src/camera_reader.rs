@@ -20,9 +20,11 @@
 //! direction, the other way the opposite one. A track that ends without
 //! crossing emits at its end, with the direction of its motion, after a
 //! hold of `hold_ms` during which a read of the same plate (another piece
-//! of the same vehicle's track, up to two characters off) cancels it, and
-//! only with two readings and some confidence. A plate this camera has
-//! emitted within `repeat_ms` (or one two characters from it) is not
+//! of the same vehicle's track: up to two characters off, O and 0 alike,
+//! or without its region letters) cancels it, and only with two readings
+//! and some confidence, or one sure reading of a known format. An unsure
+//! read at the line is held the same way. A plate this camera has
+//! emitted within `repeat_ms` (or one of the same vehicle) is not
 //! emitted again: two vehicles in one lane seconds apart rarely carry
 //! plates that close, while one vehicle in a queue stays in view long.
 
@@ -34,7 +36,7 @@ use borderflow_models::TextBox;
 use borderflow_models::image::RgbImage;
 
 use crate::line_crossing::{Crossing, crossing};
-use crate::plate_crop::plate_lines;
+use crate::plate_crop::{plate_lines, stacked_lines, union_of};
 use crate::plate_reader::{PlateReader, PlateReaderError};
 use crate::plate_vote::{Ballot, vote};
 use crate::tracker::{Detection, Track, TrackState, Tracker, TrackerOptions};
@@ -143,11 +145,34 @@ const MIN_PLATE_CHARS: usize = 4;
 const MIN_UNKNOWN_FORMAT_CONFIDENCE: f32 = 0.5;
 /// A track that never crossed the line needs this voted confidence to be emitted.
 const MIN_UNCROSSED_CONFIDENCE: f32 = 0.25;
+/// Least width of a plate of one line, in heights of its text.
+const MIN_LINE_ASPECT: f32 = 2.3;
+/// A read at the line below this voted confidence is held like one of a
+/// track that did not cross.
+const MIN_SURE_CONFIDENCE: f32 = 0.3;
+/// A track that never crossed the line and was read once needs this.
+const MIN_SINGLE_READING_CONFIDENCE: f32 = 0.9;
 
-/// Whether two reads within the hold are of one vehicle: the same text up
-/// to two edits (a fragment of a track read worse).
-fn same_vehicle(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+/// Whether two reads within the hold are of one vehicle, O and 0 taken as
+/// one: of one length, one character apart (a fragment of a track read
+/// worse), or two when one of them is `unsure` (a read below
+/// [`MIN_SURE_CONFIDENCE`]: a sure read of another plate of the same
+/// district, `RIG255` after `RIY254`, is another vehicle); of two lengths,
+/// two edits apart, or one the other without its first one or two
+/// characters (the region letters beside the country strip, lost or
+/// hidden) and one more edit.
+fn same_vehicle(a: &str, b: &str, unsure: bool) -> bool {
+    let fold = |s: &str| -> Vec<char> { s.chars().map(|c| if c == 'O' { '0' } else { c }).collect() };
+    let (a, b) = (fold(a), fold(b));
+    if a.len() == b.len() {
+        return edit_distance(&a, &b) <= if unsure { 2 } else { 1 };
+    }
+    let (long, short) = if a.len() > b.len() { (&a, &b) } else { (&b, &a) };
+    edit_distance(&a, &b) <= 2 || (1..=2).any(|k| long.len() >= k + MIN_PLATE_CHARS && edit_distance(&long[k..], short) <= 1)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {
         let mut previous = row[0];
@@ -158,7 +183,7 @@ fn same_vehicle(a: &str, b: &str) -> bool {
             row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
         }
     }
-    row[b.len()] <= 2
+    row[b.len()]
 }
 
 /// Readings of one recognition that become ballots.
@@ -271,8 +296,8 @@ impl CameraReader {
             let detections: Vec<Detection> = areas
                 .iter()
                 .map(|a| {
-                    let (x0, y0, x1, y1) = a.bounds();
-                    Detection { bbox: [x0, y0, x1 - x0, y1 - y0], score: a.score }
+                    let (x0, y0, x1, y1) = a.area.bounds();
+                    Detection { bbox: [x0, y0, x1 - x0, y1 - y0], score: a.area.score }
                 })
                 .collect();
             let tracker = self.tracker.as_mut().expect("created above");
@@ -291,7 +316,7 @@ impl CameraReader {
                     continue;
                 }
                 let clock = Instant::now();
-                let readings = reader.read_area(&image, area)?;
+                let readings = if area.lines.len() > 1 { reader.read_stacked(&image, &area.lines)? } else { reader.read_area(&image, &area.area)? };
                 recognise += clock.elapsed();
                 self.times.recognitions += 1;
                 notes.last_recognised = Some(index);
@@ -334,7 +359,7 @@ impl CameraReader {
         }
         for id in ready {
             if let Some(read) = self.read_of(id) {
-                self.emit(read, t, &mut out);
+                self.emit_or_hold(read, t, &mut out);
             }
         }
         for track in ended {
@@ -380,8 +405,10 @@ impl CameraReader {
     }
 
     /// Plate areas in `image`: detected words joined into lines of text
-    /// ([`plate_lines`]) of a plate's shape, overlapping ones dropped.
-    fn detect(&self, image: &RgbImage, reader: &mut PlateReader) -> Result<Vec<TextBox>, PlateReaderError> {
+    /// ([`plate_lines`]) of a plate's shape, and lines standing one below
+    /// another as on a square plate ([`stacked_lines`]) joined into one
+    /// area; the larger of two overlapping areas kept.
+    fn detect(&self, image: &RgbImage, reader: &mut PlateReader) -> Result<Vec<PlateArea>, PlateReaderError> {
         let (w, h) = (image.width() as f32, image.height() as f32);
         let words = match self.options.region {
             None => reader.detect_words(image, self.options.detector_side)?,
@@ -397,14 +424,29 @@ impl CameraReader {
                 words
             }
         };
-        let mut lines = plate_lines(&words);
-        lines.retain(|l| l.height >= 5.0 && l.width >= 1.5 * l.height && l.width <= 15.0 * l.height);
-        lines.sort_by(|a, b| (b.width * b.height * b.score).total_cmp(&(a.width * a.height * a.score)));
-        let mut plates: Vec<TextBox> = Vec::new();
-        for line in lines {
-            let bounds = line.bounds();
-            if plates.iter().all(|p| overlap_of_smaller(p.bounds(), bounds) < 0.3) {
-                plates.push(line);
+        let lines: Vec<TextBox> = plate_lines(&words).into_iter().filter(|l| l.height >= 5.0 && l.width <= 15.0 * l.height).collect();
+        let mut found: Vec<PlateArea> = stacked_lines(&lines)
+            .into_iter()
+            .map(|stack| {
+                let parts: Vec<TextBox> = stack.iter().map(|&i| lines[i].clone()).collect();
+                PlateArea { area: union_of(&parts.iter().collect::<Vec<_>>()), lines: parts }
+            })
+            .filter(|p| p.area.width >= 0.8 * p.area.height && p.lines.iter().all(|l| l.width >= 0.8 * l.height))
+            .collect();
+        // A plate of one line is wider than MIN_LINE_ASPECT heights of its
+        // text (three characters of a square plate's line are not a plate).
+        found.extend(lines.into_iter().filter(|l| l.width >= MIN_LINE_ASPECT * l.height).map(|l| PlateArea { area: l, lines: Vec::new() }));
+        let size = |p: &PlateArea| p.area.width * p.area.height * p.area.score;
+        found.sort_by(|a, b| size(b).total_cmp(&size(a)));
+        tracing::trace!(
+            areas = ?found.iter().map(|p| format!("{:.0},{:.0} {:.0}x{:.0} lines {}", p.area.center_x, p.area.center_y, p.area.width, p.area.height, p.lines.len())).collect::<Vec<_>>(),
+            "plate areas"
+        );
+        let mut plates: Vec<PlateArea> = Vec::new();
+        for plate in found {
+            let bounds = plate.area.bounds();
+            if plates.iter().all(|p| overlap_of_smaller(p.area.bounds(), bounds) < 0.3) {
+                plates.push(plate);
             }
         }
         Ok(plates)
@@ -474,13 +516,30 @@ impl CameraReader {
         let crossed = self.notes.get(&track.id).is_some_and(|n| n.crossed.is_some());
         let readings = self.notes.get(&track.id).map_or(0, |n| n.readings);
         if let Some(read) = self.read_of(track.id) {
-            if crossed {
-                self.emit(read, now_ms, out);
-            } else if readings >= 2 && read.confidence >= MIN_UNCROSSED_CONFIDENCE {
+            // One look is enough only for a plate of a known format read
+            // surely (fast traffic, a blurred approach): a single reading
+            // of anything else is as likely a sign or a piece of a plate.
+            let known = read.plate_country.is_some();
+            if crossed && (readings >= 2 || known) {
+                self.emit_or_hold(read, now_ms, out);
+            } else if !crossed
+                && ((readings >= 2 && read.confidence >= MIN_UNCROSSED_CONFIDENCE) || (known && read.confidence >= MIN_SINGLE_READING_CONFIDENCE))
+            {
                 self.pending.push((now_ms + self.options.hold_ms, read));
             }
         }
         self.notes.remove(&track.id);
+    }
+
+    /// A sure read is emitted now; an unsure one (a track that drifted
+    /// between two plates, a piece of a plate) is held for `hold_ms`, so
+    /// that a sure read of the same vehicle takes its place.
+    fn emit_or_hold(&mut self, read: PlateRead, now_ms: i64, out: &mut Vec<PlateRead>) {
+        if read.confidence >= MIN_SURE_CONFIDENCE {
+            self.emit(read, now_ms, out);
+        } else {
+            self.pending.push((now_ms + self.options.hold_ms, read));
+        }
     }
 
     fn emit(&mut self, read: PlateRead, now_ms: i64, out: &mut Vec<PlateRead>) {
@@ -490,13 +549,14 @@ impl CameraReader {
             self.crops.remove(&read.read_id);
             return;
         }
-        if self.recent.iter().any(|(_, plate)| same_vehicle(plate, &read.plate_norm)) {
+        let unsure = read.confidence < MIN_SURE_CONFIDENCE;
+        if self.recent.iter().any(|(_, plate)| same_vehicle(plate, &read.plate_norm, unsure)) {
             tracing::debug!(camera = %self.camera.id, plate = %read.plate_norm, "read again within the hold: dropped");
             self.crops.remove(&read.read_id);
             return;
         }
         // Held pieces of the same vehicle's track give way.
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, p)| same_vehicle(&p.plate_norm, &read.plate_norm));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, p)| same_vehicle(&p.plate_norm, &read.plate_norm, p.confidence < MIN_SURE_CONFIDENCE));
         self.pending = kept;
         for (_, held) in gone {
             self.crops.remove(&held.read_id);
@@ -514,9 +574,23 @@ impl CameraReader {
     }
 }
 
+/// A plate found in a frame: its area and, for a square plate, its lines
+/// of text, top first (empty for a plate of one line).
+struct PlateArea {
+    area: TextBox,
+    lines: Vec<TextBox>,
+}
+
+impl PlateArea {
+    /// The height of its text: of its one line, or of its shortest line.
+    fn text_height(&self) -> f32 {
+        self.lines.iter().map(|l| l.height).reduce(f32::min).unwrap_or(self.area.height)
+    }
+}
+
 impl VideoOptions {
     /// Whether a track's freshly detected `area` is worth recognising now.
-    fn worth_reading(&self, notes: &TrackNotes, index: u64, area: &TextBox, frame: &Frame) -> bool {
+    fn worth_reading(&self, notes: &TrackNotes, index: u64, area: &PlateArea, frame: &Frame) -> bool {
         if notes.last_recognised.is_some_and(|last| index - last < self.recognise_every.max(1) as u64) {
             return false;
         }
@@ -528,7 +602,7 @@ impl VideoOptions {
                 return false;
             }
         }
-        area.height >= self.min_text_height_px && sharpness(frame, area.bounds()) >= self.min_sharpness
+        area.text_height() >= self.min_text_height_px && sharpness(frame, area.area.bounds()) >= self.min_sharpness
     }
 }
 
@@ -603,10 +677,17 @@ mod tests {
     }
 
     #[test]
-    fn reads_two_characters_apart_are_one_vehicle() {
-        assert!(same_vehicle("RSAR518", "BSAR518"));
-        assert!(same_vehicle("RSAR518", "RSA558"));
-        assert!(!same_vehicle("ABC123", "XYZ123"));
-        assert!(!same_vehicle("AA1234BB", "KB3333IO"));
+    fn reads_of_one_vehicle_are_told_from_reads_of_two() {
+        assert!(same_vehicle("RSAR518", "BSAR518", false));
+        assert!(same_vehicle("RSAR518", "RSA558", false));
+        assert!(!same_vehicle("ABC123", "XYZ123", true));
+        assert!(!same_vehicle("AA1234BB", "KB3333IO", true));
+        // O and 0 as one; the region letters lost, and one more edit.
+        assert!(same_vehicle("AB7107OO", "7107O0", false));
+        assert!(same_vehicle("HH6857HE", "6887HE", false));
+        assert!(!same_vehicle("AB1234CE", "5678CE", true));
+        // Two plates of one district are two vehicles, unless one was read unsurely.
+        assert!(!same_vehicle("RIG255", "RIY254", false));
+        assert!(same_vehicle("CTTH037", "HCTH037", true));
     }
 }

@@ -64,8 +64,9 @@ pub fn plate_candidates(boxes: &[TextBox]) -> Vec<PlateCandidate> {
 /// (whole lines of text, such as candidates no neighbour extends), each
 /// chain of two or three of them, top first, where each stands right
 /// below the one before (a gap of under [`MAX_STACK_GAP_HEIGHTS`] line
-/// heights, overlapping most of the narrower one horizontally, of similar
-/// height and slant). The result holds indices into `lines`.
+/// heights, or boxes overlapping by up to half a line, as a detector's
+/// boxes of close lines do; overlapping most of the narrower one
+/// horizontally, of similar height and slant). The result holds indices into `lines`.
 pub fn stacked_lines(lines: &[TextBox]) -> Vec<Vec<usize>> {
     let below = |upper: &TextBox, lower: &TextBox| {
         let (uh, lh) = (upper.height, lower.height);
@@ -78,7 +79,7 @@ pub fn stacked_lines(lines: &[TextBox]) -> Vec<Vec<usize>> {
         let gap = ly0 - uy1;
         let height = (uh + lh) / 2.0;
         let overlap = ux1.min(lx1) - ux0.max(lx0);
-        gap > -0.3 * height && gap < MAX_STACK_GAP_HEIGHTS * height && overlap > 0.6 * (ux1 - ux0).min(lx1 - lx0)
+        gap > -0.5 * height && gap < MAX_STACK_GAP_HEIGHTS * height && overlap > 0.6 * (ux1 - ux0).min(lx1 - lx0)
     };
     let mut stacks = Vec::new();
     for top in 0..lines.len() {

@@ -250,6 +250,21 @@ impl PlateReader {
         Ok(readings)
     }
 
+    /// The readings of a square plate given its lines of text (oriented
+    /// boxes in `image`'s pixels, top first), best first, one per text:
+    /// each line recognised, the lines put together in the order of a
+    /// stacked layout of the plate grammars ([`stacked_plate_texts`]).
+    pub fn read_stacked(&mut self, image: &RgbImage, lines: &[TextBox]) -> Result<Vec<PlateReading>, PlateReaderError> {
+        let crops: Vec<RgbImage> = lines.iter().map(|l| crop_upright(image, l, self.options.crop_margin)).collect();
+        let read = self.recognizer.recognize(&crops)?;
+        let area = union_of(&lines.iter().collect::<Vec<_>>());
+        let raw = read.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("/");
+        tracing::debug!(lines = %raw, "square plate read");
+        let prefer = self.options.prefer_country.as_deref();
+        let read: Vec<&borderflow_models::TextLine> = read.iter().collect();
+        Ok(stacked_plate_texts(&read, prefer).into_iter().take(3).map(|text| PlateReading::of(&text, 1.0, raw.clone(), area.bounds())).collect())
+    }
+
     /// The readings of `image` given its detected words.
     pub fn read_words(&mut self, image: &RgbImage, boxes: &[TextBox]) -> Result<Vec<PlateReading>, PlateReaderError> {
         let mut candidates = plate_candidates(boxes);

@@ -115,7 +115,9 @@ pub fn stacked_plate_texts(lines: &[&TextLine], prefer_country: Option<&str>) ->
         let chars: Vec<RecognizedChar> = chars.into_iter().flatten().collect();
         let composed = TextLine { text: chars.iter().map(|c| c.ch).collect(), chars, steps: Vec::new() };
         let dropped = DROP_FACTOR.powi(top_extra as i32);
-        out.extend(plate_texts(&composed, prefer_country).into_iter().filter(|t| t.format.is_some_and(|f| std::ptr::eq(f, format))).map(|mut t| {
+        // The layout's format, or a more specific one of the same pattern
+        // that the reading fits first (Moldova's `H` series is `LLLDDD` too).
+        out.extend(plate_texts(&composed, prefer_country).into_iter().filter(|t| t.format.is_some() && matches(format, &t.text)).map(|mut t| {
             t.score *= dropped;
             t.factor *= dropped;
             t

@@ -5,7 +5,9 @@
 //! letter). Readings are grouped by length; the heaviest group (sum of
 //! confidences) wins. Within it, each format of the plate grammars with that
 //! length proposes a text: at each position the character with the most
-//! confidence-weighted votes among those the format allows there. The
+//! confidence-weighted votes among those the format allows there (a vote
+//! for O counts for 0 where the format prints a digit, and the other way
+//! round, at [`TWIN_WEIGHT`]). The
 //! proposal with the most weight behind its characters wins; only when no
 //! format can propose (plates of countries without a grammar) is the
 //! vote unconstrained.
@@ -79,6 +81,20 @@ pub fn vote(ballots: &[Ballot], prefer_country: Option<&str>) -> Option<Voted> {
     })
 }
 
+/// A vote for O where a format prints 0 (or the other way round) counts
+/// this share of its weight: the two look alike on most plates, and
+/// recognizers confuse them more than any other pair.
+const TWIN_WEIGHT: f32 = 0.95;
+
+/// O for 0 and 0 for O.
+fn o_zero_twin(c: char) -> Option<char> {
+    match c {
+        'O' => Some('0'),
+        '0' => Some('O'),
+        _ => None,
+    }
+}
+
 /// The text `format` (or no format) makes of `group`: per position the
 /// heaviest allowed character; `None` if some position has no allowed vote.
 fn propose(group: &[(Vec<char>, f32)], length: usize, format: Option<&PlateFormat>) -> Option<(f32, String)> {
@@ -91,15 +107,20 @@ fn propose(group: &[(Vec<char>, f32)], length: usize, format: Option<&PlateForma
     for (position, slot) in slots.iter().enumerate() {
         let mut tally: Vec<(char, f32)> = Vec::new();
         for (chars, w) in group {
-            let c = chars[position];
+            let (mut c, mut w) = (chars[position], *w);
             if let (Some(f), Some(slot)) = (format, slot)
                 && !f.allows(*slot, c)
             {
-                continue;
+                // O and 0: the slot decides which (`AB 7107 OO` read
+                // `AB710700` is a vote for the O's).
+                match o_zero_twin(c).filter(|&twin| f.allows(*slot, twin)) {
+                    Some(twin) => (c, w) = (twin, w * TWIN_WEIGHT),
+                    None => continue,
+                }
             }
             match tally.iter_mut().find(|(k, _)| *k == c) {
                 Some((_, sum)) => *sum += w,
-                None => tally.push((c, *w)),
+                None => tally.push((c, w)),
             }
         }
         let (c, w) = tally.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
@@ -130,6 +151,16 @@ mod tests {
         // Two weak readings put a digit where a Ukrainian plate has a letter; the format overrules them.
         let voted = vote(&[ballot("AA1234B8", 0.4), ballot("AA1234B8", 0.4), ballot("AA1234BB", 0.7)], Some("UA")).expect("a vote");
         assert_eq!(voted.text, "AA1234BB");
+    }
+
+    #[test]
+    fn o_and_0_are_told_apart_by_the_format() {
+        // A Ukrainian plate ending in OO read with zeros, and once with a 7
+        // taken for a T (which fits a Polish format, zeros and all).
+        let ballots = [ballot("AB710700", 0.75), ballot("ABT10700", 0.34), ballot("AB710700", 0.75), ballot("ABT10700", 0.34)];
+        assert_eq!(vote(&ballots, Some("MD")).expect("a vote").text, "AB7107OO");
+        // A Polish plate read as printed stays Polish.
+        assert_eq!(vote(&[ballot("ABT10700", 0.9)], Some("MD")).expect("a vote").text, "ABT10700");
     }
 
     #[test]

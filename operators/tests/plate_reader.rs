@@ -149,8 +149,11 @@ fn square_plates_of_two_and_three_lines_are_read_exactly_with_their_country() {
     // Moldova's square plate reads line after line; Ukraine's two-line
     // plate prints region and series on top and the number below, its
     // motorcycle plate one part per line; both with the UA strip.
-    let plates: [(&[&str], Option<&str>, &str, &str); 3] = [
+    // `HFT 658` is of Moldova's H series, a format of its own with the
+    // square plate's pattern.
+    let plates: [(&[&str], Option<&str>, &str, &str); 4] = [
         (&["ABC", "123"], None, "ABC123", "MD"),
+        (&["HFT", "658"], None, "HFT658", "MD"),
         (&["BH CE", "3978"], Some("UA"), "BH3978CE", "UA"),
         (&["BI", "7996", "AA"], Some("UA"), "BI7996AA", "UA"),
     ];

@@ -41,25 +41,34 @@ impl Canvas {
 
     /// Draws `texture` scaled into the rectangle at (x, y) of size (w, h), bilinear.
     pub fn draw_scaled(&mut self, texture: &Canvas, x: f32, y: f32, w: f32, h: f32) {
+        self.draw_slanted(texture, x, y, w, h, 0.0);
+    }
+
+    /// [`Canvas::draw_scaled`] with the rectangle's columns shifted down by
+    /// `slant` pixels per pixel right of its middle (a plate seen from the
+    /// side and above: its lines slope).
+    pub fn draw_slanted(&mut self, texture: &Canvas, x: f32, y: f32, w: f32, h: f32, slant: f32) {
         if w < 1.0 || h < 1.0 {
             return;
         }
         let (cw, ch) = (self.width as i64, self.height as i64);
         let xa = (x.floor() as i64).clamp(0, cw);
         let xb = ((x + w).ceil() as i64).clamp(0, cw);
-        let ya = (y.floor() as i64).clamp(0, ch);
-        let yb = ((y + h).ceil() as i64).clamp(0, ch);
+        let rise = slant.abs() * w / 2.0;
+        let ya = ((y - rise).floor() as i64).clamp(0, ch);
+        let yb = ((y + h + rise).ceil() as i64).clamp(0, ch);
         let (sx, sy) = (texture.width as f32 / w, texture.height as f32 / h);
         let (tw, th) = (texture.width as i64, texture.height as i64);
         for py in ya..yb {
-            let v = (py as f32 + 0.5 - y) * sy - 0.5;
-            if v < -0.5 || v > th as f32 - 0.5 {
-                continue;
-            }
-            let v0 = (v.floor() as i64).clamp(0, th - 1);
-            let v1 = (v0 + 1).min(th - 1);
-            let fv = (v - v0 as f32).clamp(0.0, 1.0);
             for px in xa..xb {
+                let shift = slant * (px as f32 + 0.5 - x - w / 2.0);
+                let v = (py as f32 + 0.5 - y - shift) * sy - 0.5;
+                if v < -0.5 || v > th as f32 - 0.5 {
+                    continue;
+                }
+                let v0 = (v.floor() as i64).clamp(0, th - 1);
+                let v1 = (v0 + 1).min(th - 1);
+                let fv = (v - v0 as f32).clamp(0.0, 1.0);
                 let u = (px as f32 + 0.5 - x) * sx - 0.5;
                 if u < -0.5 || u > tw as f32 - 0.5 {
                     continue;
@@ -272,6 +281,50 @@ pub fn render_plate(font: &FontVec, text: &str, country: &str, height: u32) -> C
     plate
 }
 
+/// Size of a square plate (trailers, motorcycles, imported cars), metres:
+/// the 280 × 200 mm plate Moldova and Ukraine print on two lines.
+pub const SQUARE_PLATE_WIDTH_M: f32 = 0.28;
+pub const SQUARE_PLATE_HEIGHT_M: f32 = 0.2;
+
+/// A square plate drawn flat at `height` pixels: white, a thin black rim,
+/// the country strip on the left the whole height, and `lines` (top
+/// first, as printed) in black, one above the other.
+pub fn render_square_plate(font: &FontVec, lines: &[&str], country: &str, height: u32) -> Canvas {
+    let width = (height as f32 * SQUARE_PLATE_WIDTH_M / SQUARE_PLATE_HEIGHT_M).round() as u32;
+    let mut plate = Canvas::new(width, height, [244, 244, 240]);
+    let (wf, hf) = (width as f32, height as f32);
+    let rim = (hf / 30.0).max(1.0);
+    plate.fill_rect(0.0, 0.0, wf, rim, [25, 25, 25]);
+    plate.fill_rect(0.0, hf - rim, wf, hf, [25, 25, 25]);
+    plate.fill_rect(0.0, 0.0, rim, hf, [25, 25, 25]);
+    plate.fill_rect(wf - rim, 0.0, wf, hf, [25, 25, 25]);
+    let (strip_colour, code) = strip(country);
+    let strip_w = wf * 0.14;
+    plate.fill_rect(rim, rim, rim + strip_w, hf - rim, strip_colour);
+    draw_text(&mut plate, font, code, rim + strip_w * 0.08, hf * 0.92, strip_w * 0.55, [255, 255, 255], strip_w * 0.9);
+    let area_x = rim + strip_w + wf * 0.04;
+    let area_w = wf - area_x - rim - wf * 0.04;
+    let line_h = (hf - 2.0 * rim) / lines.len().max(1) as f32;
+    let measure = |text: &str, size: f32| {
+        let scaled = font.as_scaled(PxScale::from(size));
+        text.chars().map(|c| scaled.h_advance(scaled.glyph_id(c))).sum::<f32>()
+    };
+    // One size for all lines, the widest fitted; the lines close together,
+    // as square plates print them.
+    let mut size = line_h * 0.95;
+    let widest = lines.iter().map(|l| measure(l, size)).fold(0.0, f32::max);
+    if widest > area_w {
+        size *= area_w / widest;
+    }
+    let scaled = font.as_scaled(PxScale::from(size));
+    for (k, line) in lines.iter().enumerate() {
+        let baseline = rim + line_h * (k as f32 + 0.5) + (scaled.ascent() + scaled.descent()) / 2.0;
+        let text_w = measure(line, size);
+        draw_text(&mut plate, font, line, area_x + (area_w - text_w) / 2.0, baseline, size, [18, 18, 18], area_w);
+    }
+    plate
+}
+
 /// Draws `text` with its baseline at `baseline`, starting at `x`, `size` pixels tall.
 fn draw_text(canvas: &mut Canvas, font: &FontVec, text: &str, x: f32, baseline: f32, size: f32, colour: [u8; 3], max_w: f32) {
     let scale = PxScale::from(size);
@@ -320,13 +373,15 @@ pub fn background(width: u32, height: u32) -> Canvas {
     canvas
 }
 
-/// Draws a vehicle whose plate occupies (x, y, w, h): body, windscreen,
-/// lights (white at the front, red at the back) and the plate.
-pub fn draw_vehicle(canvas: &mut Canvas, plate: &Canvas, x: f32, y: f32, w: f32, h: f32, body: [u8; 3], front: bool) {
-    let body_w = w * 3.3;
+/// Draws a vehicle whose plate occupies (x, y, w, h), its lines sloping
+/// by `slant`: body, windscreen, lights (white at the front, red at the
+/// back) and the plate. A truck is wider and its cab or box rises higher.
+#[allow(clippy::too_many_arguments)]
+pub fn draw_vehicle(canvas: &mut Canvas, plate: &Canvas, [x, y, w, h]: [f32; 4], slant: f32, body: [u8; 3], front: bool, truck: bool) {
+    let body_w = w * if truck { 4.4 } else { 3.3 };
     let cx = x + w / 2.0;
     let (left, right) = (cx - body_w / 2.0, cx + body_w / 2.0);
-    let top = y - w * 0.55;
+    let top = y - w * if truck { 1.6 } else { 0.55 };
     let bottom = y + h + w * 0.22;
     canvas.fill_rect(left, top, right, bottom, body);
     let dark = body.map(|c| (c as f32 * 0.55) as u8);
@@ -335,5 +390,5 @@ pub fn draw_vehicle(canvas: &mut Canvas, plate: &Canvas, x: f32, y: f32, w: f32,
     let light = if front { [235, 235, 220] } else { [190, 30, 30] };
     canvas.fill_rect(left + w * 0.1, y - h * 0.2, left + w * 0.6, y + h * 0.5, light);
     canvas.fill_rect(right - w * 0.6, y - h * 0.2, right - w * 0.1, y + h * 0.5, light);
-    canvas.draw_scaled(plate, x, y, w, h);
+    canvas.draw_slanted(plate, x, y, w, h, slant);
 }

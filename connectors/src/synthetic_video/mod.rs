@@ -4,11 +4,15 @@
 //! motion blur, sensor noise and a changing light level; the frames are
 //! encoded to H.264 MP4 by GStreamer (`x264enc`, `mp4mux`).
 //!
-//! The geometry is a pinhole camera over a flat road: a plate `z` metres
-//! ahead has its centre at `y = (LINE_Y + 0.6) · LINE_Z / z − 0.6` (in
-//! fractions of the frame height) and its width in pixels is
-//! `PLATE_WIDTH_AT_LINE · width · LINE_Z / z`. So a plate crosses the
-//! counting line `y = LINE_Y` exactly when it is `LINE_Z` metres ahead.
+//! The geometry is a pinhole camera over a flat road ([`CameraMount`]):
+//! a plate `z` metres ahead, `d` metres below the camera, has its centre
+//! at `y = horizon + focal · d / z` pixels and is `focal · 0.52 / z` pixels
+//! wide; the camera is aimed and zoomed so that a car's plate crosses the
+//! counting line `y = LINE_Y` (a fraction of the frame height) when it is
+//! `line_distance_m` ahead, a fifth of the frame wide. Seen from above a
+//! plate looks shorter, seen from the side narrower and slanted. A truck's
+//! plate hangs lower or higher than a car's, so it crosses the line nearer
+//! or further away and larger or smaller.
 //! Vehicles normally approach (top to bottom, front plate); some drive the
 //! other way in the next lane, partly in view (bottom to top, rear plate),
 //! which a camera whose line counts passages `from_side = "top"` reports
@@ -27,8 +31,10 @@ use ab_glyph::FontVec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use draw::{Canvas, render_plate};
+pub use draw::{Canvas, render_plate, render_square_plate};
 pub use encode::{RenderError, encode_jpegs, encode_mp4};
+
+use borderflow_types::plate_grammar::{STACKED, matches};
 
 use crate::scenario::{PlateRegistry, TruePlate};
 
@@ -42,6 +48,11 @@ const LINE_Z: f32 = 12.0;
 const PLATE_WIDTH_AT_LINE: f32 = 0.2;
 /// The light at night, as a share of the day's.
 const NIGHT_GAIN: f32 = 0.2;
+/// Height of a car's plate above the road, metres.
+const CAR_PLATE_M: f32 = 0.5;
+/// Heights of a truck's plate: low on the bumper, or high (a cab-over
+/// truck's, a tractor's, a bus's), metres.
+const TRUCK_PLATE_M: [f32; 2] = [0.3, 1.1];
 
 /// One vehicle of a scene.
 #[derive(Clone, Debug)]
@@ -61,6 +72,49 @@ pub struct Vehicle {
     /// Sideways offset of the plate from the lane's centre, metres.
     pub offset_m: f32,
     pub colour: [u8; 3],
+    /// A truck (a larger body; its plate hangs low or high) or a car.
+    pub truck: bool,
+    /// Height of its plate above the road, metres.
+    pub plate_height_m: f32,
+    /// Its plate's lines, top first, when it carries a square plate (a
+    /// trailer's, a motorcycle's); empty: one line.
+    pub square_lines: Vec<String>,
+}
+
+impl Vehicle {
+    /// Its plate's width and height, metres.
+    fn plate_size_m(&self) -> (f32, f32) {
+        if self.square_lines.is_empty() {
+            (draw::PLATE_WIDTH_M, draw::PLATE_HEIGHT_M)
+        } else {
+            (draw::SQUARE_PLATE_WIDTH_M, draw::SQUARE_PLATE_HEIGHT_M)
+        }
+    }
+}
+
+/// How `norm` is printed on a square plate of two lines of its country
+/// ([`STACKED`]), top first: each line's characters in layout order, a
+/// space where the layout skips (Ukraine's `BH CE` over `3978`); `None`
+/// when the country has no such layout for it.
+pub fn square_lines(norm: &str, country: &str) -> Option<Vec<String>> {
+    let chars: Vec<char> = norm.chars().collect();
+    let layout = STACKED.iter().find(|l| l.country == country && l.lines.len() == 2 && l.format().is_some_and(|f| matches(f, norm)))?;
+    Some(
+        layout
+            .lines
+            .iter()
+            .map(|line| {
+                let mut text = String::new();
+                for (k, &at) in line.iter().enumerate() {
+                    if k > 0 && at != line[k - 1] + 1 {
+                        text.push(' ');
+                    }
+                    text.push(chars[at]);
+                }
+                text
+            })
+            .collect(),
+    )
 }
 
 /// A lane scene: its frame size and rate, its length and its vehicles.
@@ -81,6 +135,31 @@ pub struct Scene {
     pub weather: Weather,
     pub dirty_plates: bool,
     pub passer_by: bool,
+    pub camera: CameraMount,
+}
+
+/// Where the camera stands. It is aimed and zoomed so that a car's plate
+/// at the counting line is seen at the line's height in the frame, a fifth
+/// of the frame wide; the mount changes how plates move, shrink and slant
+/// on their way there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CameraMount {
+    /// How far above a car's plate the camera is, metres (`None`: the
+    /// project's usual camera, about 1.75 m above it in a 16:9 frame, a
+    /// pole at the roadside).
+    pub above_plate_m: Option<f32>,
+    /// How far ahead of the camera the counting line is, metres.
+    pub line_distance_m: f32,
+    /// The angle between the camera's view and the lane, degrees: 0 looks
+    /// straight down the lane; a camera beside the lane sees plates
+    /// narrower and their lines slanted.
+    pub yaw_deg: f32,
+}
+
+impl Default for CameraMount {
+    fn default() -> Self {
+        CameraMount { above_plate_m: None, line_distance_m: LINE_Z, yaw_deg: 0.0 }
+    }
 }
 
 /// What a test can check a read against: one vehicle that crosses the line.
@@ -133,6 +212,16 @@ pub struct Conditions {
     /// Someone walking across the lane every few seconds, passing in front
     /// of the plates for a moment.
     pub passer_by: bool,
+    /// Share of trucks among the vehicles (plates at 0.3 or 1.1 m instead
+    /// of a car's 0.5 m).
+    pub trucks: f64,
+    /// Where the camera stands.
+    pub camera: CameraMount,
+    /// Exposure time, seconds (a slow shutter blurs moving plates).
+    pub shutter_s: f32,
+    /// Share of vehicles carrying a square plate of two lines (where
+    /// their country prints their registration so).
+    pub square_plates: f64,
 }
 
 /// What falls between the camera and the lane.
@@ -157,6 +246,10 @@ impl Default for Conditions {
             weather: Weather::Clear,
             dirty_plates: false,
             passer_by: false,
+            trucks: 0.0,
+            camera: CameraMount::default(),
+            shutter_s: 1.0 / 250.0,
+            square_plates: 0.0,
         }
     }
 }
@@ -194,16 +287,29 @@ impl Scene {
                 let same_lane = !next_lane && conditions.departing_same_lane > 0.0 && rng.random_bool(conditions.departing_same_lane);
                 let approaching = !next_lane && !same_lane;
                 let (slow, fast) = conditions.speed_mps;
+                let speed_mps = rng.random_range(slow..fast);
+                let offset_m = if next_lane { rng.random_range(0.55..0.7) } else { rng.random_range(-0.3..0.0) };
+                let colour = COLOURS[rng.random_range(0..COLOURS.len())];
+                // Drawn only when trucks are asked for, so the default scenes
+                // stay as they were; a truck drives in the camera's lane (one
+                // in the next lane, its plate high and near, leaves the frame).
+                let truck = conditions.trucks > 0.0 && rng.random_bool(conditions.trucks) && !next_lane;
+                let plate_height_m = if truck { TRUCK_PLATE_M[rng.random_range(0..2)] } else { CAR_PLATE_M };
+                let square = conditions.square_plates > 0.0 && rng.random_bool(conditions.square_plates);
+                let square_lines = if square { square_lines(&plate.norm, country).unwrap_or_default() } else { Vec::new() };
                 Vehicle {
                     plate_text: plate.text,
                     plate_norm: plate.norm,
                     country,
                     crosses_at_s: lead_in + spacing * (i as f64 + 0.5) + jitter,
                     approaching,
-                    speed_mps: rng.random_range(slow..fast),
+                    speed_mps,
                     // Vehicles driving away in the next lane keep to it, so the two never drive through each other.
-                    offset_m: if next_lane { rng.random_range(0.55..0.7) } else { rng.random_range(-0.3..0.0) },
-                    colour: COLOURS[rng.random_range(0..COLOURS.len())],
+                    offset_m,
+                    colour,
+                    truck,
+                    plate_height_m,
+                    square_lines,
                 }
             })
             .collect();
@@ -214,12 +320,13 @@ impl Scene {
             duration_s,
             vehicles: list,
             noise: 3.0,
-            shutter_s: 1.0 / 250.0,
+            shutter_s: conditions.shutter_s,
             seed,
             night: conditions.night,
             weather: conditions.weather,
             dirty_plates: conditions.dirty_plates,
             passer_by: conditions.passer_by,
+            camera: conditions.camera,
         }
     }
 
@@ -228,27 +335,56 @@ impl Scene {
         (self.duration_s * self.fps as f64).floor() as u64
     }
 
+    /// The camera's focal length in pixels, and where the horizon would be
+    /// (pixels from the frame's top; negative: above it): a car's plate at
+    /// the line is `PLATE_WIDTH_AT_LINE` of the frame wide at `LINE_Y`.
+    fn optics(&self) -> (f32, f32, f32) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let line_z = self.camera.line_distance_m;
+        let focal = PLATE_WIDTH_AT_LINE * w * line_z / draw::PLATE_WIDTH_M;
+        // The usual camera: a plate `z` metres ahead is at (LINE_Y + 0.6) · LINE_Z / z − 0.6 frame heights.
+        let above = self.camera.above_plate_m.unwrap_or((LINE_Y + 0.6) * LINE_Z * h / (PLATE_WIDTH_AT_LINE * w * LINE_Z / draw::PLATE_WIDTH_M));
+        let horizon = LINE_Y * h - focal * above / line_z;
+        (focal, horizon, above)
+    }
+
+    /// How far ahead vehicle `v`'s plate is when it crosses the line, metres.
+    fn line_z(&self, v: &Vehicle) -> f32 {
+        let (focal, horizon, above) = self.optics();
+        let drop = above + CAR_PLATE_M - v.plate_height_m;
+        focal * drop / (LINE_Y * self.height as f32 - horizon)
+    }
+
     /// Where vehicle `v`'s plate is at time `t` (seconds): x, y, width,
-    /// height in pixels, and its speed down the frame in pixels per second;
-    /// `None` when it is out of sight.
-    fn plate_at(&self, v: &Vehicle, t: f64) -> Option<([f32; 4], f32)> {
+    /// height in pixels, its speed down the frame in pixels per second and
+    /// the slant of its lines (pixels down per pixel right); `None` when it
+    /// is out of sight.
+    fn plate_at(&self, v: &Vehicle, t: f64) -> Option<([f32; 4], f32, f32)> {
         let dt = (t - v.crosses_at_s) as f32;
-        let z = if v.approaching { LINE_Z - v.speed_mps * dt } else { LINE_Z + v.speed_mps * dt };
-        if !(7.0..=40.0).contains(&z) {
+        let line_z = self.line_z(v);
+        let z = if v.approaching { line_z - v.speed_mps * dt } else { line_z + v.speed_mps * dt };
+        if !(2.0..=80.0).contains(&z) {
             return None;
         }
         let (w, h) = (self.width as f32, self.height as f32);
-        let y_centre = ((LINE_Y + 0.6) * LINE_Z / z - 0.6) * h;
-        let plate_w = PLATE_WIDTH_AT_LINE * w * LINE_Z / z;
-        let plate_h = plate_w * draw::PLATE_HEIGHT_M / draw::PLATE_WIDTH_M;
-        let metre = plate_w / draw::PLATE_WIDTH_M;
+        let (focal, horizon, above) = self.optics();
+        let drop = above + CAR_PLATE_M - v.plate_height_m;
+        let y_centre = horizon + focal * drop / z;
+        let yaw = self.camera.yaw_deg.to_radians();
+        let (width_m, height_m) = v.plate_size_m();
+        let plate_w = focal * width_m / z * yaw.cos();
+        // Seen from above, a plate (upright) looks shorter by the cosine of the angle it is seen at.
+        let plate_h = focal * height_m / z * (drop / z).atan().cos();
+        let metre = focal / z;
         let x_centre = w / 2.0 + v.offset_m * metre;
         if y_centre - plate_h > h + plate_w || y_centre + plate_h < -plate_w {
             return None;
         }
-        // dy/dt = (LINE_Y + 0.6) · LINE_Z · h / z² · dz/dt, and dz/dt = ∓speed.
-        let dy_dt = (LINE_Y + 0.6) * LINE_Z * h / (z * z) * v.speed_mps;
-        Some(([x_centre - plate_w / 2.0, y_centre - plate_h / 2.0, plate_w, plate_h], dy_dt))
+        // dy/dt = focal · drop / z² · dz/dt, and dz/dt = ∓speed.
+        let dy_dt = focal * drop / (z * z) * v.speed_mps;
+        // Seen from above and from the side, a plate's lines slant.
+        let slant = drop / z * yaw.sin();
+        Some(([x_centre - plate_w / 2.0, y_centre - plate_h / 2.0, plate_w, plate_h], dy_dt, slant))
     }
 
     /// The light level at `t`: a slow swell and, every 45 s, a cloud that
@@ -296,7 +432,12 @@ impl<'a> SceneRenderer<'a> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let mut plate = render_plate(&font, &v.plate_text, v.country, texture_h);
+                let mut plate = if v.square_lines.is_empty() {
+                    render_plate(&font, &v.plate_text, v.country, texture_h)
+                } else {
+                    let lines: Vec<&str> = v.square_lines.iter().map(String::as_str).collect();
+                    render_square_plate(&font, &lines, v.country, texture_h * 2)
+                };
                 if scene.dirty_plates {
                     plate.smudge(5, scene.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
                 }
@@ -326,17 +467,17 @@ impl<'a> SceneRenderer<'a> {
         canvas.height = scene.height;
         canvas.rgb.clear();
         canvas.rgb.extend_from_slice(&self.background.rgb);
-        let mut visible: Vec<(usize, [f32; 4], f32)> = scene
+        let mut visible: Vec<(usize, [f32; 4], f32, f32)> = scene
             .vehicles
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| scene.plate_at(v, t).map(|(b, speed)| (i, b, speed)))
+            .filter_map(|(i, v)| scene.plate_at(v, t).map(|(b, speed, slant)| (i, b, speed, slant)))
             .collect();
         // Far (small) first, so nearer vehicles cover them.
         visible.sort_by(|a, b| a.1[2].total_cmp(&b.1[2]));
-        for (i, [x, y, w, h], speed) in visible {
+        for (i, [x, y, w, h], speed, slant) in visible {
             let v = &scene.vehicles[i];
-            draw::draw_vehicle(canvas, &self.plates[i], x, y, w, h, v.colour, v.approaching);
+            draw::draw_vehicle(canvas, &self.plates[i], [x, y, w, h], slant, v.colour, v.approaching, v.truck);
             let blur = speed * scene.shutter_s;
             canvas.blur_vertical(x - w * 1.2, y - w * 0.6, x + w * 2.2, y + h + w * 0.3, blur);
         }
@@ -361,7 +502,7 @@ impl<'a> SceneRenderer<'a> {
             // Headlights stay bright whatever the light: their glare spreads
             // beside the plate after the exposure has darkened the rest.
             for v in scene.vehicles.iter().filter(|v| v.approaching) {
-                if let Some(([x, y, w, h], _)) = scene.plate_at(v, t) {
+                if let Some(([x, y, w, h], _, _)) = scene.plate_at(v, t) {
                     let body_w = w * 3.3;
                     let cx = x + w / 2.0;
                     for lamp_x in [cx - body_w / 2.0 + w * 0.35, cx + body_w / 2.0 - w * 0.35] {
@@ -389,4 +530,33 @@ pub fn render_mp4(scene: &Scene, path: &Path, from_s: f64, to_s: f64) -> Result<
     let renderer = SceneRenderer::new(scene)?;
     encode_mp4(path, scene.width, scene.height, scene.fps, renderer.frames_between(from_s, to_s))?;
     Ok(scene.truth(from_s, to_s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn square_plates_print_their_lines_in_the_layouts_order() {
+        assert_eq!(square_lines("AB7107OO", "UA"), Some(vec!["AB OO".to_string(), "7107".to_string()]));
+        assert_eq!(square_lines("ABC123", "MD"), Some(vec!["ABC".to_string(), "123".to_string()]));
+        assert_eq!(square_lines("B123XYZ", "DE"), None);
+    }
+
+    #[test]
+    fn a_truck_s_high_plate_crosses_the_line_nearer_and_larger() {
+        let mut scene = Scene::random_with(640, 360, 10, 20.0, 2, 1, &Conditions::default());
+        scene.vehicles[1].plate_height_m = TRUCK_PLATE_M[1];
+        let (car, truck) = (&scene.vehicles[0], &scene.vehicles[1]);
+        assert!((scene.line_z(car) - LINE_Z).abs() < 1e-3);
+        assert!(scene.line_z(truck) < scene.line_z(car));
+        // At the moment each crosses, its plate's centre is on the line.
+        for v in [car, truck] {
+            let ([_, y, _, h], _, slant) = scene.plate_at(v, v.crosses_at_s).expect("in view at the line");
+            assert!((y + h / 2.0 - LINE_Y * 360.0).abs() < 0.5, "{y} {h}");
+            assert_eq!(slant, 0.0);
+        }
+        let width = |v: &Vehicle| scene.plate_at(v, v.crosses_at_s).expect("in view").0[2];
+        assert!(width(truck) > 1.3 * width(car));
+    }
 }
