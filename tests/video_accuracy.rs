@@ -47,14 +47,14 @@ fn harder_conditions() -> Vec<(&'static str, Conditions, u32, f64)> {
         ("queue (1.5-2.5 m/s, several in frame)", Conditions { speed_mps: (1.5, 2.5), ..day.clone() }, 10, 3.0),
         ("fast (12-16.7 m/s, 1.6 s apart)", Conditions { speed_mps: (12.0, 16.7), min_gap_s: 1.6, departing_next_lane: 0.0, ..day.clone() }, 25, 1.6),
         ("night (infrared grey, headlight glare)", Conditions { night: true, ..day.clone() }, 10, 3.0),
-        ("night, departing", Conditions { night: true, ..departing }, 10, 3.0),
+        ("night, departing", Conditions { night: true, ..departing.clone() }, 10, 3.0),
         ("rain", Conditions { weather: Weather::Rain, ..day.clone() }, 10, 3.0),
         ("snow, departing", Conditions { weather: Weather::Snow, ..departing.clone() }, 10, 3.0),
         ("dirty plates", Conditions { dirty_plates: true, ..day.clone() }, 10, 3.0),
         ("someone crossing in front", Conditions { passer_by: true, ..day.clone() }, 10, 3.0),
         ("trucks (plates at 0.3 and 1.1 m)", Conditions { trucks: 0.6, ..day.clone() }, 10, 3.0),
-        ("gantry camera (5.5 m up, line 24 m ahead)", Conditions { camera: CameraMount { above_plate_m: Some(5.0), line_distance_m: 24.0, yaw_deg: 0.0 }, ..day.clone() }, 10, 3.0),
-        ("camera beside the lane (25 degrees)", Conditions { camera: CameraMount { yaw_deg: 25.0, ..CameraMount::default() }, trucks: 0.3, ..day.clone() }, 10, 3.0),
+        ("gantry camera (5.5 m up, line 24 m ahead), departing", Conditions { camera: CameraMount { above_plate_m: Some(5.0), line_distance_m: 24.0, yaw_deg: 0.0 }, ..departing.clone() }, 10, 3.0),
+        ("camera beside the lane (25 degrees), departing", Conditions { camera: CameraMount { yaw_deg: 25.0, ..CameraMount::default() }, trucks: 0.3, ..departing.clone() }, 10, 3.0),
         ("square plates (two lines, half the vehicles)", Conditions { square_plates: 0.5, ..day.clone() }, 10, 3.0),
         ("motion blur (1/100 s at 8-12 m/s)", Conditions { shutter_s: 0.01, speed_mps: (8.0, 12.0), departing_next_lane: 0.0, ..day.clone() }, 10, 2.4),
     ]
@@ -67,8 +67,9 @@ fn harder_conditions() -> Vec<(&'static str, Conditions, u32, f64)> {
 /// night with vehicles driving away, rain, snow with vehicles driving away,
 /// dirty plates, someone walking across in front of the plates, trucks
 /// with plates low and high, a camera high on a gantry looking further
-/// ahead, a camera beside the lane (plates narrower and slanted), square
-/// plates of two lines and a slow shutter on fast traffic. Prints each condition's figures.
+/// ahead and one beside the lane (plates narrower and slanted), both at
+/// vehicles driving away, square plates of two lines and a slow shutter
+/// on fast traffic. Prints each condition's figures.
 /// `BORDERFLOW_HARD_SEEDS=1,2,3,4,5` and `BORDERFLOW_HARD_VEHICLES=40`
 /// run more (default: seed 5, 6 vehicles a condition);
 /// `BORDERFLOW_HARD_ONLY=night` only the conditions whose name holds it.
