@@ -23,7 +23,8 @@
 //! of the same vehicle's track: up to two characters off, O and 0 alike,
 //! or without its region letters) cancels it, and only with two readings
 //! and some confidence, or one sure reading of a known format. An unsure
-//! read at the line is held the same way. A plate this camera has
+//! read at the line is held the same way, and gives way to a surer held
+//! read of the same vehicle. A plate this camera has
 //! emitted within `repeat_ms` (or one of the same vehicle) is not
 //! emitted again: two vehicles in one lane seconds apart rarely carry
 //! plates that close, while one vehicle in a queue stays in view long.
@@ -546,6 +547,7 @@ impl CameraReader {
         let window = self.options.repeat_ms.max(2 * self.options.hold_ms);
         self.recent.retain(|(at, _)| now_ms - at <= window);
         if read.plate_norm.len() < MIN_PLATE_CHARS || (read.plate_country.is_none() && read.confidence < MIN_UNKNOWN_FORMAT_CONFIDENCE) {
+            tracing::debug!(camera = %self.camera.id, plate = %read.plate_norm, confidence = read.confidence, "too short or unsure of an unknown format: dropped");
             self.crops.remove(&read.read_id);
             return;
         }
@@ -555,10 +557,18 @@ impl CameraReader {
             self.crops.remove(&read.read_id);
             return;
         }
+        // A surer held read of the same vehicle waits to be emitted: this
+        // one gives way to it.
+        if self.pending.iter().any(|(_, p)| p.confidence > read.confidence && same_vehicle(&p.plate_norm, &read.plate_norm, unsure)) {
+            tracing::debug!(camera = %self.camera.id, plate = %read.plate_norm, "a surer held read of the same vehicle waits: dropped");
+            self.crops.remove(&read.read_id);
+            return;
+        }
         // Held pieces of the same vehicle's track give way.
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, p)| same_vehicle(&p.plate_norm, &read.plate_norm, p.confidence < MIN_SURE_CONFIDENCE));
         self.pending = kept;
         for (_, held) in gone {
+            tracing::debug!(camera = %self.camera.id, held = %held.plate_norm, plate = %read.plate_norm, "held read gives way");
             self.crops.remove(&held.read_id);
         }
         self.recent.push((now_ms, read.plate_norm.clone()));
