@@ -257,12 +257,9 @@ impl PlateReader {
     pub fn read_stacked(&mut self, image: &RgbImage, lines: &[TextBox]) -> Result<Vec<PlateReading>, PlateReaderError> {
         let crops: Vec<RgbImage> = lines.iter().map(|l| crop_upright(image, l, self.options.crop_margin)).collect();
         let read = self.recognizer.recognize(&crops)?;
-        let area = union_of(&lines.iter().collect::<Vec<_>>());
-        let raw = read.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("/");
+        let (area, raw, texts) = stacked_readings_of(&read.iter().collect::<Vec<_>>(), &lines.iter().collect::<Vec<_>>(), self.options.prefer_country.as_deref());
         tracing::debug!(lines = %raw, "square plate read");
-        let prefer = self.options.prefer_country.as_deref();
-        let read: Vec<&borderflow_models::TextLine> = read.iter().collect();
-        Ok(stacked_plate_texts(&read, prefer).into_iter().take(3).map(|text| PlateReading::of(&text, 1.0, raw.clone(), area.bounds())).collect())
+        Ok(texts.into_iter().map(|text| PlateReading::of(&text, 1.0, raw.clone(), area.bounds())).collect())
     }
 
     /// The readings of `image` given its detected words.
@@ -323,11 +320,9 @@ impl PlateReader {
         for stack in stacked_lines(&whole_areas) {
             let stack: Vec<usize> = stack.into_iter().map(|k| whole[k]).collect();
             let stack_lines: Vec<&borderflow_models::TextLine> = stack.iter().map(|&i| &lines[i]).collect();
-            let area = union_of(&stack.iter().map(|&i| &candidates[i].area).collect::<Vec<_>>());
-            let raw = stack.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join("/");
-            for text in stacked_plate_texts(&stack_lines, prefer).into_iter().take(3) {
-                stacked_readings.push((area.clone(), raw.clone(), text));
-            }
+            let boxes: Vec<&TextBox> = stack.iter().map(|&i| &candidates[i].area).collect();
+            let (area, raw, texts) = stacked_readings_of(&stack_lines, &boxes, prefer);
+            stacked_readings.extend(texts.into_iter().map(|text| (area.clone(), raw.clone(), text)));
         }
         let tallest_stack = stacked_readings.iter().map(|(area, _, _)| area.height).fold(tallest, f32::max);
         for (area, raw, text) in stacked_readings {
@@ -344,6 +339,14 @@ impl PlateReader {
         readings.retain(|r| !r.text.is_empty() && seen.insert(r.text.clone()));
         Ok(readings)
     }
+}
+
+/// The lines of one square plate read (`lines`, top first, in `boxes`):
+/// the area they cover, their raw texts joined by `/`, and the best three
+/// texts the stacked layouts make of them.
+fn stacked_readings_of(lines: &[&borderflow_models::TextLine], boxes: &[&TextBox], prefer: Option<&str>) -> (TextBox, String, Vec<PlateText>) {
+    let raw = lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("/");
+    (union_of(boxes), raw, stacked_plate_texts(lines, prefer).into_iter().take(3).collect())
 }
 
 /// Readings of the same text merged: the best confidence, raised a little
