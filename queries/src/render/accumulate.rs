@@ -144,7 +144,7 @@ pub(super) fn contributions(aggregates: &[Accumulated], arguments: &[ArrayRef], 
                 let codec = aggregate.value_codec.as_ref().ok_or_else(|| Error::Internal("a value aggregate without its codec".into()))?;
                 let encoded = codec.encode(std::slice::from_ref(column), rows)?;
                 for (i, (row, value)) in out.iter_mut().zip(encoded).enumerate() {
-                    row.push(if column.is_null(i) { Contribution::Null } else { Contribution::Value(value.0) });
+                    row.push(if column.is_null(i) { Contribution::Null } else { Contribution::Value(value.0.to_vec()) });
                 }
             }
         }
@@ -218,7 +218,7 @@ impl Finisher {
                     let chosen = if aggregate.kind == Kind::Min { values.keys().next() } else { values.keys().next_back() };
                     match chosen {
                         Some(bytes) => {
-                            let row = Row(bytes.clone());
+                            let row = Row::from_bytes(bytes);
                             codec.decode_columns([&row])?.pop().ok_or_else(|| Error::Internal("min/max decoded no column".into()))?
                         }
                         None => arrow::array::new_null_array(codec.schema().field(0).data_type(), 1),

@@ -168,8 +168,8 @@ fn null_aware_anti<'scope>(
     right: &Plan,
     right_keys: &[Arc<dyn PhysicalExpr>],
 ) -> Result<Rows<'scope>, Error> {
-    let right_null = Row(vec![1]);
-    let right_any = Row(vec![0]);
+    let right_null = Row::from_bytes(&[1]);
+    let right_any = Row::from_bytes(&[0]);
     let (right_null_key, right_any_key) = (right_null.clone(), right_any.clone());
     // One marker per right row: "has rows", and "has a NULL key" where it does.
     let right_markers = map_batches(right_rows, "NotInRight", RowCodec::new(right.schema())?, itself, {
