@@ -41,6 +41,38 @@ impl Row {
     }
 }
 
+/// The key an arrangement indexes rows by (a join's or a partition's): the
+/// encoded key and its hash, which orders keys first. Arrangements and joins
+/// compare keys all the time (a join seeks each changed key in every batch
+/// of the other side); most comparisons are decided by the integer, and
+/// bytes are compared only where the hashes are equal. Exchanges route by
+/// the same hash, computed once per key.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Key {
+    hash: u64,
+    row: Row,
+}
+
+impl Key {
+    pub fn new(row: Row) -> Key {
+        use std::hash::BuildHasher;
+        // The same fixed-seed hash in every process (exchanges between
+        // processes must agree on it).
+        let hash = foldhash::quality::FixedState::with_seed(0).hash_one(&*row.0);
+        Key { hash, row }
+    }
+
+    pub fn row(&self) -> &Row {
+        &self.row
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
 /// Converts between record batches of one schema and [`Row`]s.
 pub struct RowCodec {
     schema: SchemaRef,

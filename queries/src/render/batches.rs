@@ -11,7 +11,7 @@ use differential_dataflow::collection::AsCollection;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 
-use crate::row::{Row, RowCodec};
+use crate::row::{Key, Row, RowCodec};
 
 use super::Rows;
 
@@ -96,15 +96,16 @@ pub(super) fn as_mask(array: &ArrayRef) -> datafusion::error::Result<BooleanArra
         .ok_or_else(|| datafusion::error::DataFusionError::Internal("a filter is not boolean".into()))
 }
 
-/// Keys rows by the encoded values of `keys`; rows whose key has a NULL are
-/// dropped when `drop_null_keys` (NULL never equals anything in SQL).
+/// Keys rows by the encoded values of `keys` (hashed once, see [`Key`]);
+/// rows whose key has a NULL are dropped when `drop_null_keys` (NULL never
+/// equals anything in SQL).
 pub(super) fn key_by<'scope>(
     rows: Rows<'scope>,
     codec: RowCodec,
     keys: Vec<Arc<dyn PhysicalExpr>>,
     key_codec: RowCodec,
     drop_null_keys: bool,
-) -> VecCollection<'scope, u64, (Row, Row), isize> {
+) -> VecCollection<'scope, u64, (Key, Row), isize> {
     map_batches(rows, "KeyBy", codec, itself, move |batch, chunk| {
         let columns: Vec<ArrayRef> = keys.iter().map(|k| evaluate(k, batch)).collect::<Result<_, _>>()?;
         let encoded = key_codec.encode(&columns, batch.num_rows())?;
@@ -114,7 +115,7 @@ pub(super) fn key_by<'scope>(
             .enumerate()
             .map(|(i, (key, (row, _, _)))| {
                 let has_null = columns.iter().any(|c| c.is_null(i));
-                (!(drop_null_keys && has_null)).then(|| (key, row.clone()))
+                (!(drop_null_keys && has_null)).then(|| (Key::new(key), row.clone()))
             })
             .collect())
     })

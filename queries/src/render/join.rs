@@ -11,7 +11,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use differential_dataflow::VecCollection;
 
 use crate::plan::{JoinKind, Plan};
-use crate::row::{Row, RowCodec};
+use crate::row::{Key, Row, RowCodec};
 
 use super::batches::{as_mask, evaluate, itself, key_by, map_batches, second};
 use super::{Error, Inputs, Rows, render};
@@ -60,7 +60,7 @@ pub(super) fn render_join<'scope>(plan: &Plan, inputs: &dyn Inputs<'scope>) -> R
         }
         .arrange_by_key())
     })?;
-    let mut joined = lk.join_core(rk, |_key, l: &Row, r: &Row| Some((l.clone(), l.concat(r))));
+    let mut joined = lk.join_core(rk, |_key: &Key, l: &Row, r: &Row| Some((l.clone(), l.concat(r))));
     if let Some(residual) = residual.clone() {
         let codec = RowCodec::new(Arc::clone(joined_schema))?;
         // Filter on the joined row, keeping the (left, joined) pairs.
@@ -114,7 +114,7 @@ fn bucket_by<'scope>(
     key_codec: RowCodec,
     (from, to): (&Arc<dyn PhysicalExpr>, &Arc<dyn PhysicalExpr>),
     width: i64,
-) -> VecCollection<'scope, u64, (Row, Row), isize> {
+) -> VecCollection<'scope, u64, (Key, Row), isize> {
     // A range spanning more buckets than this is joined through its first ones only; logged.
     const MAX_BUCKETS: i64 = 100_000;
     let (from, to) = (Arc::clone(from), Arc::clone(to));
@@ -150,7 +150,7 @@ fn bucket_by<'scope>(
         let out = chunk
             .iter()
             .zip(spans)
-            .map(|((row, _, _), span)| span.map(|span| keys.by_ref().take(span.len()).map(|key| (key, row.clone())).collect::<Vec<_>>()))
+            .map(|((row, _, _), span)| span.map(|span| keys.by_ref().take(span.len()).map(|key| (Key::new(key), row.clone())).collect::<Vec<_>>()))
             .collect();
         Ok(out)
     })

@@ -86,7 +86,7 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::ValSpine;
 
 use crate::plan::Plan;
-use crate::row::Row;
+use crate::row::{Key, Row};
 
 mod accumulate;
 mod batches;
@@ -101,7 +101,7 @@ mod window;
 pub type Rows<'scope> = VecCollection<'scope, u64, Row, isize>;
 
 /// The trace of rows arranged by an encoded key (a join input).
-pub type KeyedTrace = TraceAgent<ValSpine<Row, Row, u64, isize>>;
+pub type KeyedTrace = TraceAgent<ValSpine<Key, Row, u64, isize>>;
 
 /// Rows arranged by an encoded key, in a scope.
 pub type Keyed<'scope> = Arranged<'scope, KeyedTrace>;
