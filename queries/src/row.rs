@@ -4,7 +4,8 @@
 //! Rows compare and hash as bytes, which is what differential's arrangements
 //! and exchanges need, and a row of several columns is the concatenation of
 //! its columns' encodings, so a join concatenates two rows without decoding
-//! them. Batches cross in and out with [`RowCodec`].
+//! them. Batches cross in and out with [`RowCodec`]. An arrangement's key
+//! is a [`Key`]: an encoded row and its hash.
 
 use std::sync::Arc;
 

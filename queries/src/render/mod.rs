@@ -3,10 +3,12 @@
 //! # Rows
 //!
 //! Inside the dataflow a row is a [`Row`]: Arrow's row format, one byte
-//! string per row (see [`crate::row`]). Rows compare and hash as bytes, which
-//! is what arrangements and exchanges need, and the encoding of several
-//! columns is the concatenation of theirs, so a join concatenates two rows
-//! without decoding them. Every collection is a [`Rows`]: `(Row, time,
+//! string per row (see [`crate::row`]), immutable and shared, so the copies
+//! arrangements, merges and joins keep of a row are one allocation. Rows
+//! compare and hash as bytes, which is what arrangements and exchanges need,
+//! and the encoding of several columns is the concatenation of theirs, so a
+//! join concatenates two rows without decoding them. Arrangements index rows
+//! by a [`Key`]: the encoded key with its hash, compared hash first. Every collection is a [`Rows`]: `(Row, time,
 //! diff)` with times in milliseconds (a commit's time) and `isize` diffs.
 //! Expressions are never evaluated row by row: an operator takes each chunk
 //! of updates timely hands it, decodes the chunk's rows into one Arrow
