@@ -93,6 +93,9 @@ pub struct StandingViews {
     pending: BTreeMap<String, Vec<(Row, isize)>>,
     /// Whether views keep their changelogs in memory.
     keep_changelogs: bool,
+    /// Whether tables keep a copy of their contents here (for retractions,
+    /// upserts and batch answers).
+    keep_table_contents: bool,
 }
 
 /// `now()` for planning standing views: volatile, so DataFusion's optimizer
@@ -162,6 +165,7 @@ impl StandingViews {
             time: 0,
             pending: BTreeMap::new(),
             keep_changelogs: true,
+            keep_table_contents: true,
         })
     }
 
@@ -174,6 +178,20 @@ impl StandingViews {
         if !keep {
             for view in self.views.values_mut() {
                 view.changelog = Vec::new();
+            }
+        }
+    }
+
+    /// Whether tables keep a copy of their rows beside the dataflow (the
+    /// default), which retractions, upserts, [`table`](Self::table) and the
+    /// batch answers need. A backfill that only inserts (`borderflow replay`)
+    /// turns it off: a million rows cost their copy's memory and a B-tree
+    /// insertion each. Without it, retracting and reading a table are refused.
+    pub fn keep_table_contents(&mut self, keep: bool) {
+        self.keep_table_contents = keep;
+        if !keep {
+            for table in self.tables.values_mut() {
+                table.rows = BTreeMap::new();
             }
         }
     }
@@ -275,6 +293,14 @@ impl StandingViews {
             return Err(data(&format!("batch schema {:?} differs from the table's", batch.schema())));
         }
         let rows = entry.codec.encode(batch.columns(), batch.num_rows()).map_err(|e| data(&e))?;
+        if !self.keep_table_contents {
+            if sign < 0 {
+                return Err(data(&"retracting from a table whose contents are not kept here (keep_table_contents is off)"));
+            }
+            let count = rows.len();
+            self.pending.entry(table.to_string()).or_default().extend(rows.into_iter().map(|r| (r, sign)));
+            return Ok(count);
+        }
         if sign < 0 {
             // Retracting a row that is not there would corrupt every view.
             let mut needed: BTreeMap<&Row, isize> = BTreeMap::new();
@@ -525,6 +551,9 @@ impl StandingViews {
     /// A table's current contents.
     pub fn table(&self, name: &str) -> Result<RecordBatch, ViewError> {
         let table = self.tables.get(name).ok_or_else(|| ViewError::UnknownTable(name.to_string()))?;
+        if !self.keep_table_contents {
+            return Err(ViewError::Data { table: name.to_string(), message: "the table's contents are not kept here (keep_table_contents is off)".into() });
+        }
         let rows = table.rows.iter().flat_map(|(row, n)| std::iter::repeat_n(row, (*n).max(0) as usize));
         table.codec.decode(rows).map_err(|e| ViewError::Data { table: name.to_string(), message: e.to_string() })
     }

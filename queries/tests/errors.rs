@@ -51,3 +51,25 @@ async fn a_row_that_fails_to_evaluate_costs_only_itself() {
         assert!(views.errors("nonexistent").is_err());
     }
 }
+
+/// Without a copy of the tables' contents (a backfill's setting), views are
+/// maintained as before, while what needs the copy is refused, saying why.
+#[tokio::test]
+async fn without_table_contents_views_run_and_retractions_are_refused() {
+    let mut views = StandingViews::with_workers(2).expect("views");
+    views.register_table("t", schema()).expect("table");
+    views.keep_table_contents(false);
+    views.create_view("long", "SELECT id, s FROM t WHERE length(s) > 1").await.expect("view");
+    views.create_view("per_s", "SELECT s, count(*) AS n FROM t GROUP BY s").await.expect("view");
+    views.insert("t", &batch(&[(1, "ab"), (2, "c"), (3, "ab")])).expect("insert");
+    views.commit();
+    assert_eq!(rows(&views.snapshot("long").expect("snapshot")), ["1|ab", "3|ab"]);
+    assert_eq!(rows(&views.snapshot("per_s").expect("snapshot")), ["ab|2", "c|1"]);
+    let refused = views.retract("t", &batch(&[(1, "ab")])).expect_err("a retraction is refused");
+    assert!(refused.to_string().contains("table `t`") && refused.to_string().contains("not kept"), "{refused}");
+    assert!(views.table("t").is_err());
+    // The refused retraction changed nothing.
+    views.insert("t", &batch(&[(4, "de")])).expect("insert");
+    views.commit();
+    assert_eq!(rows(&views.snapshot("long").expect("snapshot")), ["1|ab", "3|ab", "4|de"]);
+}

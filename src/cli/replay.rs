@@ -45,6 +45,7 @@ pub fn command(runtime: Runtime, options: ReplayOptions) -> Result<(), String> {
     let mut views = StandingViews::on(&runtime).map_err(|e| e.to_string())?;
     // Only the snapshots are written.
     views.keep_changelogs(false);
+    views.keep_table_contents(false);
     for table in &tables {
         views.register_table(&table.name, table.batch.schema()).map_err(|e| format!("--table {}: {e}", table.name))?;
     }
