@@ -77,16 +77,10 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key of an encoded row, hashed as differential hashes the row
+    /// for its exchanges (the same fixed seed in every process).
     pub fn new(row: Row) -> Key {
-        use std::hash::BuildHasher;
-        // The same fixed-seed hash in every process (exchanges between
-        // processes must agree on it).
-        let hash = foldhash::quality::FixedState::with_seed(0).hash_one(&*row.0);
-        Key { hash, row }
-    }
-
-    pub fn row(&self) -> &Row {
-        &self.row
+        Key { hash: differential_dataflow::Hashable::hashed(&row), row }
     }
 }
 

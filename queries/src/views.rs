@@ -293,13 +293,8 @@ impl StandingViews {
             return Err(data(&format!("batch schema {:?} differs from the table's", batch.schema())));
         }
         let rows = entry.codec.encode(batch.columns(), batch.num_rows()).map_err(|e| data(&e))?;
-        if !self.keep_table_contents {
-            if sign < 0 {
-                return Err(data(&"retracting from a table whose contents are not kept here (keep_table_contents is off)"));
-            }
-            let count = rows.len();
-            self.pending.entry(table.to_string()).or_default().extend(rows.into_iter().map(|r| (r, sign)));
-            return Ok(count);
+        if sign < 0 && !self.keep_table_contents {
+            return Err(data(&"retracting from a table whose contents are not kept here (keep_table_contents is off)"));
         }
         if sign < 0 {
             // Retracting a row that is not there would corrupt every view.
@@ -313,11 +308,13 @@ impl StandingViews {
                 }
             }
         }
-        for row in &rows {
-            let count = entry.rows.entry(row.clone()).or_default();
-            *count += sign;
-            if *count == 0 {
-                entry.rows.remove(row);
+        if self.keep_table_contents {
+            for row in &rows {
+                let count = entry.rows.entry(row.clone()).or_default();
+                *count += sign;
+                if *count == 0 {
+                    entry.rows.remove(row);
+                }
             }
         }
         let count = rows.len();

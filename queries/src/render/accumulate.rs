@@ -107,7 +107,7 @@ pub(super) enum Contribution {
     /// An integer `sum` adds.
     Int(i128),
     /// A value of `min`, `max` or count DISTINCT, row-encoded.
-    Value(Vec<u8>),
+    Value(Row),
 }
 
 /// The contributions of a batch's rows: one `Vec` per row, one entry per
@@ -144,7 +144,7 @@ pub(super) fn contributions(aggregates: &[Accumulated], arguments: &[ArrayRef], 
                 let codec = aggregate.value_codec.as_ref().ok_or_else(|| Error::Internal("a value aggregate without its codec".into()))?;
                 let encoded = codec.encode(std::slice::from_ref(column), rows)?;
                 for (i, (row, value)) in out.iter_mut().zip(encoded).enumerate() {
-                    row.push(if column.is_null(i) { Contribution::Null } else { Contribution::Value(value.0.to_vec()) });
+                    row.push(if column.is_null(i) { Contribution::Null } else { Contribution::Value(value) });
                 }
             }
         }
@@ -158,7 +158,7 @@ enum State {
     Count(i64),
     Sum { sum: i128, values: i64 },
     /// Value → multiplicity (min, max, count DISTINCT); no zero entries.
-    Values(BTreeMap<Vec<u8>, i64>),
+    Values(BTreeMap<Row, i64>),
 }
 
 struct Group {
@@ -217,9 +217,8 @@ impl Finisher {
                     let codec = aggregate.value_codec.as_ref().ok_or_else(|| Error::Internal("min/max without its codec".into()))?;
                     let chosen = if aggregate.kind == Kind::Min { values.keys().next() } else { values.keys().next_back() };
                     match chosen {
-                        Some(bytes) => {
-                            let row = Row::from_bytes(bytes);
-                            codec.decode_columns([&row])?.pop().ok_or_else(|| Error::Internal("min/max decoded no column".into()))?
+                        Some(row) => {
+                            codec.decode_columns([row])?.pop().ok_or_else(|| Error::Internal("min/max decoded no column".into()))?
                         }
                         None => arrow::array::new_null_array(codec.schema().field(0).data_type(), 1),
                     }
@@ -240,11 +239,11 @@ fn apply(state: &mut State, contribution: &Contribution, diff: i64) {
             *sum += v * i128::from(diff);
             *values += diff;
         }
-        (State::Values(values), Contribution::Value(bytes)) => {
-            let entry = values.entry(bytes.clone()).or_insert(0);
+        (State::Values(values), Contribution::Value(value)) => {
+            let entry = values.entry(value.clone()).or_insert(0);
             *entry += diff;
             if *entry == 0 {
-                values.remove(bytes);
+                values.remove(value);
             }
         }
         _ => {}

@@ -8,8 +8,9 @@
 //! compare and hash as bytes, which is what arrangements and exchanges need,
 //! and the encoding of several columns is the concatenation of theirs, so a
 //! join concatenates two rows without decoding them. Arrangements index rows
-//! by a [`Key`]: the encoded key with its hash, compared hash first. Every collection is a [`Rows`]: `(Row, time,
-//! diff)` with times in milliseconds (a commit's time) and `isize` diffs.
+//! by a [`Key`]: the encoded key with its hash, compared hash first. Every
+//! collection is a [`Rows`]: `(Row, time, diff)` with times in milliseconds
+//! (a commit's time) and `isize` diffs.
 //! Expressions are never evaluated row by row: an operator takes each chunk
 //! of updates timely hands it, decodes the chunk's rows into one Arrow
 //! record batch ([`RowCodec`](crate::row::RowCodec)), evaluates DataFusion's
